@@ -1,0 +1,91 @@
+// What one epoch measured, and the lab's report format.
+//
+// Definitions (the lab's):
+//   load_s   time the training loop waited for the loader's next batch (device copy excluded)
+//   copy_s   host-to-device copy of the batch (zero work on the CPU, still timed)
+//   train_s  forward + loss + backward + optimizer step, ended by a device synchronize
+//   epoch_s  wall time of the whole epoch loop
+//   loss     mean of the per-batch training losses; top1 = correct / samples * 100
+#ifndef TRAINLAB_CORE_STATS_H_
+#define TRAINLAB_CORE_STATS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+
+namespace trainlab {
+
+// Seconds spent in each part of one training step (measured when asked for; see step.h).
+struct PhaseTimes {
+  double forward_s = 0;   // forward + loss
+  double backward_s = 0;  // backward
+  double step_s = 0;      // optimizer step
+};
+
+struct BatchRecord {
+  int64_t index = 0;
+  int64_t size = 0;
+  double wait_s = 0;
+  double copy_s = 0;
+  double train_s = 0;
+  double loss = 0;
+  int64_t correct = 0;
+  std::optional<PhaseTimes> phases;
+};
+
+// The first batch whose loss was NaN or infinite.
+struct Divergence {
+  int64_t epoch = 0;
+  int64_t batch = 0;
+  double loss = 0;
+};
+
+struct EpochStats {
+  int64_t epoch = 0;  // 1-based, as printed
+  double loss = 0;
+  double top1 = 0;  // percent
+  double load_s = 0;
+  double copy_s = 0;
+  double train_s = 0;
+  double epoch_s = 0;
+  int64_t samples = 0;
+  std::vector<BatchRecord> batches;
+  std::optional<Divergence> diverged;
+
+  double avg_train_per_batch_s() const {
+    return batches.empty() ? 0.0 : train_s / static_cast<double>(batches.size());
+  }
+};
+
+struct EvalStats {
+  double loss = 0;
+  double top1 = 0;
+  int64_t samples = 0;
+};
+
+// The lab's per-epoch block, byte for byte:
+//   =====
+//   Epoch 1 Summary:
+//   - Loss: 1.9055
+//   ...
+//   =====
+inline std::string FormatLabBlock(const EpochStats& s) {
+  return absl::StrFormat(
+      "=====\n"
+      "Epoch %d Summary:\n"
+      "- Loss: %.4f\n"
+      "- Accuracy (Top-1): %.2f%%\n"
+      "- Total Data Loading Time: %.4fs\n"
+      "- Total Training Time: %.4fs\n"
+      "- Average Training Time per Batch: %.4fs\n"
+      "- Total Epoch Time: %.4fs\n"
+      "=====\n",
+      s.epoch, s.loss, s.top1, s.load_s, s.train_s, s.avg_train_per_batch_s(), s.epoch_s);
+}
+
+}  // namespace trainlab
+
+#endif  // TRAINLAB_CORE_STATS_H_

@@ -1,0 +1,178 @@
+// One training step, and the knobs a compile strategy turns on it.
+//
+// The Trainer hands the step type-erased functions (forward, zero_grad, optimizer step) so that
+// strategies know nothing of the concrete model or optimizer. `StepOptions` is what strategies
+// (plugins/compile/) edit: memory format, autocast dtype, cuDNN autotuning, and, for
+// cuda_graph, a replacement for the eager runner.
+//
+//   x: (B, 3, 32, 32) on the device -> logits (B, 10) -> loss () and correct-count ()
+//
+// Example:
+//   StepOptions options;                    // eager
+//   auto runner = MakeStepRunner(fns, options);
+//   StepOutput out = (*runner)->Run(x, y, /*phases=*/nullptr);
+#ifndef TRAINLAB_CORE_STEP_H_
+#define TRAINLAB_CORE_STEP_H_
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/module.h>
+#include <torch/version.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/stats.h"
+#include "core/timer.h"
+
+namespace trainlab {
+
+// What a step needs from the model and optimizer, type-erased.
+struct StepFunctions {
+  torch::nn::Module* module = nullptr;                       // parameters, train()/eval(), to()
+  std::function<at::Tensor(const at::Tensor&)> forward;      // images -> logits
+  std::function<void()> zero_grad;                           // the optimizer's zero_grad()
+  std::function<void()> optimizer_step;                      // the optimizer's step()
+  c10::Device device = c10::kCPU;
+  bool optimizer_capturable = false;                         // see OptimizerEntry::capturable
+};
+
+// Device scalars; read them after the step's synchronize.
+struct StepOutput {
+  at::Tensor loss;     // () float: mean cross-entropy of the batch
+  at::Tensor correct;  // () int64: number of top-1 hits
+};
+
+// Runs steps. The eager runner is below; cuda_graph brings its own.
+class StepRunner {
+ public:
+  virtual ~StepRunner() = default;
+  // `phases`, when not null, receives forward/backward/step times; measuring them costs a
+  // device synchronize between phases, so the trainer asks only when tracing.
+  virtual StepOutput Run(const at::Tensor& x, const at::Tensor& y, PhaseTimes* phases) = 0;
+};
+
+struct StepOptions;
+using RunnerFactory =
+    std::function<absl::StatusOr<std::unique_ptr<StepRunner>>(const StepFunctions&, const StepOptions&)>;
+
+struct StepOptions {
+  // Layout of the model's weights and of every input batch (ChannelsLast = NHWC).
+  c10::MemoryFormat memory_format = c10::MemoryFormat::Contiguous;
+  // When set, forward and loss run under autocast to this dtype (backward never does).
+  std::optional<c10::ScalarType> autocast_dtype;
+  // cuDNN benchmark mode: time every algorithm once per new shape and keep the fastest.
+  bool cudnn_benchmark = false;
+  // Replaces the eager runner (cuda_graph sets it).
+  RunnerFactory make_runner;
+  // Names of the strategies that made these options, in order ("eager" when none).
+  std::vector<std::string> names;
+};
+
+// Autocast on `device_type` to `dtype` for the guard's lifetime, as torch.autocast does
+// (including the cast cache being cleared when the outermost autocast region ends).
+class AutocastGuard {
+ public:
+  AutocastGuard(c10::DeviceType device_type, c10::ScalarType dtype) : device_type_(device_type) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    prev_enabled_ = at::autocast::is_autocast_enabled(device_type);
+    prev_dtype_ = at::autocast::get_autocast_dtype(device_type);
+    at::autocast::set_autocast_enabled(device_type, true);
+    at::autocast::set_autocast_dtype(device_type, dtype);
+#else
+    if (device_type == c10::DeviceType::CUDA) {
+      prev_enabled_ = at::autocast::is_enabled();
+      prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+      at::autocast::set_enabled(true);
+      at::autocast::set_autocast_gpu_dtype(dtype);
+    } else {
+      prev_enabled_ = at::autocast::is_cpu_enabled();
+      prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+      at::autocast::set_cpu_enabled(true);
+      at::autocast::set_autocast_cpu_dtype(dtype);
+    }
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(device_type_, prev_enabled_);
+    at::autocast::set_autocast_dtype(device_type_, prev_dtype_);
+#else
+    if (device_type_ == c10::DeviceType::CUDA) {
+      at::autocast::set_enabled(prev_enabled_);
+      at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+    } else {
+      at::autocast::set_cpu_enabled(prev_enabled_);
+      at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+    }
+#endif
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  c10::DeviceType device_type_;
+  bool prev_enabled_ = false;
+  c10::ScalarType prev_dtype_ = c10::ScalarType::Float;
+};
+
+// Forward + loss under the options' autocast. Returns {loss, logits}.
+inline std::pair<at::Tensor, at::Tensor> ForwardAndLoss(const StepFunctions& fns,
+                                                        const StepOptions& options,
+                                                        const at::Tensor& x, const at::Tensor& y) {
+  std::optional<AutocastGuard> autocast;
+  if (options.autocast_dtype) autocast.emplace(fns.device.type(), *options.autocast_dtype);
+  at::Tensor logits = fns.forward(x);
+  // Cross-entropy in float32 whatever the autocast dtype (autocast does the same for it).
+  at::Tensor loss = torch::nn::functional::cross_entropy(logits.to(at::kFloat), y);
+  return {loss, logits};
+}
+
+// zero_grad, forward, loss, backward, optimizer step: the plain step every strategy builds on.
+inline StepOutput EagerStep(const StepFunctions& fns, const StepOptions& options,
+                            const at::Tensor& x, const at::Tensor& y, PhaseTimes* phases) {
+  Clock::time_point t0 = phases ? Clock::now() : Clock::time_point{};
+  fns.zero_grad();
+  auto [loss, logits] = ForwardAndLoss(fns, options, x, y);
+  Clock::time_point t1 = phases ? SyncAndNow(fns.device) : t0;
+  loss.backward();
+  Clock::time_point t2 = phases ? SyncAndNow(fns.device) : t0;
+  fns.optimizer_step();
+  if (phases) {
+    Clock::time_point t3 = SyncAndNow(fns.device);
+    *phases = {Seconds(t1 - t0), Seconds(t2 - t1), Seconds(t3 - t2)};
+  }
+  at::Tensor correct = logits.detach().argmax(1).eq(y).sum();
+  return {loss.detach(), correct};
+}
+
+class EagerRunner final : public StepRunner {
+ public:
+  EagerRunner(StepFunctions fns, StepOptions options)
+      : fns_(std::move(fns)), options_(std::move(options)) {}
+  StepOutput Run(const at::Tensor& x, const at::Tensor& y, PhaseTimes* phases) override {
+    return EagerStep(fns_, options_, x, y, phases);
+  }
+
+ private:
+  StepFunctions fns_;
+  StepOptions options_;
+};
+
+// The runner the options ask for: the strategy's own, or eager.
+inline absl::StatusOr<std::unique_ptr<StepRunner>> MakeStepRunner(const StepFunctions& fns,
+                                                                  const StepOptions& options) {
+  if (options.make_runner) return options.make_runner(fns, options);
+  return std::unique_ptr<StepRunner>(std::make_unique<EagerRunner>(fns, options));
+}
+
+}  // namespace trainlab
+
+#endif  // TRAINLAB_CORE_STEP_H_

@@ -1,0 +1,64 @@
+// The compile-strategy registry: plugins under plugins/compile/ register how they change a step.
+//
+// A strategy edits StepOptions (step.h) and says whether it can run on a device. Strategies
+// combine with '+': "cuda_graph+channels_last+amp_bf16" applies each in order.
+//
+// Example:
+//   absl::StatusOr<StepOptions> o = ResolveStrategies("channels_last+amp_bf16", torch::kCPU);
+#ifndef TRAINLAB_CORE_STRATEGY_H_
+#define TRAINLAB_CORE_STRATEGY_H_
+
+#include <c10/core/Device.h>
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/registry.h"
+#include "core/step.h"
+
+namespace trainlab {
+
+struct StrategyEntry {
+  static constexpr std::string_view kKind = "strategy";
+
+  std::string description;
+  // OkStatus when the strategy can run on `device`, else why not ("cuda_graph needs a CUDA
+  // device"). Null means it runs anywhere.
+  std::function<absl::Status(const c10::Device& device)> can_run;
+  // Turns the strategy's knobs on.
+  std::function<void(StepOptions& options)> apply;
+};
+
+using StrategyRegistry = Registry<StrategyEntry>;
+
+// Parses "a+b+c", checks each strategy can run on `device`, and applies them in order.
+inline absl::StatusOr<StepOptions> ResolveStrategies(std::string_view spec,
+                                                     const c10::Device& device) {
+  StepOptions options;
+  for (std::string_view name : absl::StrSplit(spec, '+')) {
+    if (name.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("empty strategy name in '", spec, "'"));
+    }
+    if (std::find(options.names.begin(), options.names.end(), name) != options.names.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("strategy '", name, "' given twice in '", spec, "'"));
+    }
+    absl::StatusOr<const StrategyEntry*> entry = StrategyRegistry::Global().Find(name);
+    if (!entry.ok()) return entry.status();
+    if ((*entry)->can_run) {
+      if (absl::Status s = (*entry)->can_run(device); !s.ok()) return s;
+    }
+    if ((*entry)->apply) (*entry)->apply(options);
+    options.names.emplace_back(name);
+  }
+  return options;
+}
+
+}  // namespace trainlab
+
+#endif  // TRAINLAB_CORE_STRATEGY_H_

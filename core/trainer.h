@@ -1,0 +1,194 @@
+// Trainer: runs epochs of a Model with an Optimizer on batches from a Loader, and measures what
+// the lab measures (see stats.h for the definitions).
+//
+// One epoch, per batch:   wait ── copy ── step (forward, loss, backward, optimizer) ── sync
+//   wait: time blocked in loader.next()          -> load_s
+//   copy: batch to the device, non_blocking       -> copy_s (not part of load_s)
+//   step: through a StepRunner (eager or a strategy's), ended by a device synchronize -> train_s
+// The loss and hit count are read from the device after that synchronize, outside train_s.
+// A NaN or infinite loss ends the epoch and is reported in EpochStats::diverged.
+//
+// Example:
+//   Trainer trainer(*model, optimizer, loader, {.device = torch::kCPU});
+//   absl::StatusOr<EpochStats> s = trainer.TrainEpoch(0);
+//   EvalStats test = trainer.Evaluate(test_loader);
+#ifndef TRAINLAB_CORE_TRAINER_H_
+#define TRAINLAB_CORE_TRAINER_H_
+
+#include <ATen/Context.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/module.h>
+#include <torch/utils.h>
+
+#include <cmath>
+#include <memory>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "core/concepts.h"
+#include "core/stats.h"
+#include "core/step.h"
+#include "core/timer.h"
+#include "core/trace.h"
+
+namespace trainlab {
+
+struct TrainerOptions {
+  c10::Device device = c10::kCPU;
+  StepOptions step;                     // from ResolveStrategies(); default: eager
+  bool optimizer_capturable = false;    // see OptimizerEntry::capturable
+  TraceRecorder* trace = nullptr;       // spans per batch when set
+  bool record_phases = false;           // forward/backward/step times per batch (syncs on CUDA)
+};
+
+template <Model M, Optimizer O, Loader L>
+class Trainer {
+ public:
+  // The model must already be on `options.device`, and the optimizer built over its parameters.
+  Trainer(M& model, O& optimizer, L& loader, TrainerOptions options)
+      : model_(model), optimizer_(optimizer), loader_(loader), options_(std::move(options)) {}
+
+  // Trains one epoch (`epoch` is 0-based; EpochStats::epoch is 1-based as the lab prints it).
+  absl::StatusOr<EpochStats> TrainEpoch(int64_t epoch) {
+    if (!runner_) {
+      if (absl::Status s = Prepare(); !s.ok()) return s;
+    }
+    const c10::Device device = options_.device;
+    TraceRecorder* trace = options_.trace;
+    if (trace) trace->NameThisThread("trainer");
+    model_.train();
+    EpochStats stats;
+    stats.epoch = epoch + 1;
+    double loss_sum = 0;
+    int64_t correct = 0;
+
+    loader_.start_epoch(epoch);
+    const Clock::time_point epoch_start = Clock::now();
+    for (;;) {
+      const Clock::time_point t0 = Clock::now();
+      std::optional<Batch> batch = loader_.next();
+      const Clock::time_point t1 = Clock::now();
+      if (!batch) break;
+      if (trace) trace->Span("wait for batch", "data", t0, t1);
+
+      const bool non_blocking = device.is_cuda();
+      at::Tensor x = batch->images.to(device, at::kFloat, non_blocking)
+                         .contiguous(options_.step.memory_format);
+      at::Tensor y = batch->labels.to(device, at::kLong, non_blocking);
+      const Clock::time_point t2 = SyncAndNow(device);
+      if (trace) trace->Span("host to device", "copy", t1, t2);
+
+      const bool want_phases = options_.record_phases || trace != nullptr;
+      PhaseTimes phases;
+      StepOutput out = runner_->Run(x, y, want_phases ? &phases : nullptr);
+      const Clock::time_point t3 = SyncAndNow(device);
+      if (trace) {
+        if (want_phases && !options_.step.make_runner) {
+          auto f_end = t2 + std::chrono::duration_cast<Clock::duration>(
+                                std::chrono::duration<double>(phases.forward_s));
+          auto b_end = f_end + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(phases.backward_s));
+          trace->Span("forward", "train", t2, f_end);
+          trace->Span("backward", "train", f_end, b_end);
+          trace->Span("optimizer step", "train", b_end, t3);
+        }
+        trace->Span("train step", "train", t2, t3);
+      }
+
+      BatchRecord rec;
+      rec.index = batch->index;
+      rec.size = x.size(0);
+      rec.wait_s = Seconds(t1 - t0);
+      rec.copy_s = Seconds(t2 - t1);
+      rec.train_s = Seconds(t3 - t2);
+      rec.loss = out.loss.template item<double>();
+      rec.correct = out.correct.template item<int64_t>();
+      if (want_phases && !options_.step.make_runner) rec.phases = phases;
+
+      stats.load_s += rec.wait_s;
+      stats.copy_s += rec.copy_s;
+      stats.train_s += rec.train_s;
+      stats.samples += rec.size;
+      loss_sum += rec.loss;
+      correct += rec.correct;
+      stats.batches.push_back(rec);
+      if (!std::isfinite(rec.loss)) {
+        stats.diverged = Divergence{stats.epoch, static_cast<int64_t>(stats.batches.size()), rec.loss};
+        break;
+      }
+    }
+    stats.epoch_s = Seconds(Clock::now() - epoch_start);
+    if (stats.batches.empty()) {
+      return absl::FailedPreconditionError("the loader gave no batch for this epoch");
+    }
+    stats.loss = loss_sum / static_cast<double>(stats.batches.size());
+    stats.top1 = 100.0 * static_cast<double>(correct) / static_cast<double>(stats.samples);
+    return stats;
+  }
+
+  // Loss and top-1 over every batch of `test_loader` (no augmentation is the loader's business),
+  // in eval mode without gradients. Leaves the model in train mode.
+  template <Loader TL>
+  EvalStats Evaluate(TL& test_loader, int64_t epoch = 0) {
+    torch::NoGradGuard no_grad;
+    model_.eval();
+    EvalStats stats;
+    double loss_sum = 0;
+    int64_t correct = 0;
+    test_loader.start_epoch(epoch);
+    while (std::optional<Batch> batch = test_loader.next()) {
+      at::Tensor x = batch->images.to(options_.device, at::kFloat, options_.device.is_cuda())
+                         .contiguous(options_.step.memory_format);
+      at::Tensor y = batch->labels.to(options_.device, at::kLong, options_.device.is_cuda());
+      std::optional<AutocastGuard> autocast;
+      if (options_.step.autocast_dtype) autocast.emplace(options_.device.type(), *options_.step.autocast_dtype);
+      at::Tensor logits = model_.forward(x).to(at::kFloat);
+      // Sum, not mean, so a smaller last batch weighs by its size.
+      loss_sum += torch::nn::functional::cross_entropy(
+                      logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                      .template item<double>();
+      correct += logits.argmax(1).eq(y).sum().template item<int64_t>();
+      stats.samples += x.size(0);
+    }
+    model_.train();
+    if (stats.samples > 0) {
+      stats.loss = loss_sum / static_cast<double>(stats.samples);
+      stats.top1 = 100.0 * static_cast<double>(correct) / static_cast<double>(stats.samples);
+    }
+    return stats;
+  }
+
+ private:
+  // Applies the step options to the model and builds the runner (once, before the first epoch).
+  absl::Status Prepare() {
+    at::globalContext().setBenchmarkCuDNN(options_.step.cudnn_benchmark);
+    if (options_.step.memory_format != c10::MemoryFormat::Contiguous) {
+      // Module::to() has no memory-format overload in LibTorch; convert each 4-D weight.
+      torch::NoGradGuard no_grad;
+      for (at::Tensor& p : model_.parameters()) {
+        if (p.dim() == 4) p.set_data(p.contiguous(options_.step.memory_format));
+      }
+    }
+    StepFunctions fns;
+    fns.module = &model_;
+    fns.forward = [this](const at::Tensor& x) -> at::Tensor { return model_.forward(x); };
+    fns.zero_grad = [this] { optimizer_.zero_grad(); };
+    fns.optimizer_step = [this] { optimizer_.step(); };
+    fns.device = options_.device;
+    fns.optimizer_capturable = options_.optimizer_capturable;
+    absl::StatusOr<std::unique_ptr<StepRunner>> runner = MakeStepRunner(fns, options_.step);
+    if (!runner.ok()) return runner.status();
+    runner_ = std::move(*runner);
+    return absl::OkStatus();
+  }
+
+  M& model_;
+  O& optimizer_;
+  L& loader_;
+  TrainerOptions options_;
+  std::unique_ptr<StepRunner> runner_;
+};
+
+}  // namespace trainlab
+
+#endif  // TRAINLAB_CORE_TRAINER_H_

@@ -1,0 +1,97 @@
+#include "plugins/data/cifar10.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+
+namespace trainlab::data {
+
+std::vector<std::string> Cifar10Files(Split split) {
+  if (split == Split::kTest) return {"test_batch.bin"};
+  return {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+          "data_batch_5.bin"};
+}
+
+bool LooksLikeCifar10Dir(const std::string& dir) {
+  std::error_code ec;
+  for (Split s : {Split::kTrain, Split::kTest}) {
+    for (const std::string& f : Cifar10Files(s)) {
+      if (!std::filesystem::is_regular_file(std::filesystem::path(dir) / f, ec)) return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ReadCifar10File(const std::string& path, ImageDataset& into) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": missing CIFAR-10 file"));
+  }
+  const auto bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (ec) return absl::UnavailableError(absl::StrCat(path, ": cannot stat: ", ec.message()));
+  if (bytes == 0 || bytes % kCifar10RecordBytes != 0) {
+    return absl::DataLossError(absl::StrCat(path, ": size ", bytes,
+                                            " is not a whole number of 3073-byte CIFAR-10 "
+                                            "records (truncated or not CIFAR-10 binary)"));
+  }
+  const int64_t n = bytes / kCifar10RecordBytes;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::UnavailableError(absl::StrCat(path, ": cannot open"));
+  std::vector<uint8_t> buf(static_cast<size_t>(bytes));
+  if (!in.read(reinterpret_cast<char*>(buf.data()), bytes)) {
+    return absl::DataLossError(absl::StrCat(path, ": short read"));
+  }
+  const int64_t first = into.size;
+  into.pixels.resize(static_cast<size_t>((first + n) * kImageBytes));
+  into.labels.resize(static_cast<size_t>(first + n));
+  for (int64_t r = 0; r < n; ++r) {
+    const uint8_t* rec = buf.data() + r * kCifar10RecordBytes;
+    if (rec[0] >= kNumClasses) {
+      return absl::DataLossError(absl::StrCat(path, ": record ", r, " has label ",
+                                              static_cast<int>(rec[0]), " (must be 0-9)"));
+    }
+    into.labels[first + r] = rec[0];
+    std::copy(rec + 1, rec + kCifar10RecordBytes, into.pixels.begin() + (first + r) * kImageBytes);
+  }
+  into.size = first + n;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ImageDataset> ReadCifar10(const std::string& dir, Split split) {
+  const auto start = std::chrono::steady_clock::now();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return absl::NotFoundError(absl::StrCat(dir, ": CIFAR-10 directory not found"));
+  }
+  ImageDataset ds;
+  ds.name = absl::StrCat("cifar10/", SplitName(split));
+  ds.mean = kCifar10Mean;
+  ds.std = kCifar10Std;
+  for (const std::string& f : Cifar10Files(split)) {
+    if (absl::Status s = ReadCifar10File((std::filesystem::path(dir) / f).string(), ds); !s.ok()) {
+      return s;
+    }
+  }
+  ds.load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return ds;
+}
+
+absl::Status WriteCifar10File(const std::string& path, const uint8_t* pixels,
+                              const uint8_t* labels, int64_t n) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::UnavailableError(absl::StrCat(path, ": cannot create"));
+  for (int64_t i = 0; i < n; ++i) {
+    out.put(static_cast<char>(labels[i]));
+    out.write(reinterpret_cast<const char*>(pixels + i * kImageBytes), kImageBytes);
+  }
+  out.flush();
+  if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));
+  return absl::OkStatus();
+}
+
+}  // namespace trainlab::data

@@ -1,0 +1,294 @@
+#include "plugins/data/loader.h"
+
+#include <ATen/ATen.h>
+#include <torch/cuda.h>
+
+#include <numeric>
+#include <stdexcept>
+
+#include "absl/strings/str_cat.h"
+#include "core/timer.h"
+#include "plugins/data/random.h"
+
+namespace trainlab::data {
+namespace {
+
+// Streams of MixSeed, so epoch orders and augmentations never share random numbers.
+constexpr uint64_t kOrderStream = 11;
+constexpr uint64_t kAugmentStream = 12;
+
+int64_t Nanos(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+}
+
+}  // namespace
+
+// Batch memory, reused. A slot is a (B, 3, 32, 32) float tensor and a (B) int64 tensor.
+struct BatchLoader::Pool {
+  std::mutex mu;
+  std::vector<at::Tensor> images, labels;
+  std::vector<int> free;
+  int64_t batch_size = 0;
+  int64_t overflow = 0;
+
+  int AddSlotLocked(bool pinned) {
+    auto opts = at::TensorOptions().pinned_memory(pinned);
+    images.push_back(at::empty({batch_size, kChannels, kHeight, kWidth}, opts.dtype(at::kFloat)));
+    labels.push_back(at::empty({batch_size}, opts.dtype(at::kLong)));
+    return static_cast<int>(images.size()) - 1;
+  }
+
+  struct Slot {
+    int index;
+    float* images;
+    int64_t* labels;
+  };
+
+  // A free slot, or a new unpinned one when the consumer holds them all (never blocks).
+  Slot Acquire() {
+    std::lock_guard<std::mutex> lock(mu);
+    int s;
+    if (!free.empty()) {
+      s = free.back();
+      free.pop_back();
+    } else {
+      ++overflow;
+      s = AddSlotLocked(/*pinned=*/false);
+    }
+    return {s, images[s].data_ptr<float>(), labels[s].data_ptr<int64_t>()};
+  }
+  void Release(int slot) {
+    std::lock_guard<std::mutex> lock(mu);
+    free.push_back(slot);
+  }
+};
+
+// Returns its slot to the pool when the last tensor viewing the slot is freed.
+struct BatchLoader::SlotLease {
+  SlotLease(std::shared_ptr<Pool> p, int s) : pool(std::move(p)), slot(s) {}
+  ~SlotLease() { pool->Release(slot); }
+  SlotLease(const SlotLease&) = delete;
+  SlotLease& operator=(const SlotLease&) = delete;
+
+  std::shared_ptr<Pool> pool;
+  int slot;
+};
+
+struct BatchLoader::Scratch {
+  std::vector<uint8_t> gathered, cropped;
+  std::vector<AugmentParams> params;
+  explicit Scratch(int64_t b)
+      : gathered(static_cast<size_t>(b * kImageBytes)),
+        cropped(static_cast<size_t>(b * kImageBytes)),
+        params(static_cast<size_t>(b)) {}
+};
+
+absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(
+    std::shared_ptr<const ImageDataset> dataset, LoaderOptions options) {
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size must be at least 1, got ", options.batch_size));
+  }
+  if (options.num_workers < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("number of loader workers must be >= 0, got ", options.num_workers));
+  }
+  if (options.prefetch_per_worker < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prefetch per worker must be at least 1, got ", options.prefetch_per_worker));
+  }
+  if (options.max_batches < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max batches per epoch must be >= 0, got ", options.max_batches));
+  }
+  if (dataset == nullptr || dataset->size == 0) {
+    return absl::InvalidArgumentError("the dataset is empty");
+  }
+  if (options.pin_memory && !torch::cuda::is_available()) {
+    return absl::FailedPreconditionError("pinned batches need CUDA, and no CUDA device is available");
+  }
+  return std::unique_ptr<BatchLoader>(new BatchLoader(std::move(dataset), options));
+}
+
+BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOptions options)
+    : dataset_(std::move(dataset)),
+      options_(options),
+      table_(dataset_->mean, dataset_->std),
+      batches_per_epoch_([&] {
+        const int64_t all = (dataset_->size + options.batch_size - 1) / options.batch_size;
+        return options.max_batches > 0 ? std::min(all, options.max_batches) : all;
+      }()),
+      capacity_(std::max(1, options.num_workers * options.prefetch_per_worker)),
+      pool_(std::make_shared<Pool>()) {
+  pool_->batch_size = options_.batch_size;
+  {
+    // Enough slots for every batch made ahead, the one being trained on and the one being
+    // copied; allocated here so that pinned memory is never requested by a worker.
+    std::lock_guard<std::mutex> lock(pool_->mu);
+    for (int64_t i = 0; i < capacity_ + 2; ++i) pool_->free.push_back(pool_->AddSlotLocked(options_.pin_memory));
+  }
+  if (options_.num_workers == 0) {
+    inline_scratch_ = std::make_unique<Scratch>(options_.batch_size);
+  }
+  for (int w = 0; w < options_.num_workers; ++w) workers_.emplace_back([this, w] { WorkerLoop(w); });
+}
+
+BatchLoader::~BatchLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void BatchLoader::start_epoch(int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(dataset_->size));
+  if (options_.shuffle) {
+    order = Permutation(dataset_->size, MixSeed(options_.seed, kOrderStream, static_cast<uint64_t>(epoch)));
+  } else {
+    std::iota(order.begin(), order.end(), 0);
+  }
+  std::map<int64_t, Batch> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++generation_;
+    epoch_ = epoch;
+    order_ = std::make_shared<const std::vector<int64_t>>(std::move(order));
+    epoch_batches_ = batches_per_epoch_;
+    next_claim_ = 0;
+    next_consume_ = 0;
+    dropped.swap(ready_);
+    for (auto* a : {&stages_.read, &stages_.crop, &stages_.flip, &stages_.normalize,
+                    &stages_.assemble, &stages_.batches, &stages_.images}) {
+      a->store(0);
+    }
+  }
+  work_cv_.notify_all();
+}
+
+std::optional<Batch> BatchLoader::next() {
+  if (options_.num_workers == 0) {
+    if (next_consume_ >= epoch_batches_) return std::nullopt;
+    return Produce(*order_, epoch_, next_consume_++, *inline_scratch_);
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (next_consume_ >= epoch_batches_) return std::nullopt;
+  ready_cv_.wait(lock, [&] { return ready_.count(next_consume_) > 0 || !worker_error_.empty(); });
+  if (!worker_error_.empty()) throw std::runtime_error("data loader worker failed: " + worker_error_);
+  auto node = ready_.extract(next_consume_);
+  ++next_consume_;
+  lock.unlock();
+  work_cv_.notify_all();
+  return std::move(node.mapped());
+}
+
+void BatchLoader::WorkerLoop(int worker) {
+  if (options_.trace) options_.trace->NameThisThread(absl::StrCat("loader worker ", worker));
+  Scratch scratch(options_.batch_size);
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [&] {
+      return stop_ || (next_claim_ < epoch_batches_ && next_claim_ < next_consume_ + capacity_);
+    });
+    if (stop_) return;
+    const int64_t b = next_claim_++;
+    const int64_t generation = generation_;
+    const int64_t epoch = epoch_;
+    std::shared_ptr<const std::vector<int64_t>> order = order_;
+    lock.unlock();
+    std::optional<Batch> batch;
+    std::string error;
+    try {
+      batch = Produce(*order, epoch, b, scratch);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    lock.lock();
+    if (!error.empty()) {
+      worker_error_ = error;
+      ready_cv_.notify_all();
+      return;
+    }
+    if (generation == generation_) {
+      ready_.emplace(b, std::move(*batch));
+      ready_cv_.notify_all();
+    }
+  }
+}
+
+Batch BatchLoader::Produce(const std::vector<int64_t>& order, int64_t epoch, int64_t b,
+                           Scratch& scratch) {
+  TraceRecorder* trace = options_.trace;
+  const int64_t begin = b * options_.batch_size;
+  const int64_t n = std::min(options_.batch_size, dataset_->size - begin);
+
+  const Clock::time_point t0 = Clock::now();
+  const Pool::Slot slot = pool_->Acquire();
+  float* images = slot.images;
+  int64_t* labels = slot.labels;
+  const Clock::time_point t1 = Clock::now();
+
+  GatherBatch(*dataset_, order.data() + begin, n, scratch.gathered.data(), labels);
+  const Clock::time_point t2 = Clock::now();
+
+  const uint8_t* normalize_from = scratch.gathered.data();
+  Clock::time_point t3 = t2, t4 = t2;
+  if (options_.augment) {
+    SplitMix64 rng(MixSeed(options_.seed, kAugmentStream,
+                           (static_cast<uint64_t>(epoch) << 32) ^ static_cast<uint64_t>(b)));
+    for (int64_t i = 0; i < n; ++i) scratch.params[i] = DrawAugment(rng);
+    CropBatch(scratch.gathered.data(), scratch.params.data(), n, scratch.cropped.data());
+    t3 = Clock::now();
+    FlipBatch(scratch.cropped.data(), scratch.params.data(), n);
+    t4 = Clock::now();
+    normalize_from = scratch.cropped.data();
+  }
+  NormalizeBatch(normalize_from, n, table_, images);
+  const Clock::time_point t5 = Clock::now();
+
+  auto lease = std::make_shared<SlotLease>(pool_, slot.index);
+  Batch batch;
+  batch.index = b;
+  batch.images = at::from_blob(images, {n, kChannels, kHeight, kWidth}, [lease](void*) {},
+                               at::TensorOptions().dtype(at::kFloat));
+  batch.labels = at::from_blob(labels, {n}, [lease](void*) {}, at::TensorOptions().dtype(at::kLong));
+  lease.reset();
+  const Clock::time_point t6 = Clock::now();
+
+  stages_.read += Nanos(t1, t2);
+  stages_.crop += Nanos(t2, t3);
+  stages_.flip += Nanos(t3, t4);
+  stages_.normalize += Nanos(t4, t5);
+  stages_.assemble += Nanos(t0, t1) + Nanos(t5, t6);
+  stages_.batches += 1;
+  stages_.images += n;
+  if (trace) {
+    trace->Span("read", "loader", t1, t2);
+    if (options_.augment) {
+      trace->Span("crop", "loader", t2, t3);
+      trace->Span("flip", "loader", t3, t4);
+    }
+    trace->Span("normalize", "loader", t4, t5);
+    trace->Span(absl::StrCat("batch ", b), "loader", t0, t6);
+  }
+  return batch;
+}
+
+LoaderStageTimes BatchLoader::stage_times() const {
+  LoaderStageTimes t;
+  t.read_s = stages_.read.load() * 1e-9;
+  t.crop_s = stages_.crop.load() * 1e-9;
+  t.flip_s = stages_.flip.load() * 1e-9;
+  t.normalize_s = stages_.normalize.load() * 1e-9;
+  t.assemble_s = stages_.assemble.load() * 1e-9;
+  t.batches = stages_.batches.load();
+  t.images = stages_.images.load();
+  return t;
+}
+
+int64_t BatchLoader::overflow_allocations() const {
+  std::lock_guard<std::mutex> lock(pool_->mu);
+  return pool_->overflow;
+}
+
+}  // namespace trainlab::data

@@ -1,0 +1,129 @@
+// BatchLoader: the lab's DataLoader in C++. Shuffles per epoch from a seed, augments and
+// normalises straight from the in-memory uint8 images into one float tensor per batch.
+//
+//   num_workers == 0: batches are made in the calling thread, inside next().
+//   num_workers  > 0: N threads make batches ahead, at most prefetch_per_worker * N beyond the
+//                     one being consumed (a bounded queue), and next() returns them in order.
+// The same seed gives the same batches in the same order whatever num_workers is: the epoch
+// order comes from (seed, epoch) and each batch's augmentation from (seed, epoch, batch index).
+//
+// Workers are threads sharing one read-only dataset (the lab's were processes, each with a copy).
+// Batch memory comes from a pool of slots allocated up front (pinned when pin_memory is set, by
+// the thread that creates the loader, so workers never call CUDA); a batch's tensors return
+// their slot to the pool when the last of them is freed, so holding on to batches is safe.
+//
+// Example:
+//   auto loader = BatchLoader::Create(dataset, {.batch_size = 128, .num_workers = 2});
+//   (*loader)->start_epoch(0);
+//   while (std::optional<Batch> b = (*loader)->next()) Train(b->images, b->labels);
+#ifndef TRAINLAB_PLUGINS_DATA_LOADER_H_
+#define TRAINLAB_PLUGINS_DATA_LOADER_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/concepts.h"
+#include "core/trace.h"
+#include "plugins/data/augment.h"
+#include "plugins/data/dataset.h"
+
+namespace trainlab::data {
+
+struct LoaderOptions {
+  int64_t batch_size = 128;
+  int num_workers = 2;             // the lab's default
+  bool shuffle = true;
+  bool augment = true;             // crop + flip (training); false: normalise only (test set)
+  uint64_t seed = 0;
+  int64_t max_batches = 0;         // batches per epoch; 0 = the whole dataset
+  int prefetch_per_worker = 2;     // PyTorch's prefetch_factor default
+  bool pin_memory = false;         // page-locked batches for asynchronous copies to a GPU
+  TraceRecorder* trace = nullptr;  // spans per batch stage on the workers' tracks
+};
+
+// Seconds spent in each stage since start_epoch, summed over the threads that made batches.
+struct LoaderStageTimes {
+  double read_s = 0;       // gathering the samples' bytes from the in-memory dataset
+  double crop_s = 0;       // padded random crop
+  double flip_s = 0;       // horizontal flip
+  double normalize_s = 0;  // uint8 -> float, mean/std
+  double assemble_s = 0;   // slot from the pool, labels, tensors around the memory
+  int64_t batches = 0;
+  int64_t images = 0;
+  double total_s() const { return read_s + crop_s + flip_s + normalize_s + assemble_s; }
+};
+
+class BatchLoader {
+ public:
+  // Errors: batch_size < 1, num_workers < 0, prefetch_per_worker < 1, max_batches < 0,
+  // an empty dataset, pin_memory without CUDA.
+  static absl::StatusOr<std::unique_ptr<BatchLoader>> Create(
+      std::shared_ptr<const ImageDataset> dataset, LoaderOptions options);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  // Starts epoch `epoch` (0-based); batches of an unfinished epoch are dropped.
+  void start_epoch(int64_t epoch);
+  // The epoch's next batch, or nullopt at its end. Throws std::runtime_error if a worker failed.
+  std::optional<Batch> next();
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+
+  LoaderStageTimes stage_times() const;
+  const LoaderOptions& options() const { return options_; }
+  const ImageDataset& dataset() const { return *dataset_; }
+  // Batches whose slot had to be allocated on the fly because every pooled slot was held.
+  int64_t overflow_allocations() const;
+
+ private:
+  struct Pool;
+  struct Scratch;
+  struct SlotLease;
+  struct StageNanos {
+    std::atomic<int64_t> read{0}, crop{0}, flip{0}, normalize{0}, assemble{0}, batches{0}, images{0};
+  };
+
+  BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOptions options);
+  Batch Produce(const std::vector<int64_t>& order, int64_t epoch, int64_t b, Scratch& scratch);
+  void WorkerLoop(int worker);
+
+  const std::shared_ptr<const ImageDataset> dataset_;
+  const LoaderOptions options_;
+  const NormalizeTable table_;
+  const int64_t batches_per_epoch_;
+  const int64_t capacity_;  // batches made ahead of the consumer
+  std::shared_ptr<Pool> pool_;
+  std::unique_ptr<Scratch> inline_scratch_;  // for num_workers == 0
+  StageNanos stages_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;   // workers wait for a batch to claim
+  std::condition_variable ready_cv_;  // next() waits for its batch
+  int64_t generation_ = 0;
+  int64_t epoch_ = 0;
+  std::shared_ptr<const std::vector<int64_t>> order_;
+  int64_t epoch_batches_ = 0;  // 0 until start_epoch
+  int64_t next_claim_ = 0;
+  int64_t next_consume_ = 0;
+  std::map<int64_t, Batch> ready_;
+  std::string worker_error_;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+static_assert(trainlab::Loader<BatchLoader>);
+
+}  // namespace trainlab::data
+
+#endif  // TRAINLAB_PLUGINS_DATA_LOADER_H_

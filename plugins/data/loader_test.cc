@@ -1,0 +1,186 @@
+#include "plugins/data/loader.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <set>
+
+#include "gtest/gtest.h"
+#include "plugins/data/synthetic.h"
+
+namespace trainlab::data {
+namespace {
+
+std::shared_ptr<const ImageDataset> Synthetic(int64_t n) {
+  return std::make_shared<const ImageDataset>(MakeSyntheticDataset(n, 7));
+}
+
+// A dataset whose image i stores i in its first two bytes, normalised with mean 0, std 1 so the
+// loader's output gives the byte back as v / 255.
+std::shared_ptr<const ImageDataset> Indexed(int64_t n) {
+  ImageDataset ds;
+  ds.size = n;
+  ds.pixels.assign(n * kImageBytes, 0);
+  ds.labels.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    ds.pixels[i * kImageBytes] = static_cast<uint8_t>(i % 256);
+    ds.pixels[i * kImageBytes + 1] = static_cast<uint8_t>(i / 256);
+    ds.labels[i] = static_cast<uint8_t>(i % 10);
+  }
+  ds.mean = {0, 0, 0};
+  ds.std = {1, 1, 1};
+  return std::make_shared<const ImageDataset>(std::move(ds));
+}
+
+std::vector<Batch> Epoch(BatchLoader& loader, int64_t epoch) {
+  std::vector<Batch> out;
+  loader.start_epoch(epoch);
+  while (std::optional<Batch> b = loader.next()) out.push_back(*b);
+  return out;
+}
+
+std::unique_ptr<BatchLoader> Make(std::shared_ptr<const ImageDataset> ds, LoaderOptions o) {
+  auto l = BatchLoader::Create(std::move(ds), o);
+  EXPECT_TRUE(l.ok()) << l.status();
+  return std::move(*l);
+}
+
+TEST(BatchLoader, SameSeedGivesTheSameBatchesWhateverTheWorkerCount) {
+  auto ds = Synthetic(300);
+  LoaderOptions o;
+  o.batch_size = 32;
+  o.seed = 5;
+  o.num_workers = 0;
+  auto reference = Make(ds, o);
+  for (int workers : {1, 3, 4}) {
+    o.num_workers = workers;
+    auto other = Make(ds, o);
+    for (int64_t epoch : {0, 1}) {
+      std::vector<Batch> want = Epoch(*reference, epoch), got = Epoch(*other, epoch);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_EQ(got[i].index, static_cast<int64_t>(i));
+        EXPECT_TRUE(at::equal(got[i].images, want[i].images)) << workers << " workers, batch " << i;
+        EXPECT_TRUE(at::equal(got[i].labels, want[i].labels));
+      }
+    }
+  }
+}
+
+TEST(BatchLoader, EachEpochVisitsEveryImageOnceInANewOrder) {
+  const int64_t n = 1000;
+  LoaderOptions o;
+  o.batch_size = 128;
+  o.augment = false;
+  o.num_workers = 2;
+  auto loader = Make(Indexed(n), o);
+  std::vector<int64_t> orders[2];
+  for (int64_t epoch : {0, 1}) {
+    for (const Batch& b : Epoch(*loader, epoch)) {
+      at::Tensor px = b.images.index({at::indexing::Slice(), 0, 0, at::indexing::Slice(0, 2)});
+      at::Tensor bytes = (px * 255).round().to(at::kLong);
+      for (int64_t i = 0; i < b.images.size(0); ++i) {
+        const int64_t idx = bytes[i][0].item<int64_t>() + 256 * bytes[i][1].item<int64_t>();
+        EXPECT_EQ(b.labels[i].item<int64_t>(), idx % 10);
+        orders[epoch].push_back(idx);
+      }
+    }
+    std::vector<int64_t> sorted = orders[epoch];
+    std::sort(sorted.begin(), sorted.end());
+    ASSERT_EQ(sorted.size(), static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(sorted[i], i);
+  }
+  EXPECT_NE(orders[0], orders[1]);
+}
+
+TEST(BatchLoader, LastBatchIsSmallerAndMaxBatchesCuts) {
+  LoaderOptions o;
+  o.batch_size = 64;
+  o.num_workers = 2;
+  auto loader = Make(Synthetic(150), o);
+  EXPECT_EQ(loader->batches_per_epoch(), 3);
+  std::vector<Batch> all = Epoch(*loader, 0);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[2].images.size(0), 150 - 128);
+  EXPECT_EQ(all[2].images.sizes(), (std::vector<int64_t>{22, 3, 32, 32}));
+  EXPECT_EQ(all[2].labels.scalar_type(), at::kLong);
+
+  o.max_batches = 2;
+  auto cut = Make(Synthetic(150), o);
+  EXPECT_EQ(Epoch(*cut, 0).size(), 2u);
+}
+
+TEST(BatchLoader, HeldBatchesStayIntactWhileLaterOnesAreMade) {
+  // Holding every batch exhausts the slot pool; the loader must grow it, not hang or reuse.
+  auto ds = Synthetic(640);
+  LoaderOptions o;
+  o.batch_size = 16;
+  o.num_workers = 2;
+  o.prefetch_per_worker = 1;
+  auto held = Make(ds, o);
+  std::vector<Batch> kept = Epoch(*held, 0);
+  std::vector<at::Tensor> copies;
+  for (const Batch& b : kept) copies.push_back(b.images.clone());
+  std::vector<Batch> more = Epoch(*held, 1);  // would overwrite recycled slots
+  for (size_t i = 0; i < kept.size(); ++i) ASSERT_TRUE(at::equal(kept[i].images, copies[i])) << i;
+  EXPECT_GT(held->overflow_allocations(), 0);
+}
+
+TEST(BatchLoader, RestartingAnEpochMidwayGivesItFromTheStart) {
+  auto ds = Synthetic(256);
+  LoaderOptions o;
+  o.batch_size = 32;
+  o.num_workers = 3;
+  auto loader = Make(ds, o);
+  std::vector<Batch> full = Epoch(*loader, 4);
+  loader->start_epoch(4);
+  ASSERT_TRUE(loader->next().has_value());
+  std::vector<Batch> again = Epoch(*loader, 4);
+  ASSERT_EQ(again.size(), full.size());
+  for (size_t i = 0; i < full.size(); ++i) EXPECT_TRUE(at::equal(again[i].images, full[i].images));
+}
+
+TEST(BatchLoader, AugmentedImagesAreCropsOrFlipsOfTheOriginals) {
+  // With augmentation off the first batch is plain normalisation; with it on, some pixels move.
+  auto ds = Synthetic(64);
+  LoaderOptions o;
+  o.batch_size = 64;
+  o.num_workers = 0;
+  o.shuffle = false;
+  o.augment = false;
+  at::Tensor plain = Epoch(*Make(ds, o), 0)[0].images;
+  o.augment = true;
+  at::Tensor aug = Epoch(*Make(ds, o), 0)[0].images;
+  EXPECT_FALSE(at::equal(plain, aug));
+  // A padded crop brings in zero pixels, which normalise to -mean/std of each channel.
+  const float pad_r = -kCifar10Mean[0] / kCifar10Std[0];
+  EXPECT_GT((aug.select(1, 0) == pad_r).sum().item<int64_t>(), 0);
+  EXPECT_EQ((plain.select(1, 0) == pad_r).sum().item<int64_t>(),
+            (at::from_blob(const_cast<uint8_t*>(ds->pixels.data()), {64, 3, 32, 32}, at::kByte)
+                 .select(1, 0) == 0).sum().item<int64_t>());
+  // Stage times were recorded for every stage.
+  auto loader = Make(ds, o);
+  Epoch(*loader, 0);
+  LoaderStageTimes t = loader->stage_times();
+  EXPECT_EQ(t.batches, 1);
+  EXPECT_EQ(t.images, 64);
+  EXPECT_GT(t.crop_s, 0);
+  EXPECT_GT(t.normalize_s, 0);
+}
+
+TEST(BatchLoader, RejectsBadOptions) {
+  auto ds = Synthetic(10);
+  LoaderOptions o;
+  o.num_workers = -1;
+  absl::StatusOr<std::unique_ptr<BatchLoader>> l = BatchLoader::Create(ds, o);
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.status().message().find("-1"), std::string::npos);
+  o.num_workers = 0;
+  o.batch_size = 0;
+  EXPECT_FALSE(BatchLoader::Create(ds, o).ok());
+  o.batch_size = 8;
+  EXPECT_FALSE(BatchLoader::Create(std::make_shared<const ImageDataset>(), o).ok());
+}
+
+}  // namespace
+}  // namespace trainlab::data

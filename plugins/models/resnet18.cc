@@ -1,0 +1,70 @@
+#include "plugins/models/resnet18.h"
+
+#include <ATen/ATen.h>
+
+namespace trainlab::models {
+namespace {
+
+torch::nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(pad).bias(false));
+}
+
+}  // namespace
+
+BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, bool batch_norm) {
+  conv1_ = register_module("conv1", Conv(in_planes, planes, 3, stride, 1));
+  conv2_ = register_module("conv2", Conv(planes, planes, 3, 1, 1));
+  if (batch_norm) {
+    bn1_ = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
+  }
+  if (stride != 1 || in_planes != planes) {
+    torch::nn::Sequential s;
+    s->push_back(Conv(in_planes, planes, 1, stride, 0));
+    if (batch_norm) s->push_back(torch::nn::BatchNorm2d(planes));
+    shortcut_ = register_module("shortcut", s);
+  }
+}
+
+at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
+  at::Tensor out = conv1_->forward(x);
+  if (bn1_) out = bn1_->forward(out);
+  out = at::relu(out);
+  out = conv2_->forward(out);
+  if (bn2_) out = bn2_->forward(out);
+  out = out + (shortcut_ ? shortcut_->forward(x) : x);
+  return at::relu(out);
+}
+
+ResNet18Impl::ResNet18Impl(ResNet18Options options) : options_(options) {
+  conv1_ = register_module("conv1", Conv(3, 64, 3, 1, 1));
+  if (options_.batch_norm()) bn1_ = register_module("bn1", torch::nn::BatchNorm2d(64));
+  layer1_ = register_module("layer1", MakeGroup(64, 1));
+  layer2_ = register_module("layer2", MakeGroup(128, 2));
+  layer3_ = register_module("layer3", MakeGroup(256, 2));
+  layer4_ = register_module("layer4", MakeGroup(512, 2));
+  linear_ = register_module("linear", torch::nn::Linear(512, options_.num_classes()));
+}
+
+torch::nn::Sequential ResNet18Impl::MakeGroup(int64_t planes, int64_t stride) {
+  torch::nn::Sequential group;
+  group->push_back(BasicBlock(in_planes_, planes, stride, options_.batch_norm()));
+  group->push_back(BasicBlock(planes, planes, 1, options_.batch_norm()));
+  in_planes_ = planes;
+  return group;
+}
+
+at::Tensor ResNet18Impl::forward(const at::Tensor& x) {
+  at::Tensor out = conv1_->forward(x);        // (B, 64, 32, 32)
+  if (bn1_) out = bn1_->forward(out);
+  out = at::relu(out);
+  out = layer1_->forward(out);                // (B, 64, 32, 32)
+  out = layer2_->forward(out);                // (B, 128, 16, 16)
+  out = layer3_->forward(out);                // (B, 256, 8, 8)
+  out = layer4_->forward(out);                // (B, 512, 4, 4)
+  out = at::adaptive_avg_pool2d(out, {1, 1}).flatten(1);  // (B, 512)
+  return linear_->forward(out);               // (B, num_classes)
+}
+
+}  // namespace trainlab::models

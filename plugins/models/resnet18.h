@@ -1,0 +1,68 @@
+// The CIFAR ResNet-18 of the lab (He et al. 2016, in the common CIFAR form):
+//   3x3 stem conv 3->64 (stride 1, pad 1, no max-pool) -> BN -> ReLU
+//   4 groups of 2 BasicBlocks, widths 64/128/256/512, stride 2 at the first block of groups 2-4
+//   1x1 conv + BN shortcut where stride or width changes; conv bias off throughout
+//   global average pool -> linear 512 -> num_classes
+// Weights start as PyTorch's defaults (LibTorch's modules initialise themselves the same way).
+// With `batch_norm(false)` every BN is left out (the lab's C7).
+//
+//   x: (B, 3, 32, 32) -> logits (B, num_classes)
+//
+// Example:
+//   trainlab::models::ResNet18 net(trainlab::models::ResNet18Options().batch_norm(false));
+#ifndef TRAINLAB_PLUGINS_MODELS_RESNET18_H_
+#define TRAINLAB_PLUGINS_MODELS_RESNET18_H_
+
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+
+namespace trainlab::models {
+
+struct ResNet18Options {
+  TORCH_ARG(int64_t, num_classes) = 10;
+  TORCH_ARG(bool, batch_norm) = true;
+};
+
+class BasicBlockImpl : public torch::nn::Module {
+ public:
+  BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, bool batch_norm);
+  // x: (B, in_planes, H, W) -> (B, planes, H/stride, W/stride)
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
+  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  torch::nn::Sequential shortcut_{nullptr};  // empty when identity
+};
+TORCH_MODULE(BasicBlock);
+
+class ResNet18Impl : public torch::nn::Module {
+ public:
+  explicit ResNet18Impl(ResNet18Options options = {});
+  // x: (B, 3, 32, 32) -> logits (B, num_classes)
+  at::Tensor forward(const at::Tensor& x);
+
+  const ResNet18Options& options() const { return options_; }
+
+ private:
+  torch::nn::Sequential MakeGroup(int64_t planes, int64_t stride);
+
+  ResNet18Options options_;
+  int64_t in_planes_ = 64;
+  torch::nn::Conv2d conv1_{nullptr};
+  torch::nn::BatchNorm2d bn1_{nullptr};
+  torch::nn::Sequential layer1_{nullptr}, layer2_{nullptr}, layer3_{nullptr}, layer4_{nullptr};
+  torch::nn::Linear linear_{nullptr};
+};
+TORCH_MODULE(ResNet18);
+
+}  // namespace trainlab::models
+
+#endif  // TRAINLAB_PLUGINS_MODELS_RESNET18_H_
