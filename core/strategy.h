@@ -41,12 +41,14 @@ using StrategyRegistry = Registry<StrategyEntry>;
 inline absl::StatusOr<StepOptions> ResolveStrategies(std::string_view spec,
                                                      const c10::Device& device) {
   StepOptions options;
-  for (std::string_view name : absl::StrSplit(spec, '+')) {
+  // Debian's Abseil has its own string_view type: split a std::string, compare std::strings.
+  const std::string whole(spec);
+  for (const std::string& name : absl::StrSplit(whole, '+')) {
     if (name.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("empty strategy name in '", spec, "'"));
+      return absl::InvalidArgumentError(absl::StrCat("empty strategy name in '", whole, "'"));
     }
     if (std::find(options.names.begin(), options.names.end(), name) != options.names.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("strategy '", name, "' given twice in '", spec, "'"));
+      return absl::InvalidArgumentError(absl::StrCat("strategy '", name, "' given twice in '", whole, "'"));
     }
     absl::StatusOr<const StrategyEntry*> entry = StrategyRegistry::Global().Find(name);
     if (!entry.ok()) return entry.status();
@@ -54,7 +56,7 @@ inline absl::StatusOr<StepOptions> ResolveStrategies(std::string_view spec,
       if (absl::Status s = (*entry)->can_run(device); !s.ok()) return s;
     }
     if ((*entry)->apply) (*entry)->apply(options);
-    options.names.emplace_back(name);
+    options.names.push_back(name);
   }
   return options;
 }
