@@ -43,7 +43,7 @@ inline absl::StatusOr<StepOptions> ResolveStrategies(std::string_view spec,
   StepOptions options;
   // Debian's Abseil has its own string_view type: split a std::string, compare std::strings.
   const std::string whole(spec);
-  for (const std::string& name : absl::StrSplit(whole, '+')) {
+  for (const std::string& name : std::vector<std::string>(absl::StrSplit(whole, '+'))) {
     if (name.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("empty strategy name in '", whole, "'"));
     }

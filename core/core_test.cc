@@ -1,0 +1,236 @@
+// The core on its own: a tiny model and an in-memory loader, no plugins.
+#include <ATen/ATen.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/optim/sgd.h>
+#include <torch/utils.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/concepts.h"
+#include "core/introspect.h"
+#include "core/optimizer.h"
+#include "core/stats.h"
+#include "core/strategy.h"
+#include "core/trace.h"
+#include "core/trainer.h"
+#include "gtest/gtest.h"
+
+namespace trainlab {
+namespace {
+
+// x: (B, 3, 8, 8) -> logits (B, 10)
+struct TinyNetImpl : torch::nn::Module {
+  TinyNetImpl() {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)));
+    head = register_module("head", torch::nn::Linear(8, 10));
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    return head->forward(at::relu(conv->forward(x)).mean({2, 3}));
+  }
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::Linear head{nullptr};
+};
+
+// Batches from tensors held in memory; the class is the brightest channel.
+class VectorLoader {
+ public:
+  explicit VectorLoader(int64_t batches, int64_t batch_size = 16) {
+    torch::manual_seed(3);
+    for (int64_t b = 0; b < batches; ++b) {
+      at::Tensor y = at::randint(0, 3, {batch_size}, at::kLong);
+      at::Tensor x = at::randn({batch_size, 3, 8, 8}) * 0.3;
+      for (int64_t i = 0; i < batch_size; ++i) x[i][y[i].item<int64_t>()] += 1.0;
+      batches_.push_back({x, y, b});
+    }
+  }
+  void start_epoch(int64_t) { next_ = 0; }
+  std::optional<Batch> next() {
+    if (next_ >= static_cast<int64_t>(batches_.size())) return std::nullopt;
+    return batches_[next_++];
+  }
+  int64_t batches_per_epoch() const { return static_cast<int64_t>(batches_.size()); }
+  std::vector<Batch>& batches() { return batches_; }
+
+ private:
+  std::vector<Batch> batches_;
+  int64_t next_ = 0;
+};
+
+static_assert(Model<TinyNetImpl>);
+static_assert(Optimizer<torch::optim::SGD>);
+static_assert(Optimizer<torch::optim::Optimizer>);
+static_assert(Loader<VectorLoader>);
+static_assert(!Loader<TinyNetImpl>);
+
+TEST(Trainer, LossFallsOverEpochsAndStatsAddUp) {
+  torch::manual_seed(0);
+  TinyNetImpl net;
+  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  VectorLoader loader(6);
+  Trainer trainer(net, sgd, loader, TrainerOptions{});
+  std::vector<EpochStats> epochs;
+  for (int e = 0; e < 8; ++e) {
+    absl::StatusOr<EpochStats> s = trainer.TrainEpoch(e);
+    ASSERT_TRUE(s.ok()) << s.status();
+    epochs.push_back(*s);
+  }
+  EXPECT_LT(epochs.back().loss, 0.5 * epochs.front().loss);
+  EXPECT_GT(epochs.back().top1, 90.0);
+  const EpochStats& last = epochs.back();
+  EXPECT_EQ(last.epoch, 8);
+  EXPECT_EQ(last.samples, 6 * 16);
+  ASSERT_EQ(last.batches.size(), 6u);
+  double train = 0, loss = 0;
+  for (const BatchRecord& b : last.batches) {
+    train += b.train_s;
+    loss += b.loss;
+    EXPECT_GE(b.wait_s, 0);
+  }
+  EXPECT_DOUBLE_EQ(last.train_s, train);
+  EXPECT_NEAR(last.loss, loss / 6, 1e-12);
+  EXPECT_LE(last.load_s + last.copy_s + last.train_s, last.epoch_s);
+  EXPECT_FALSE(last.diverged.has_value());
+
+  EvalStats eval = trainer.Evaluate(loader);
+  EXPECT_EQ(eval.samples, 96);
+  EXPECT_GT(eval.top1, 90.0);
+  EXPECT_TRUE(net.is_training());
+}
+
+TEST(Trainer, ANanLossIsReportedAsDivergenceAtItsBatch) {
+  TinyNetImpl net;
+  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));
+  VectorLoader loader(5);
+  loader.batches()[2].images[0][0][0][0] = std::numeric_limits<float>::quiet_NaN();
+  Trainer trainer(net, sgd, loader, TrainerOptions{});
+  absl::StatusOr<EpochStats> s = trainer.TrainEpoch(0);
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(s->diverged.has_value());
+  EXPECT_EQ(s->diverged->epoch, 1);
+  EXPECT_EQ(s->diverged->batch, 3);  // 1-based: the third batch
+  EXPECT_EQ(s->batches.size(), 3u);
+}
+
+TEST(Trainer, RecordsPhasesWhenAskedAndTheyFitInTheStep) {
+  TinyNetImpl net;
+  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));
+  VectorLoader loader(2);
+  TrainerOptions o;
+  o.record_phases = true;
+  Trainer trainer(net, sgd, loader, o);
+  absl::StatusOr<EpochStats> s = trainer.TrainEpoch(0);
+  ASSERT_TRUE(s.ok());
+  for (const BatchRecord& b : s->batches) {
+    ASSERT_TRUE(b.phases.has_value());
+    EXPECT_GT(b.phases->forward_s, 0);
+    EXPECT_GT(b.phases->backward_s, 0);
+    EXPECT_LE(b.phases->forward_s + b.phases->backward_s + b.phases->step_s, b.train_s);
+  }
+}
+
+TEST(LabBlock, MatchesTheLabsFormatExactly) {
+  EpochStats s;
+  s.epoch = 1;
+  s.loss = 1.90551;
+  s.top1 = 30.7712;
+  s.load_s = 4.59661;
+  s.train_s = 7.95232;
+  s.epoch_s = 13.36234;
+  s.batches.resize(391);
+  EXPECT_EQ(FormatLabBlock(s),
+            "=====\n"
+            "Epoch 1 Summary:\n"
+            "- Loss: 1.9055\n"
+            "- Accuracy (Top-1): 30.77%\n"
+            "- Total Data Loading Time: 4.5966s\n"
+            "- Total Training Time: 7.9523s\n"
+            "- Average Training Time per Batch: 0.0203s\n"
+            "- Total Epoch Time: 13.3623s\n"
+            "=====\n");
+}
+
+struct ThingEntry {
+  static constexpr std::string_view kKind = "thing";
+  int value = 0;
+};
+
+TEST(Registry, FindsRegisteredNamesAndListsThemWhenOneIsUnknown) {
+  Registry<ThingEntry> r;
+  r.Register("b", {2});
+  r.Register("a", {1});
+  ASSERT_TRUE(r.Find("a").ok());
+  EXPECT_EQ((*r.Find("b"))->value, 2);
+  EXPECT_EQ(r.Names(), (std::vector<std::string>{"a", "b"}));
+  absl::StatusOr<const ThingEntry*> missing = r.Find("c");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(), "unknown thing 'c'; known: a, b");
+  EXPECT_DEATH(r.Register("a", {3}), "registered twice");
+}
+
+TEST(Strategies, ResolveAppliesInOrderAndRefusesWhatCannotRun) {
+  auto& reg = StrategyRegistry::Global();
+  reg.Register("test_nhwc", {.description = "", .can_run = nullptr,
+                             .apply = [](StepOptions& o) { o.memory_format = c10::MemoryFormat::ChannelsLast; }});
+  reg.Register("test_gpu_only",
+               {.description = "",
+                .can_run = [](const c10::Device& d) {
+                  return d.is_cuda() ? absl::OkStatus()
+                                     : absl::FailedPreconditionError("test_gpu_only needs a CUDA device");
+                },
+                .apply = [](StepOptions& o) { o.cudnn_benchmark = true; }});
+  absl::StatusOr<StepOptions> o = ResolveStrategies("test_nhwc", c10::kCPU);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->memory_format, c10::MemoryFormat::ChannelsLast);
+  EXPECT_EQ(o->names, std::vector<std::string>{"test_nhwc"});
+
+  absl::StatusOr<StepOptions> gpu = ResolveStrategies("test_nhwc+test_gpu_only", c10::kCPU);
+  ASSERT_FALSE(gpu.ok());
+  EXPECT_EQ(gpu.status().message(), "test_gpu_only needs a CUDA device");
+  EXPECT_TRUE(ResolveStrategies("test_nhwc+test_gpu_only", c10::Device(c10::kCUDA, 0)).ok());
+  EXPECT_FALSE(ResolveStrategies("test_nhwc+test_nhwc", c10::kCPU).ok());
+  EXPECT_FALSE(ResolveStrategies("test_nhwc+", c10::kCPU).ok());
+  absl::StatusOr<StepOptions> unknown = ResolveStrategies("warp_drive", c10::kCPU);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown strategy 'warp_drive'"), std::string::npos);
+}
+
+TEST(OptimizerSettings, RejectsNonsenseWithTheValue) {
+  EXPECT_TRUE(ValidateOptimizerSettings({}).ok());
+  absl::Status s = ValidateOptimizerSettings({.lr = -0.1});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("-0.1"), std::string::npos);
+  EXPECT_FALSE(ValidateOptimizerSettings({.lr = 0.1, .weight_decay = -1}).ok());
+  EXPECT_FALSE(ValidateOptimizerSettings({.lr = 0.1, .weight_decay = 0, .momentum = 1.0}).ok());
+}
+
+TEST(Trace, WritesNamedTracksAndCompleteEvents) {
+  TraceRecorder trace;
+  trace.NameThisThread("main \"quoted\"");
+  auto t0 = Clock::now();
+  trace.Span("outer", "test", t0, t0 + std::chrono::milliseconds(2));
+  std::thread([&] {
+    trace.NameThisThread("worker");
+    trace.Span("inner", "test", t0, t0 + std::chrono::microseconds(500));
+  }).join();
+  const std::string path = testing::TempDir() + "/trace.json";
+  ASSERT_TRUE(trace.WriteJson(path).ok());
+  std::stringstream text;
+  text << std::ifstream(path).rdbuf();
+  const std::string json = text.str();
+  EXPECT_NE(json.find("\"traceEvents\""), std::string::npos);
+  EXPECT_NE(json.find("\"args\":{\"name\":\"main \\\"quoted\\\"\"}"), std::string::npos);
+  EXPECT_NE(json.find("\"args\":{\"name\":\"worker\"}"), std::string::npos);
+  EXPECT_NE(json.find("\"name\":\"outer\",\"cat\":\"test\",\"pid\":1,\"tid\":1,\"ts\":"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"dur\":2000.000}"), std::string::npos) << json;
+  ASSERT_EQ(trace.events().size(), 2u);
+  EXPECT_NE(trace.events()[0].tid, trace.events()[1].tid);
+  EXPECT_FALSE(trace.WriteJson("/nonexistent/dir/trace.json").ok());
+}
+
+}  // namespace
+}  // namespace trainlab
