@@ -18,6 +18,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include <algorithm>
 #include "core/optimizer.h"
 #include "core/strategy.h"
 #include "core/trainer.h"
@@ -300,9 +302,13 @@ absl::StatusOr<RunResult> RunTraining(const Setup& setup, const RunConfig& confi
   return result;
 }
 
-int RunMain(int argc, char** argv, const char* usage, const std::function<absl::Status()>& body) {
+int RunMain(int argc, char** argv, const char* usage, const std::function<absl::Status()>& body,
+            const std::vector<std::pair<std::string, std::string>>& defaults) {
   const std::string program = std::filesystem::path(argv[0]).filename().string();
   gflags::SetUsageMessage(usage);
+  for (const auto& [flag, value] : defaults) {
+    gflags::SetCommandLineOptionWithMode(flag.c_str(), value.c_str(), gflags::SET_FLAGS_DEFAULT);
+  }
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
@@ -329,6 +335,53 @@ int RunMain(int argc, char** argv, const char* usage, const std::function<absl::
     return 1;
   }
   return 0;
+}
+
+void PrintRecap(const std::vector<RunResult>& runs) {
+  std::printf("\n===== Recap (averages over each run's epochs) =====\n");
+  std::printf("%-22s %16s %10s %12s  %s\n", "run", "train s/epoch", "loss", "top-1 %", "note");
+  struct Row {
+    std::string label;
+    double train, loss, top1;
+  };
+  std::vector<Row> ok;
+  for (const RunResult& r : runs) {
+    const double train = r.mean(&EpochStats::train_s), loss = r.mean(&EpochStats::loss),
+                 top1 = r.mean(&EpochStats::top1);
+    std::string note;
+    if (r.diverged) {
+      note = absl::StrFormat("diverged at epoch %d, batch %d (loss %g)", r.diverged->epoch,
+                             r.diverged->batch, r.diverged->loss);
+    } else {
+      ok.push_back({r.label, train, loss, top1});
+    }
+    std::printf("%-22s %16.4f %10.4f %12.2f  %s\n", r.label.c_str(), train, loss, top1, note.c_str());
+  }
+  auto rank = [&](const char* what, auto key, bool ascending) {
+    std::vector<Row> sorted = ok;
+    std::stable_sort(sorted.begin(), sorted.end(), [&](const Row& a, const Row& b) {
+      return ascending ? key(a) < key(b) : key(a) > key(b);
+    });
+    std::printf("Ranking by %s:", what);
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      std::printf("%s %zu. %s", i ? "," : "", i + 1, sorted[i].label.c_str());
+    }
+    std::printf("%s\n", sorted.empty() ? " (no run finished)" : "");
+  };
+  rank("training time (fastest first)", [](const Row& r) { return r.train; }, true);
+  rank("loss (lowest first)", [](const Row& r) { return r.loss; }, true);
+  rank("top-1 accuracy (highest first)", [](const Row& r) { return r.top1; }, false);
+}
+
+absl::StatusOr<std::vector<std::string>> SplitList(const std::string& flag, const std::string& value) {
+  std::vector<std::string> out;
+  for (const std::string& item : std::vector<std::string>(absl::StrSplit(value, ','))) {
+    if (item.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": empty item in the list"));
+    }
+    out.push_back(item);
+  }
+  return out;
 }
 
 }  // namespace trainlab::experiments

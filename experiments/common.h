@@ -120,8 +120,17 @@ std::vector<c10::Device> AvailableDevices();
 std::string UserPath(const std::string& path);
 
 // Parses flags, runs `body`, and turns any error (absl::Status or exception) into one line
-// "<program>: error: <message>" on stderr and exit code 1.
-int RunMain(int argc, char** argv, const char* usage, const std::function<absl::Status()>& body);
+// "<program>: error: <message>" on stderr and exit code 1. `defaults` overrides shared flags'
+// defaults for this binary (c8 trains 10 epochs): {{"epochs", "10"}}.
+int RunMain(int argc, char** argv, const char* usage, const std::function<absl::Status()>& body,
+            const std::vector<std::pair<std::string, std::string>>& defaults = {});
+
+// The lab's recap of several runs (C6, C7): average training time per epoch, average loss and
+// average top-1 over the epochs, then a ranking by each. Diverged runs are listed as such.
+void PrintRecap(const std::vector<RunResult>& runs);
+
+// Parses "a,b,c" into names; empty items are an error naming the flag.
+absl::StatusOr<std::vector<std::string>> SplitList(const std::string& flag, const std::string& value);
 
 // "1.2345" style seconds for recaps.
 std::string FormatSeconds(double s);
