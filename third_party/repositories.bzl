@@ -14,6 +14,7 @@ own Abseil, GoogleTest, LibTorch ... under the conventional names and trainlab w
 | com_google_googletest        | GoogleTest                             | libgtest-dev               |
 | com_github_google_benchmark  | Google Benchmark                       | libbenchmark-dev           |
 | zlib                         | zlib (Fashion-MNIST's .gz files)       | zlib1g-dev                 |
+| com_github_nlohmann_json     | JSON (tests that read trace files)     | nlohmann-json3-dev         |
 | rules_cc                     | native-rule shim (Bazel 4.2.3)         | third_party/rules_cc       |
 | rules_java                   | Debian's rules_java                    | bazel-rules-java           |
 | remote_coverage_tools        | empty stand-in for a test dependency   | third_party/remote_coverage_tools |
@@ -88,6 +89,11 @@ def trainlab_dependencies():
         system_repository,
         name = "com_github_google_benchmark",
         build_files = {Label("//third_party/system:benchmark.BUILD"): "BUILD"},
+    )
+    _maybe(
+        system_repository,
+        name = "com_github_nlohmann_json",
+        build_files = {Label("//third_party/system:nlohmann_json.BUILD"): "BUILD"},
     )
     _maybe(
         system_repository,

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# End-to-end runs of every experiment binary on tiny synthetic data, and every bad input the
+# binaries promise to refuse with one clear line and a non-zero exit.
+set -uo pipefail
+
+C2="$1" C3="$2" C4="$3" C5="$4" C6="$5" C7="$6" C8="$7" Q1Q4="$8" MKDATA="$9" CHECK_TRACE="${10}"
+tmp="${TEST_TMPDIR:-$(mktemp -d)}"
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+
+TINY=(--dataset=synthetic --synthetic_train=48 --synthetic_test=16 --batch_size=8
+      --max_batches_per_epoch=2 --threads=1)
+
+# run NAME CMD...: runs, keeps stdout/stderr in $tmp/NAME.{out,err}, returns the exit code.
+run() { local name="$1"; shift; "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"; }
+
+# --- c2: the lab's block, once per epoch ---------------------------------------------------------
+if run c2 "$C2" "${TINY[@]}" --epochs=2 --num_workers=2 --evaluate; then
+  blocks=$(grep -c '^Epoch [0-9]* Summary:$' "$tmp/c2.out")
+  [[ "$blocks" == 2 ]] || fail "c2 printed $blocks epoch blocks, want 2"
+  # Each block, line by line, exactly the lab's format.
+  if awk '
+      /^Epoch [0-9]+ Summary:$/ {i = 1; next}
+      i == 1 { if ($0 !~ /^- Loss: [0-9]+\.[0-9][0-9][0-9][0-9]$/) bad = bad "\nloss: " $0; i++; next }
+      i == 2 { if ($0 !~ /^- Accuracy \(Top-1\): [0-9]+\.[0-9][0-9]%$/) bad = bad "\nacc: " $0; i++; next }
+      i == 3 { if ($0 !~ /^- Total Data Loading Time: [0-9]+\.[0-9][0-9][0-9][0-9]s$/) bad = bad "\nload: " $0; i++; next }
+      i == 4 { if ($0 !~ /^- Total Training Time: [0-9]+\.[0-9][0-9][0-9][0-9]s$/) bad = bad "\ntrain: " $0; i++; next }
+      i == 5 { if ($0 !~ /^- Average Training Time per Batch: [0-9]+\.[0-9][0-9][0-9][0-9]s$/) bad = bad "\navg: " $0; i++; next }
+      i == 6 { if ($0 !~ /^- Total Epoch Time: [0-9]+\.[0-9][0-9][0-9][0-9]s$/) bad = bad "\nepoch: " $0; i++; next }
+      i == 7 { if ($0 != "=====") bad = bad "\nend: " $0; i = 0; n++ }
+      END { if (bad != "" || n != 2) { print "bad block lines:" bad; exit 1 } }' "$tmp/c2.out"; then
+    pass "c2 prints the lab's block for each epoch"
+  else
+    fail "c2 block format"; cat "$tmp/c2.out"
+  fi
+  grep -q '^- Test Loss: [0-9.]*, Test Accuracy (Top-1): [0-9.]*% (16 images)$' "$tmp/c2.out" \
+    || fail "c2 --evaluate printed no test line"
+  grep -q 'synthetic/train (generated, not CIFAR-10)' "$tmp/c2.out" || fail "c2 does not say the data is synthetic"
+else
+  fail "c2 exited non-zero"; cat "$tmp/c2.err"
+fi
+
+# c2 on a CIFAR-10 binary folder (written by the synthetic tool), chosen by --dataset=auto.
+"$MKDATA" --out="$tmp/cifar" --train=40 --test=8 >/dev/null || fail "make_synthetic_cifar10"
+if run c2cifar "$C2" --data_dir="$tmp/cifar" --batch_size=8 --max_batches_per_epoch=1 --epochs=1 --threads=1; then
+  grep -q "auto chose CIFAR-10 from $tmp/cifar" "$tmp/c2cifar.out" && pass "c2 --dataset=auto finds CIFAR-10" \
+    || fail "c2 auto did not choose CIFAR-10: $(head -3 "$tmp/c2cifar.out")"
+else
+  fail "c2 on a CIFAR-10 folder: $(cat "$tmp/c2cifar.err")"
+fi
+
+# --- bad input: one line on stderr naming the problem, non-zero exit -------------------------
+cp -r "$tmp/cifar" "$tmp/truncated"; truncate -s 5000 "$tmp/truncated/data_batch_2.bin"
+cp -r "$tmp/cifar" "$tmp/badlabel"; printf '\x0c' | dd of="$tmp/badlabel/data_batch_1.bin" bs=1 seek=3073 conv=notrunc status=none
+expect_error() {  # expect_error WANT_TEXT ARGS...
+  local want="$1"; shift
+  if run bad "$C2" "$@" --threads=1; then fail "c2 $* succeeded; want an error"; return; fi
+  local lines; lines=$(wc -l <"$tmp/bad.err")
+  if [[ "$lines" != 1 ]]; then fail "c2 $*: $lines stderr lines, want 1:"; cat "$tmp/bad.err"; return; fi
+  grep -qF -- "$want" "$tmp/bad.err" && pass "c2 $* -> $(cat "$tmp/bad.err")" \
+    || fail "c2 $*: stderr '$(cat "$tmp/bad.err")' lacks '$want'"
+}
+expect_error "--num_workers=-1: must be >= 0" --num_workers=-1
+expect_error "--batch_size=0: must be >= 1" --batch_size=0
+expect_error "--dataset=imagenet: unknown dataset" --dataset=imagenet
+expect_error "--device=tpu: unknown device" --device=tpu
+expect_error "--device=cuda: no CUDA device" --device=cuda
+expect_error "/nonexistent/cifar: CIFAR-10 directory not found" --dataset=cifar10 --data_dir=/nonexistent/cifar
+expect_error "data_batch_2.bin: size 5000 is not a whole number of 3073-byte" --dataset=cifar10 --data_dir="$tmp/truncated"
+expect_error "data_batch_1.bin: record 1 has label 12" --dataset=cifar10 --data_dir="$tmp/badlabel"
+expect_error "unknown optimizer 'lamb'; known: adadelta, adagrad, adam, adamw, rmsprop, sgd, sgd_nesterov" "${TINY[@]}" --optimizer=lamb
+expect_error "unknown strategy 'warp'" "${TINY[@]}" --strategy=warp
+expect_error "cuda_graph needs a CUDA device" "${TINY[@]}" --strategy=cuda_graph
+expect_error "learning rate must be positive" --lr=-1
+expect_error "unexpected argument 'extra'" extra
+
+# --- q1_q4: counted from the model ------------------------------------------------------------
+if run q "$Q1Q4"; then
+  grep -q '^Q1: convolutional layers: 20 (17 without the three 1x1 shortcut convolutions)$' "$tmp/q.out" || fail "Q1"
+  grep -q '^Q2: input features of the last linear layer: 512$' "$tmp/q.out" || fail "Q2"
+  grep -q '^Q3: SGD: trainable parameters 11173962, gradients 11173962' "$tmp/q.out" || fail "Q3"
+  grep -q '^Q4: Adam: trainable parameters 11173962, gradients 11173962; .*: 22347924 state elements$' "$tmp/q.out" || fail "Q4"
+  pass "q1_q4 counts"
+else
+  fail "q1_q4 exited non-zero: $(cat "$tmp/q.err")"
+fi
+
+# --- c3: a given worker list, its table and the two bests -------------------------------------
+if run c3 "$C3" "${TINY[@]}" --epochs=1 --workers=0,2; then
+  grep -q 'threads sharing one in-memory dataset' "$tmp/c3.out" || fail "c3 does not explain threads vs processes"
+  [[ $(grep -cE '^ +[02] +[0-9.]+s +[0-9.]+s$' "$tmp/c3.out") == 2 ]] || fail "c3 table rows"
+  grep -qE '^Best for total runtime: [02] workers$' "$tmp/c3.out" && grep -qE '^Best for data loading: [02] workers$' "$tmp/c3.out" \
+    && pass "c3 sweep table" || fail "c3 best lines"
+else
+  fail "c3 exited non-zero: $(cat "$tmp/c3.err")"
+fi
+run bad "$C3" --workers=0,x && fail "c3 --workers=0,x accepted" || grep -q "'x' is not a worker count" "$tmp/bad.err" || fail "c3 bad --workers message"
+
+# --- c4: side by side, stage breakdown, a valid nested trace -----------------------------------
+if run c4 "$C4" "${TINY[@]}" --epochs=1 --best_workers=2 --trace="$tmp/c4.json"; then
+  grep -q '===== C4: 1 worker against 2, per epoch =====' "$tmp/c4.out" || fail "c4 table"
+  grep -qE '^1 worker +read [0-9.]+s \| crop [0-9.]+s \| flip [0-9.]+s \| normalise [0-9.]+s \| assemble' "$tmp/c4.out" \
+    || fail "c4 stage breakdown"
+  "$CHECK_TRACE" "$tmp/c4.json" && pass "c4 trace is valid, named and nested" || fail "c4 trace"
+else
+  fail "c4 exited non-zero: $(cat "$tmp/c4.err")"
+fi
+
+# --- c5: no GPU here: says so, runs the CPU, exits 0 --------------------------------------------
+if run c5 "$C5" "${TINY[@]}" --epochs=1; then
+  grep -q '^No GPU found' "$tmp/c5.out" && grep -q '^cpu .* per epoch' "$tmp/c5.out" && pass "c5 without a GPU" \
+    || fail "c5 output: $(cat "$tmp/c5.out")"
+else
+  fail "c5 exited non-zero: $(cat "$tmp/c5.err")"
+fi
+
+# --- c6: recap and rankings; a diverging run is reported and the next one runs -----------------
+if run c6 "$C6" "${TINY[@]}" --epochs=1 --optimizers=sgd,adadelta; then
+  grep -q '^Ranking by training time (fastest first):' "$tmp/c6.out" && grep -q '^Ranking by top-1 accuracy' "$tmp/c6.out" \
+    && grep -qE '^adadelta +[0-9.]+ +[0-9.]+ +[0-9.]+' "$tmp/c6.out" && pass "c6 recap" || fail "c6 recap: $(tail -8 "$tmp/c6.out")"
+else
+  fail "c6 exited non-zero: $(cat "$tmp/c6.err")"
+fi
+if run c6div "$C6" "${TINY[@]}" --epochs=2 --optimizers=sgd,adagrad --lr=1e12; then
+  grep -qE '^Diverged: sgd, epoch 1, batch [12]: loss' "$tmp/c6div.out" && grep -q '##### Optimizer: adagrad #####' "$tmp/c6div.out" \
+    && grep -qE '^sgd +.*diverged at epoch 1, batch' "$tmp/c6div.out" && pass "c6 reports divergence and goes on" \
+    || fail "c6 divergence: $(grep -E 'Diverged|Loss' "$tmp/c6div.out")"
+else
+  fail "c6 (diverging) exited non-zero: $(cat "$tmp/c6div.err")"
+fi
+
+# --- c7: with and without batch norm --------------------------------------------------------------
+if run c7 "$C7" "${TINY[@]}" --epochs=1; then
+  grep -qE '^sgd with BN ' "$tmp/c7.out" && grep -qE '^sgd without BN ' "$tmp/c7.out" && pass "c7 recap" || fail "c7 recap"
+else
+  fail "c7 exited non-zero: $(cat "$tmp/c7.err")"
+fi
+
+# --- c8: eager and CPU strategies run; CUDA ones are skipped with the reason -------------------
+if run c8 "$C8" "${TINY[@]}" --epochs=2 --strategies=eager,channels_last,cuda_graph,cudnn_autotune; then
+  grep -qE '^eager +[0-9.]+s +[0-9.]+s +1\.00x +1\.00x$' "$tmp/c8.out" || fail "c8 eager row: $(grep -A8 'C8:' "$tmp/c8.out")"
+  grep -qE '^channels_last +[0-9.]+s' "$tmp/c8.out" || fail "c8 channels_last row"
+  grep -qE '^cuda_graph +skipped: cuda_graph needs a CUDA device' "$tmp/c8.out" || fail "c8 cuda_graph skip"
+  grep -qE '^cudnn_autotune +skipped: cudnn_autotune needs a CUDA device' "$tmp/c8.out" || fail "c8 cudnn skip"
+  [[ $(grep -c '^Epoch [0-9]* Summary:$' "$tmp/c8.out") == 4 ]] || fail "c8 blocks"
+  pass "c8 table"
+else
+  fail "c8 exited non-zero: $(cat "$tmp/c8.err")"
+fi
+
+echo "experiments_test: $failures failure(s)"
+exit $((failures > 0))
