@@ -1,0 +1,76 @@
+// Seconds per ResNet-18 training step (forward, loss, backward, SGD step) on the CPU, with the
+// settings the experiment binaries use: every core as an intra-op thread and glibc's allocator
+// told to keep freed memory (--malloc_tuning). `--nomalloc_tuning` and `--threads=N` show what
+// each setting is worth. Random input; the first step is a warm-up outside the timing.
+//
+//   bazel run -c opt //benchmarks:train_step_benchmark -- --benchmark_filter=BM_TrainStep/128
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <malloc.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/sgd.h>
+#include <torch/utils.h>
+
+#include <climits>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "benchmark/benchmark.h"
+#include "plugins/models/resnet18.h"
+
+namespace {
+
+void Step(trainlab::models::ResNet18& model, torch::optim::SGD& sgd, const at::Tensor& x,
+          const at::Tensor& y) {
+  sgd.zero_grad();
+  torch::nn::functional::cross_entropy(model->forward(x), y).backward();
+  sgd.step();
+}
+
+// BM_TrainStep/B: one SGD step on a batch of B images; reports images/s.
+void BM_TrainStep(benchmark::State& state) {
+  const int64_t b = state.range(0);
+  torch::manual_seed(0);
+  trainlab::models::ResNet18 model;
+  torch::optim::SGD sgd(model->parameters(),
+                        torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4));
+  const at::Tensor x = at::randn({b, 3, 32, 32});
+  const at::Tensor y = at::randint(0, 10, {b}, at::kLong);
+  Step(model, sgd, x, y);  // warm-up: allocations, oneDNN primitives, momentum buffers
+  for (auto _ : state) Step(model, sgd, x, y);
+  state.SetItemsProcessed(state.iterations() * b);
+  state.counters["threads"] = at::get_num_threads();
+}
+BENCHMARK(BM_TrainStep)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecond)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Our own two flags, removed before Google Benchmark sees the rest.
+  bool malloc_tuning = true;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--nomalloc_tuning") == 0) {
+      malloc_tuning = false;
+    } else if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = std::stoi(argv[i] + 10);
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  if (malloc_tuning) {
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+  }
+  at::set_num_threads(threads);
+  benchmark::AddCustomContext("malloc_tuning", malloc_tuning ? "on" : "off");
+  benchmark::AddCustomContext("intra_op_threads", std::to_string(threads));
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
