@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -57,6 +58,21 @@ struct OptimizerEntry {
 };
 
 using OptimizerRegistry = Registry<OptimizerEntry>;
+
+// The entry of a plugin that wraps a LibTorch optimizer `Opt`, built from the options that
+// `options(settings)` returns. Example (plugins/optimizers/sgd.cc):
+//   OptimizerRegistry::Global().Register("sgd", TorchOptimizer<torch::optim::SGD>(
+//       "SGD with momentum", /*capturable=*/true,
+//       [](const OptimizerSettings& s) { return torch::optim::SGDOptions(s.lr).momentum(s.momentum); }));
+template <class Opt, class MakeOptions>
+OptimizerEntry TorchOptimizer(std::string description, bool capturable, MakeOptions options) {
+  return {.description = std::move(description),
+          .capturable = capturable,
+          .make = [options](std::vector<at::Tensor> params, const OptimizerSettings& s)
+              -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
+            return std::make_unique<Opt>(std::move(params), options(s));
+          }};
+}
 
 }  // namespace trainlab
 
