@@ -28,6 +28,24 @@ TEST(StrategyRegistry, CudaStrategiesExplainWhyNotOnTheCpu) {
   EXPECT_NE(c.status().message().find("cudnn_autotune needs a CUDA device"), std::string::npos) << c.status();
 }
 
+// The default build has no graph runner and says so; --config=cuda compiles it in (the define
+// comes from //plugins/compile:cuda_graph), and then only the device is missing here.
+TEST(StrategyRegistry, CudaGraphRunnerIsCompiledInOnlyWithConfigCuda) {
+  absl::StatusOr<const StrategyEntry*> e = StrategyRegistry::Global().Find("cuda_graph");
+  ASSERT_TRUE(e.ok()) << e.status();
+  StepOptions o;
+  (*e)->apply(o);
+  const absl::Status on_cpu = (*e)->can_run(c10::kCPU);
+  ASSERT_FALSE(on_cpu.ok());
+#ifdef TRAINLAB_WITH_CUDA_GRAPH
+  EXPECT_TRUE(o.make_runner);
+  EXPECT_EQ(on_cpu.message(), "cuda_graph needs a CUDA device, not cpu");
+#else
+  EXPECT_FALSE(o.make_runner);
+  EXPECT_NE(on_cpu.message().find("this binary was built without it"), std::string::npos) << on_cpu;
+#endif
+}
+
 TEST(StrategyRegistry, CombinationsSetEveryKnob) {
   absl::StatusOr<StepOptions> o = ResolveStrategies("channels_last+amp_bf16", c10::kCPU);
   ASSERT_TRUE(o.ok()) << o.status();
