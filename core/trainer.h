@@ -41,6 +41,31 @@ struct TrainerOptions {
   bool record_phases = false;           // forward/backward/step times per batch (syncs on CUDA)
 };
 
+// Applies `step` to `model` (cuDNN mode, weight memory format) and builds the step runner over
+// `model` and `optimizer`, which must outlive it. The Trainer does this before its first epoch;
+// benchmarks call it directly to time bare steps.
+template <Model M, Optimizer O>
+absl::StatusOr<std::unique_ptr<StepRunner>> PrepareStepRunner(M& model, O& optimizer, c10::Device device,
+                                                              bool optimizer_capturable,
+                                                              const StepOptions& step) {
+  at::globalContext().setBenchmarkCuDNN(step.cudnn_benchmark);
+  if (step.memory_format != c10::MemoryFormat::Contiguous) {
+    // Module::to() has no memory-format overload in LibTorch; convert each 4-D weight.
+    torch::NoGradGuard no_grad;
+    for (at::Tensor& p : model.parameters()) {
+      if (p.dim() == 4) p.set_data(p.contiguous(step.memory_format));
+    }
+  }
+  StepFunctions fns;
+  fns.module = &model;
+  fns.forward = [&model](const at::Tensor& x) -> at::Tensor { return model.forward(x); };
+  fns.zero_grad = [&optimizer] { optimizer.zero_grad(); };
+  fns.optimizer_step = [&optimizer] { optimizer.step(); };
+  fns.device = device;
+  fns.optimizer_capturable = optimizer_capturable;
+  return MakeStepRunner(fns, step);
+}
+
 template <Model M, Optimizer O, Loader L>
 class Trainer {
  public:
@@ -161,22 +186,8 @@ class Trainer {
  private:
   // Applies the step options to the model and builds the runner (once, before the first epoch).
   absl::Status Prepare() {
-    at::globalContext().setBenchmarkCuDNN(options_.step.cudnn_benchmark);
-    if (options_.step.memory_format != c10::MemoryFormat::Contiguous) {
-      // Module::to() has no memory-format overload in LibTorch; convert each 4-D weight.
-      torch::NoGradGuard no_grad;
-      for (at::Tensor& p : model_.parameters()) {
-        if (p.dim() == 4) p.set_data(p.contiguous(options_.step.memory_format));
-      }
-    }
-    StepFunctions fns;
-    fns.module = &model_;
-    fns.forward = [this](const at::Tensor& x) -> at::Tensor { return model_.forward(x); };
-    fns.zero_grad = [this] { optimizer_.zero_grad(); };
-    fns.optimizer_step = [this] { optimizer_.step(); };
-    fns.device = options_.device;
-    fns.optimizer_capturable = options_.optimizer_capturable;
-    absl::StatusOr<std::unique_ptr<StepRunner>> runner = MakeStepRunner(fns, options_.step);
+    absl::StatusOr<std::unique_ptr<StepRunner>> runner = PrepareStepRunner(
+        model_, optimizer_, options_.device, options_.optimizer_capturable, options_.step);
     if (!runner.ok()) return runner.status();
     runner_ = std::move(*runner);
     return absl::OkStatus();
