@@ -131,11 +131,25 @@ else
 fi
 
 # --- c7: with and without batch norm --------------------------------------------------------------
-if run c7 "$C7" "${TINY[@]}" --epochs=1; then
-  grep -qE '^sgd with BN ' "$tmp/c7.out" && grep -qE '^sgd without BN ' "$tmp/c7.out" && pass "c7 recap" || fail "c7 recap"
+# (with another optimizer and strategy than the defaults: every binary links every plugin)
+if run c7 "$C7" "${TINY[@]}" --epochs=1 --optimizer=adam --strategy=channels_last; then
+  grep -qE '^adam with BN ' "$tmp/c7.out" && grep -qE '^adam without BN ' "$tmp/c7.out" && pass "c7 recap (adam, channels_last)" \
+    || fail "c7 recap: $(tail -6 "$tmp/c7.out")"
 else
   fail "c7 exited non-zero: $(cat "$tmp/c7.err")"
 fi
+
+# --- every experiment offers every optimizer and strategy: the shared flags' errors list them all -
+names=(c3 c4 c5 c7)
+bins=("$C3" "$C4" "$C5" "$C7")
+for i in "${!names[@]}"; do
+  run bad "${bins[$i]}" "${TINY[@]}" --epochs=1 --optimizer=lamb
+  grep -qF "known: adadelta, adagrad, adam, adamw, rmsprop, sgd, sgd_nesterov" "$tmp/bad.err" \
+    && pass "${names[$i]} offers every optimizer" || fail "${names[$i]} --optimizer=lamb: $(cat "$tmp/bad.err")"
+  run bad "${bins[$i]}" "${TINY[@]}" --epochs=1 --strategy=warp
+  grep -qF "known: amp_bf16, channels_last, cuda_graph, cudnn_autotune, eager" "$tmp/bad.err" \
+    && pass "${names[$i]} offers every strategy" || fail "${names[$i]} --strategy=warp: $(cat "$tmp/bad.err")"
+done
 
 # --- c8: eager and CPU strategies run; CUDA ones are skipped with the reason -------------------
 if run c8 "$C8" "${TINY[@]}" --epochs=2 --strategies=eager,channels_last,cuda_graph,cudnn_autotune; then
