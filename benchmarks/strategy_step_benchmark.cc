@@ -19,23 +19,21 @@
 // --threads=N (CPU intra-op threads; default every core).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <malloc.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
-#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "benchmark/benchmark.h"
+#include "core/host.h"
 #include "core/optimizer.h"
 #include "core/strategy.h"
 #include "core/timer.h"
@@ -93,7 +91,7 @@ struct Flags {
   std::string device = "auto";
   std::string strategies;
   std::string batch_sizes;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = AllCores();
 };
 
 // Takes our flags out of argv; returns false (after one error line) on a bad value.
@@ -170,8 +168,7 @@ int Main(int argc, char** argv) {
   }
 
   // The experiment binaries' settings (--malloc_tuning, every core as an intra-op thread).
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+  KeepFreedHeapMemory();
   at::set_num_threads(f.threads);
   benchmark::AddCustomContext("device", device.str());
   benchmark::AddCustomContext("intra_op_threads", std::to_string(f.threads));

@@ -6,17 +6,15 @@
 //   bazel run -c opt //benchmarks:train_step_benchmark -- --benchmark_filter=BM_TrainStep/128
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <malloc.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/optim/sgd.h>
 #include <torch/utils.h>
 
-#include <climits>
 #include <cstring>
 #include <string>
-#include <thread>
 
 #include "benchmark/benchmark.h"
+#include "core/host.h"
 #include "plugins/models/resnet18.h"
 
 namespace {
@@ -49,7 +47,7 @@ BENCHMARK(BM_TrainStep)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecond)->Us
 int main(int argc, char** argv) {
   // Our own two flags, removed before Google Benchmark sees the rest.
   bool malloc_tuning = true;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = trainlab::AllCores();
   int out = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--nomalloc_tuning") == 0) {
@@ -61,10 +59,7 @@ int main(int argc, char** argv) {
     }
   }
   argc = out;
-  if (malloc_tuning) {
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_TRIM_THRESHOLD, INT_MAX);
-  }
+  if (malloc_tuning) trainlab::KeepFreedHeapMemory();
   at::set_num_threads(threads);
   benchmark::AddCustomContext("malloc_tuning", malloc_tuning ? "on" : "off");
   benchmark::AddCustomContext("intra_op_threads", std::to_string(threads));

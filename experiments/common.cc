@@ -3,23 +3,21 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <glog/logging.h>
-#include <malloc.h>
 #include <torch/cuda.h>
 #include <torch/optim/optimizer.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <cinttypes>
-#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include <algorithm>
+#include "core/host.h"
 #include "core/optimizer.h"
 #include "core/strategy.h"
 #include "core/trainer.h"
@@ -43,7 +41,7 @@ DEFINE_double(momentum, 0.9, "Momentum, for the optimizers that have it (SGD, Ne
 DEFINE_string(optimizer, "sgd", "Optimizer plugin by name (sgd, sgd_nesterov, adagrad, adadelta, adam, ...).");
 DEFINE_string(strategy, "eager",
               "Compile strategy, or several joined with '+' (eager, channels_last, amp_bf16, "
-              "cudnn_autotune, cuda_graph), where the binary links them.");
+              "cudnn_autotune, cuda_graph).");
 DEFINE_string(device, "auto", "auto | cpu | cuda. auto: CUDA when available.");
 DEFINE_bool(disable_cuda, false, "Train on the CPU even when CUDA is available (as in the lab).");
 DEFINE_int64(max_batches_per_epoch, 0, "Batches per epoch; 0 = the whole training set. For quick CPU runs.");
@@ -180,17 +178,11 @@ absl::StatusOr<Setup> Setup::FromFlags() {
   Setup setup;
   TRAINLAB_ASSIGN_OR_RETURN(setup.device, ChooseDevice());
 
-  // Threads: LibTorch 1.x starts with half the cores on small machines.
-  const int threads = FLAGS_threads > 0 ? FLAGS_threads
-                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(threads);
-  // glibc: never return freed memory to the kernel, never mmap big blocks (they would be
-  // page-faulted afresh every step).
+  at::set_num_threads(FLAGS_threads > 0 ? FLAGS_threads : AllCores());
   std::string allocator = "glibc defaults (--nomalloc_tuning)";
   if (FLAGS_malloc_tuning) {
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    allocator = "glibc with mmap off and no trimming (--malloc_tuning)";
+    KeepFreedHeapMemory();
+    allocator = absl::StrCat(kKeepFreedHeapMemory, " (--malloc_tuning)");
   }
 
   TRAINLAB_ASSIGN_OR_RETURN(LoadedData loaded, LoadData());

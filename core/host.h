@@ -1,0 +1,32 @@
+// Process-wide CPU settings that every trainlab binary applies, and every benchmark too, so that
+// a benchmark's numbers are the binaries' numbers (docs/measurements.md: together they are worth
+// ~20% of a CPU training step on LibTorch 1.13).
+//
+// Example:
+//   at::set_num_threads(trainlab::AllCores());
+//   trainlab::KeepFreedHeapMemory();
+#ifndef TRAINLAB_CORE_HOST_H_
+#define TRAINLAB_CORE_HOST_H_
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <climits>
+#include <thread>
+
+namespace trainlab {
+
+// Every core: LibTorch 1.x alone starts with half of them on small machines.
+inline int AllCores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+// glibc keeps freed memory in its heap: big blocks are never mmap-ed (they would be page-faulted
+// afresh every step) and the heap is never trimmed back to the kernel.
+inline constexpr const char* kKeepFreedHeapMemory = "glibc with mmap off and no trimming";
+inline void KeepFreedHeapMemory() {
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
+
+}  // namespace trainlab
+
+#endif  // TRAINLAB_CORE_HOST_H_
