@@ -60,6 +60,16 @@ struct EpochStats {
   }
 };
 
+// Where a running epoch stands, for progress displays (TrainerOptions::on_batch).
+struct EpochProgress {
+  int64_t epoch = 0;  // 1-based
+  int64_t batches_done = 0;
+  int64_t batches_total = 0;
+  int64_t samples = 0;
+  double elapsed_s = 0;
+  double running_loss = 0;  // mean loss of the batches so far
+};
+
 struct EvalStats {
   double loss = 0;
   double top1 = 0;

@@ -1,6 +1,7 @@
 // C5: the same training on every device this process can use (CPU, and CUDA when available),
 // the average epoch time on each, and the ratio. Without CUDA it runs the CPU, says plainly
-// that no GPU was found, and exits 0.
+// that no GPU was found, and exits 0. The worker count is C3's best when --results_dir holds
+// C3's results, else --num_workers; it says which.
 //
 // The GPU path: the loader fills pinned batches, copies go with non_blocking, loader threads
 // never call CUDA, and the device is synchronised before every clock read that ends a
@@ -9,39 +10,49 @@
 //   bazel run //experiments:c5 -- --max_batches_per_epoch=5 --epochs=1
 #include <cstdio>
 
-#include "absl/strings/str_cat.h"
-#include "experiments/common.h"
+#include "core/status_macros.h"
+#include "experiments/experiment.h"
 
-int main(int argc, char** argv) {
-  using namespace trainlab::experiments;
-  using trainlab::EpochStats;
-  return RunMain(argc, argv, "C5: GPU against CPU.", [] {
-    TRAINLAB_ASSIGN_OR_RETURN(Setup setup, Setup::FromFlags());
-    const std::vector<c10::Device> devices = AvailableDevices();
-    if (devices.size() == 1) {
-      std::printf("No GPU found: CUDA is not available to this process%s; running the CPU only.\n",
-                  FLAGS_disable_cuda ? " (--disable_cuda)" : "");
-    }
-    std::vector<RunResult> runs;
-    for (const c10::Device& d : devices) {
-      RunConfig c = setup.DefaultRun();
-      c.device = d;
-      c.label = d.str();
-      std::printf("\n##### Device: %s #####\n", d.str().c_str());
-      TRAINLAB_ASSIGN_OR_RETURN(RunResult r, RunTraining(setup, c));
-      runs.push_back(std::move(r));
-    }
-    std::printf("\n===== C5: average epoch time per device =====\n");
-    for (const RunResult& r : runs) {
-      std::printf("%-8s %s per epoch (training %s, data loading %s)\n", r.label.c_str(),
-                  FormatSeconds(r.mean(&EpochStats::epoch_s)).c_str(),
-                  FormatSeconds(r.mean(&EpochStats::train_s)).c_str(),
-                  FormatSeconds(r.mean(&EpochStats::load_s)).c_str());
-    }
-    if (runs.size() > 1) {
-      std::printf("CPU / GPU epoch time ratio: %.2fx\n",
-                  runs[0].mean(&EpochStats::epoch_s) / runs[1].mean(&EpochStats::epoch_s));
-    }
-    return setup.Finish();
-  });
+namespace trainlab::experiments {
+namespace {
+
+absl::StatusOr<ExperimentResult> RunC5(Session& session) {
+  TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
+  std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
+  const std::vector<c10::Device> devices = AvailableDevices(session.config.disable_cuda);
+  ExperimentResult result;
+  if (devices.size() == 1) {
+    std::printf("No GPU found: CUDA is not available to this process%s; running the CPU only.\n",
+                session.config.disable_cuda ? " (--disable_cuda)" : "");
+    result.notes.push_back("No GPU here: only the CPU ran.");
+  }
+  for (const c10::Device& d : devices) {
+    Variant v{.label = d.str(), .config = session.DefaultRun(), .params = {{"device", d.str()}}};
+    v.config.device = d;
+    v.config.num_workers = workers.workers;
+    TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
+    result.configs.push_back(std::move(r));
+  }
+  std::printf("\n===== C5: average epoch time per device =====\n");
+  for (const ConfigResult& c : result.configs) {
+    std::printf("%-8s %s per epoch (training %s, data loading %s)\n", c.label.c_str(),
+                FormatSeconds(c.MeanOf(&EpochStats::epoch_s)).c_str(),
+                FormatSeconds(c.MeanOf(&EpochStats::train_s)).c_str(),
+                FormatSeconds(c.MeanOf(&EpochStats::load_s)).c_str());
+  }
+  if (result.configs.size() > 1) {
+    std::printf("CPU / GPU epoch time ratio: %s\n",
+                FormatRatio(result.configs[0].MeanOf(&EpochStats::epoch_s), result.configs[1].MeanOf(&EpochStats::epoch_s))
+                    .c_str());
+  }
+  result.summary = {{"num_workers", workers.workers}, {"num_workers_source", workers.source}};
+  return result;
 }
+
+const bool kRegistered = ExperimentRegistry::Global().Register(
+    "c5", {.usage = "c5: the same training on the CPU and, when there is one, the GPU (C5); mean epoch\n"
+                    "time per device and the ratio.",
+           .run = RunC5});
+
+}  // namespace
+}  // namespace trainlab::experiments

@@ -7,25 +7,33 @@
 //   bazel run //experiments:c6 -- --max_batches_per_epoch=10 --epochs=2 --optimizers=sgd,adam
 #include <cstdio>
 
-#include "experiments/common.h"
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "experiments/experiment.h"
 
-DEFINE_string(optimizers, "sgd,sgd_nesterov,adagrad,adadelta,adam", "Optimizers to compare, in order.");
+namespace trainlab::experiments {
+namespace {
 
-int main(int argc, char** argv) {
-  using namespace trainlab::experiments;
-  return RunMain(argc, argv, "C6: compares optimizers on ResNet-18.", [] {
-    TRAINLAB_ASSIGN_OR_RETURN(std::vector<std::string> names, SplitList("optimizers", FLAGS_optimizers));
-    TRAINLAB_ASSIGN_OR_RETURN(Setup setup, Setup::FromFlags());
-    std::vector<RunResult> runs;
-    for (const std::string& name : names) {
-      RunConfig c = setup.DefaultRun();
-      c.label = name;
-      c.optimizer = name;
-      std::printf("\n##### Optimizer: %s #####\n", name.c_str());
-      TRAINLAB_ASSIGN_OR_RETURN(RunResult r, RunTraining(setup, c));
-      runs.push_back(std::move(r));
-    }
-    PrintRecap(runs);
-    return setup.Finish();
-  });
+absl::StatusOr<ExperimentResult> RunC6(Session& session) {
+  TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
+  std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
+  ExperimentResult result;
+  for (const std::string& name : session.config.optimizers) {
+    Variant v{.label = name, .header = absl::StrCat("Optimizer: ", name), .config = session.DefaultRun(),
+              .params = {{"optimizer", name}}};
+    v.config.optimizer = name;
+    v.config.num_workers = workers.workers;
+    TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
+    result.configs.push_back(std::move(r));
+  }
+  PrintRecap(result.configs);
+  return result;
 }
+
+const bool kRegistered = ExperimentRegistry::Global().Register(
+    "c6", {.usage = "c6: compares optimizers on ResNet-18 (C6): each run's blocks, then a recap and rankings.",
+           .flags = {"optimizers"},
+           .run = RunC6});
+
+}  // namespace
+}  // namespace trainlab::experiments

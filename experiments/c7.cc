@@ -5,23 +5,31 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "experiments/experiment.h"
 
-#include "experiments/common.h"
+namespace trainlab::experiments {
+namespace {
 
-int main(int argc, char** argv) {
-  using namespace trainlab::experiments;
-  return RunMain(argc, argv, "C7: ResNet-18 with and without batch norm (SGD).", [] {
-    TRAINLAB_ASSIGN_OR_RETURN(Setup setup, Setup::FromFlags());
-    std::vector<RunResult> runs;
-    for (bool bn : {true, false}) {
-      RunConfig c = setup.DefaultRun();
-      c.batch_norm = bn;
-      c.label = absl::StrCat(c.optimizer, bn ? " with BN" : " without BN");
-      std::printf("\n##### %s #####\n", c.label.c_str());
-      TRAINLAB_ASSIGN_OR_RETURN(RunResult r, RunTraining(setup, c));
-      runs.push_back(std::move(r));
-    }
-    PrintRecap(runs);
-    return setup.Finish();
-  });
+absl::StatusOr<ExperimentResult> RunC7(Session& session) {
+  TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
+  std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
+  ExperimentResult result;
+  for (bool bn : {true, false}) {
+    const RunConfig base = session.DefaultRun();
+    Variant v{.label = absl::StrCat(base.optimizer, bn ? " with BN" : " without BN"), .config = base,
+              .params = {{"batch_norm", bn}}};
+    v.config.batch_norm = bn;
+    v.config.num_workers = workers.workers;
+    TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
+    result.configs.push_back(std::move(r));
+  }
+  PrintRecap(result.configs);
+  return result;
 }
+
+const bool kRegistered = ExperimentRegistry::Global().Register(
+    "c7", {.usage = "c7: ResNet-18 with and without batch norm (C7), then the same recap as c6.", .run = RunC7});
+
+}  // namespace
+}  // namespace trainlab::experiments

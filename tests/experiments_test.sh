@@ -4,6 +4,7 @@
 set -uo pipefail
 
 C2="$1" C3="$2" C4="$3" C5="$4" C6="$5" C7="$6" C8="$7" Q1Q4="$8" MKDATA="$9" CHECK_TRACE="${10}"
+CHECK_RESULTS="${11}" ALL="${12}"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -41,6 +42,35 @@ else
   fail "c2 exited non-zero"; cat "$tmp/c2.err"
 fi
 
+# --- results files: the JSON says what the blocks printed, the CSV has a row per batch ----------
+if run c2res "$C2" "${TINY[@]}" --epochs=2 --results_dir="$tmp/res"; then
+  "$CHECK_RESULTS" "$tmp/res/c2.json" "$tmp/c2res.out" "$tmp/res/c2_batches.csv" && pass "c2 results match its blocks" \
+    || fail "c2 results"
+  # stderr is not a terminal here: --progress=auto draws nothing.
+  [[ ! -s "$tmp/c2res.err" ]] && pass "no progress line without a terminal" || fail "c2 stderr: $(cat "$tmp/c2res.err")"
+  grep -q "^Results written to $tmp/res/c2.json and $tmp/res/c2_batches.csv$" "$tmp/c2res.out" || fail "c2 results line"
+  ls "$tmp/res" | grep -q 'tmp' && fail "temporary files left in the results folder: $(ls "$tmp/res")"
+else
+  fail "c2 --results_dir exited non-zero: $(cat "$tmp/c2res.err")"
+fi
+if run c2prog "$C2" "${TINY[@]}" --epochs=1 --progress=on; then
+  grep -qE '^c2 sgd  epoch 1/1  batch 1/2  [0-9]+ img/s  loss [0-9.]+  0:[0-9]+ elapsed, ETA 0:[0-9]+$' "$tmp/c2prog.err" \
+    && pass "--progress=on draws the progress line" || fail "progress line: $(cat "$tmp/c2prog.err")"
+  run c2off "$C2" "${TINY[@]}" --epochs=1 --progress=off
+  diff <(grep -v -e 'Time' -e '^Recap' "$tmp/c2prog.out") <(grep -v -e 'Time' -e '^Recap' "$tmp/c2off.out") >/dev/null \
+    && pass "stdout unchanged by the progress line" || fail "stdout differs with --progress=on"
+else
+  fail "c2 --progress=on exited non-zero: $(cat "$tmp/c2prog.err")"
+fi
+if run c6res "$C6" "${TINY[@]}" --epochs=1 --optimizers=sgd,adam --repeats=2 --results_dir="$tmp/res"; then
+  "$CHECK_RESULTS" "$tmp/res/c6.json" "$tmp/c6res.out" "$tmp/res/c6_batches.csv" && pass "c6 --repeats=2 results match its blocks" \
+    || fail "c6 results"
+  grep -q '^##### Optimizer: adam (repeat 2/2) #####$' "$tmp/c6res.out" || fail "c6 repeat header"
+  grep -qE '^adam +[0-9.]+ +[0-9.]+ +[0-9.]+  median of 2 runs; train ' "$tmp/c6res.out" || fail "c6 recap median: $(tail -5 "$tmp/c6res.out")"
+else
+  fail "c6 --repeats=2 exited non-zero: $(cat "$tmp/c6res.err")"
+fi
+
 # c2 on a CIFAR-10 binary folder (written by the synthetic tool), chosen by --dataset=auto.
 "$MKDATA" --out="$tmp/cifar" --train=40 --test=8 >/dev/null || fail "make_synthetic_cifar10"
 if run c2cifar "$C2" --data_dir="$tmp/cifar" --batch_size=8 --max_batches_per_epoch=1 --epochs=1 --threads=1; then
@@ -74,6 +104,13 @@ expect_error "unknown strategy 'warp'" "${TINY[@]}" --strategy=warp
 expect_error "cuda_graph needs a CUDA device" "${TINY[@]}" --strategy=cuda_graph
 expect_error "learning rate must be positive" --lr=-1
 expect_error "unexpected argument 'extra'" extra
+touch "$tmp/afile"
+expect_error "--results_dir=$tmp/afile: cannot create it" "${TINY[@]}" --results_dir="$tmp/afile"
+grep -q 'Epoch' "$tmp/bad.out" && fail "c2 trained before refusing an unwritable --results_dir"
+expect_error "--results_dir=/proc/trainlab-results: cannot create it" "${TINY[@]}" --results_dir=/proc/trainlab-results
+expect_error "--repeats=0: must be >= 1" "${TINY[@]}" --repeats=0
+expect_error "--progress=sometimes: must be auto, on or off" "${TINY[@]}" --progress=sometimes
+expect_error "--workers is not a flag of c2" "${TINY[@]}" --workers=0,1
 
 # --- q1_q4: counted from the model ------------------------------------------------------------
 if run q "$Q1Q4"; then
@@ -95,6 +132,8 @@ if run c3 "$C3" "${TINY[@]}" --epochs=1 --workers=0,2; then
 else
   fail "c3 exited non-zero: $(cat "$tmp/c3.err")"
 fi
+run bad "$C3" --max_workers=-1 && fail "c3 --max_workers=-1 accepted" || grep -q -- "--max_workers=-1: must be >= 0" "$tmp/bad.err" \
+  || fail "c3 --max_workers=-1: $(cat "$tmp/bad.err")"
 run bad "$C3" --workers=0,x && fail "c3 --workers=0,x accepted" || grep -q "'x' is not a worker count" "$tmp/bad.err" || fail "c3 bad --workers message"
 
 # --- c4: side by side, stage breakdown, a valid nested trace -----------------------------------
@@ -161,6 +200,22 @@ if run c8 "$C8" "${TINY[@]}" --epochs=2 --strategies=eager,channels_last,cuda_gr
   pass "c8 table"
 else
   fail "c8 exited non-zero: $(cat "$tmp/c8.err")"
+fi
+
+# --- all: every experiment in one process, C3's best carried into C4-C8, then REPORT.md ----------
+if run all "$ALL" "${TINY[@]}" --epochs=1 --max_batches_per_epoch=1 --workers=0,1 --optimizers=sgd,adam \
+     --strategies=eager,channels_last --results_dir="$tmp/all"; then
+  for e in c2 c3 c4 c5 c6 c7 c8 q1_q4; do
+    [[ -s "$tmp/all/$e.json" ]] || fail "all wrote no $e.json"
+  done
+  best=$(grep -oE '"best_workers_total": [0-9]+' "$tmp/all/c3.json" | grep -oE '[0-9]+$')
+  grep -qE "\"best_workers\": $best," "$tmp/all/c4.json" && grep -qE "\"num_workers\": $best,?\$" "$tmp/all/c8.json" \
+    && pass "all carries C3's best worker count ($best) into C4-C8" || fail "C3's best ($best) not carried into C4/C8"
+  grep -q "^Loader workers: $best (C3's best for total runtime, from $tmp/all/c3.json)$" "$tmp/all.out" || fail "c5-c8 do not say where the worker count came from"
+  grep -q '^## C8: compile strategies$' "$tmp/all/REPORT.md" && grep -q '^## Q1-Q4' "$tmp/all/REPORT.md" \
+    && pass "all wrote REPORT.md" || fail "all: REPORT.md: $(head -5 "$tmp/all/REPORT.md")"
+else
+  fail "all exited non-zero: $(cat "$tmp/all.err")"
 fi
 
 echo "experiments_test: $failures failure(s)"

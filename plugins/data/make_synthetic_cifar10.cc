@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/cli.h"
 #include "gflags/gflags.h"
 #include "plugins/data/synthetic.h"
 
@@ -15,8 +16,10 @@ DEFINE_int64(test, 1000, "Test images (at least 1).");
 DEFINE_uint64(seed, 1, "Seed of the generator.");
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("Writes a synthetic CIFAR-10-format data set.");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  trainlab::ParseFlags(&argc, &argv,
+                       "make_synthetic_cifar10: writes a synthetic data set in CIFAR-10's binary format (not CIFAR-10).\n"
+                       "  make_synthetic_cifar10 --out=DIR [--train=5000] [--test=1000] [--seed=1]",
+                       {{"Flags", {"out", "train", "test", "seed"}}});
   if (FLAGS_out.empty()) {
     std::fprintf(stderr, "make_synthetic_cifar10: error: --out is required\n");
     return 1;

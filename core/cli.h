@@ -1,0 +1,103 @@
+// Command-line parsing for every trainlab binary: gflags, with a `--help` that shows the
+// binary's own flags first, grouped, on one screen, instead of the ~250 flags LibTorch, glog
+// and gflags define (those stay one `--helpfull` away).
+//
+// Example:
+//   trainlab::ParseFlags(&argc, &argv, "c2: trains ResNet-18 ...",
+//                        {{"Data", {"dataset", "data_dir"}}, {"Training", {"epochs", "lr"}}});
+#ifndef TRAINLAB_CORE_CLI_H_
+#define TRAINLAB_CORE_CLI_H_
+
+#include <gflags/gflags.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trainlab {
+
+// A titled group of flags, listed in this order by --help.
+struct FlagGroup {
+  std::string title;
+  std::vector<std::string> flags;
+};
+
+// `--name=default  help`, the help wrapped at 100 columns under a 30-column name field.
+inline std::string FormatFlagHelp(const gflags::CommandLineFlagInfo& info) {
+  std::string head = "  --" + info.name;
+  if (info.type == "string") {
+    head += "=\"" + info.default_value + "\"";
+  } else if (info.type == "double") {
+    char shortest[32];
+    std::snprintf(shortest, sizeof shortest, "%g", std::strtod(info.default_value.c_str(), nullptr));
+    head += std::string("=") + shortest;
+  } else {
+    head += "=" + info.default_value;
+  }
+  constexpr size_t kNameWidth = 30, kWidth = 100;
+  std::string out = head;
+  size_t column = head.size();
+  if (column + 2 > kNameWidth) {
+    out += "\n";
+    column = 0;
+  }
+  const std::string indent(kNameWidth, ' ');
+  out += std::string(kNameWidth - column, ' ');
+  column = kNameWidth;
+  std::string_view text = info.description;
+  while (!text.empty()) {
+    size_t end = text.find(' ');
+    std::string_view word = text.substr(0, end);
+    if (column > kNameWidth && column + 1 + word.size() > kWidth) {
+      out += "\n" + indent;
+      column = kNameWidth;
+    } else if (column > kNameWidth) {
+      out += " ";
+      ++column;
+    }
+    out += word;
+    column += word.size();
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+  }
+  return out + "\n";
+}
+
+// The text `--help` prints: usage, then each group's flags (unknown names are skipped), then one
+// line pointing to --helpfull.
+inline std::string FormatHelp(const std::string& usage, const std::vector<FlagGroup>& groups) {
+  std::string out = usage;
+  if (!out.empty() && out.back() != '\n') out += '\n';
+  for (const FlagGroup& g : groups) {
+    std::string body;
+    for (const std::string& name : g.flags) {
+      gflags::CommandLineFlagInfo info;
+      if (gflags::GetCommandLineFlagInfo(name.c_str(), &info)) body += FormatFlagHelp(info);
+    }
+    if (!body.empty()) out += "\n" + g.title + ":\n" + body;
+  }
+  out += "\n--helpfull lists every flag, LibTorch's, glog's and gflags' included.\n";
+  return out;
+}
+
+// gflags::ParseCommandLineFlags, except that --help (or -h) prints FormatHelp(usage, groups) to
+// stdout and exits 0. --helpfull, --helpon, --version and the rest behave as gflags makes them.
+inline void ParseFlags(int* argc, char*** argv, const std::string& usage,
+                       const std::vector<FlagGroup>& groups) {
+  gflags::SetUsageMessage(usage);
+  for (int i = 1; i < *argc; ++i) {
+    const std::string_view a = (*argv)[i];
+    if (a == "--") break;
+    if (a == "--help" || a == "-help" || a == "-h" || a == "--h" || a == "--help=true") {
+      std::fputs(FormatHelp(usage, groups).c_str(), stdout);
+      std::exit(0);
+    }
+  }
+  gflags::ParseCommandLineFlags(argc, argv, /*remove_flags=*/true);
+}
+
+}  // namespace trainlab
+
+#endif  // TRAINLAB_CORE_CLI_H_

@@ -1,0 +1,172 @@
+#include "experiments/session.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "core/host.h"
+#include "core/status_macros.h"
+#include "experiments/results.h"
+#include "plugins/data/cifar10.h"
+#include "plugins/data/fashion_mnist.h"
+#include "plugins/data/synthetic.h"
+
+namespace trainlab::experiments {
+namespace {
+
+absl::StatusOr<c10::Device> ChooseDevice(const ExperimentConfig& c) {
+  const bool cuda = torch::cuda::is_available();
+  if (c.device == "cuda") {
+    if (!cuda) return absl::FailedPreconditionError("--device=cuda: no CUDA device is available");
+    return c10::Device(c10::kCUDA, 0);
+  }
+  if (c.device == "auto" && cuda && !c.disable_cuda) return c10::Device(c10::kCUDA, 0);
+  return c10::Device(c10::kCPU);
+}
+
+bool WantProgress(const std::string& mode) {
+  if (mode == "on") return true;
+  if (mode == "off") return false;
+  return isatty(STDERR_FILENO) == 1;
+}
+
+}  // namespace
+
+absl::StatusOr<ChosenData> ChooseData(const ExperimentConfig& c) {
+  const std::string dir = UserPath(c.data_dir);
+  std::string kind = c.dataset;
+  ChosenData out;
+  std::string cifar_dir = dir;
+  if (!dir.empty() && !data::LooksLikeCifar10Dir(dir) &&
+      data::LooksLikeCifar10Dir(dir + "/cifar-10-batches-bin")) {
+    cifar_dir = dir + "/cifar-10-batches-bin";
+  }
+  if (kind == "auto") {
+    if (!dir.empty() && data::LooksLikeCifar10Dir(cifar_dir)) {
+      kind = "cifar10";
+      out.note = absl::StrCat("auto chose CIFAR-10 from ", cifar_dir);
+    } else {
+      kind = "fashion_mnist";
+      out.note = dir.empty() ? "auto chose Fashion-MNIST (no --data_dir with CIFAR-10 given)"
+                             : absl::StrCat("auto chose Fashion-MNIST (no CIFAR-10 binary files in ", dir, ")");
+    }
+  }
+  if (kind == "cifar10") {
+    if (dir.empty()) {
+      return absl::InvalidArgumentError("--dataset=cifar10 needs --data_dir (the cifar-10-batches-bin folder)");
+    }
+    TRAINLAB_ASSIGN_OR_RETURN(out.train, data::ReadCifar10(cifar_dir, data::Split::kTrain));
+    TRAINLAB_ASSIGN_OR_RETURN(out.test, data::ReadCifar10(cifar_dir, data::Split::kTest));
+  } else if (kind == "fashion_mnist") {
+    const std::string fdir = (c.dataset == "fashion_mnist" && !dir.empty()) ? dir : data::kDebianFashionMnistDir;
+    if (!std::filesystem::exists(fdir)) {
+      return absl::NotFoundError(absl::StrCat(
+          fdir, ": Fashion-MNIST not found; install Debian's dataset-fashion-mnist (./bazelw does) "
+                "or pass --data_dir with CIFAR-10"));
+    }
+    TRAINLAB_ASSIGN_OR_RETURN(out.train, data::ReadFashionMnist(fdir, data::Split::kTrain));
+    TRAINLAB_ASSIGN_OR_RETURN(out.test, data::ReadFashionMnist(fdir, data::Split::kTest));
+  } else if (kind == "synthetic") {
+    out.train = data::MakeSyntheticDataset(c.synthetic_train, c.run.seed + 1000);
+    out.test = data::MakeSyntheticDataset(c.synthetic_test, c.run.seed + 2000);
+    out.train.name = "synthetic/train (generated, not CIFAR-10)";
+    out.test.name = "synthetic/test (generated, not CIFAR-10)";
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dataset=", c.dataset, ": unknown dataset (auto, cifar10, fashion_mnist or synthetic)"));
+  }
+  return out;
+}
+
+std::vector<c10::Device> AvailableDevices(bool disable_cuda) {
+  std::vector<c10::Device> devices = {c10::Device(c10::kCPU)};
+  if (torch::cuda::is_available() && !disable_cuda) devices.emplace_back(c10::kCUDA, 0);
+  return devices;
+}
+
+absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
+  Session s;
+  s.config = std::move(config);
+  const ExperimentConfig& c = s.config;
+  // Fail before an hour of training, not after it.
+  if (!c.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
+  TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(c));
+
+  at::set_num_threads(c.threads > 0 ? c.threads : AllCores());
+  s.allocator = "glibc defaults (--nomalloc_tuning)";
+  if (c.malloc_tuning) {
+    KeepFreedHeapMemory();
+    s.allocator = absl::StrCat(kKeepFreedHeapMemory, " (--malloc_tuning)");
+  }
+  s.progress = WantProgress(c.progress);
+
+  TRAINLAB_ASSIGN_OR_RETURN(ChosenData chosen, ChooseData(c));
+  s.data_note = chosen.note;
+  s.train = std::make_shared<const data::ImageDataset>(std::move(chosen.train));
+  s.test = std::make_shared<const data::ImageDataset>(std::move(chosen.test));
+  if (!c.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
+
+  const RunConfig& r = c.run;
+  std::printf("Settings:\n");
+  if (!s.data_note.empty()) std::printf("- Data: %s\n", s.data_note.c_str());
+  std::printf("- Dataset: %s (%" PRId64 " images, read in %.2fs), test %s (%" PRId64 " images)\n",
+              s.train->name.c_str(), s.train->size, s.train->load_seconds, s.test->name.c_str(),
+              s.test->size);
+  std::printf("- Device: %s%s\n", s.device.str().c_str(),
+              s.device.is_cpu() && torch::cuda::is_available() ? " (CUDA available but not used)" : "");
+  std::printf("- Intra-op threads: %d; allocator: %s\n", at::get_num_threads(), s.allocator.c_str());
+  std::printf("- Batch size %" PRId64 ", loader workers %d, lr %g, weight decay %g, momentum %g, seed %" PRIu64 "\n",
+              r.batch_size, r.num_workers, r.optimizer_settings.lr, r.optimizer_settings.weight_decay,
+              r.optimizer_settings.momentum, r.seed);
+  if (r.max_batches_per_epoch > 0) {
+    std::printf("- Epochs cut to %" PRId64 " batches (--max_batches_per_epoch)\n", r.max_batches_per_epoch);
+  }
+  if (c.repeats > 1) std::printf("- Each configuration runs %d times (--repeats)\n", c.repeats);
+  std::fflush(stdout);
+  return s;
+}
+
+absl::StatusOr<Session> Session::Bare(ExperimentConfig config) {
+  Session s;
+  s.config = std::move(config);
+  if (!s.config.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
+  s.allocator = "not set (nothing trains)";
+  return s;
+}
+
+absl::StatusOr<Session> Session::With(ExperimentConfig other) const {
+  Session s;
+  s.config = std::move(other);
+  if (!s.config.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
+  TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(s.config));
+  s.train = train;
+  s.test = test;
+  s.data_note = data_note;
+  s.allocator = allocator;
+  s.progress = progress;
+  if (!s.config.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
+  return s;
+}
+
+RunConfig Session::DefaultRun() const {
+  RunConfig r = config.run;
+  r.device = device;
+  return r;
+}
+
+std::string Session::ResultsDir() const { return UserPath(config.results_dir); }
+
+absl::Status Session::WriteTrace() const {
+  if (!trace) return absl::OkStatus();
+  const std::string path = UserPath(config.trace);
+  TRAINLAB_RETURN_IF_ERROR(trace->WriteJson(path));
+  std::printf("Trace written to %s (open in ui.perfetto.dev or chrome://tracing)\n", path.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace trainlab::experiments
