@@ -37,14 +37,21 @@ void BM_LoaderEpoch(benchmark::State& state) {
   }
   for (auto _ : state) {
     (*loader)->start_epoch(epoch++);
-    while (std::optional<Batch> b = (*loader)->next()) benchmark::DoNotOptimize(b->images.data_ptr());
+    while (std::optional<Batch> b = (*loader)->next())
+      benchmark::DoNotOptimize(b->images.data_ptr());
   }
   state.SetItemsProcessed(state.iterations() * kImages);
   const LoaderStageTimes t = (*loader)->stage_times();  // of the last epoch
   state.counters["crop_us/img"] = 1e6 * t.crop_s / t.images;
   state.counters["normalize_us/img"] = 1e6 * t.normalize_s / t.images;
 }
-BENCHMARK(BM_LoaderEpoch)->Arg(0)->Arg(1)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LoaderEpoch)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace trainlab::data

@@ -15,7 +15,8 @@
 //
 // Flags (ours, removed before Google Benchmark's): --device=auto|cpu|cuda (auto: cuda when
 // available), --strategies=LIST (default: every registered strategy and
-// cuda_graph+channels_last+amp_bf16, eager first), --batch_sizes=LIST (default 128 on a GPU, 32 on the CPU),
+// cuda_graph+channels_last+amp_bf16, eager first), --batch_sizes=LIST (default 128 on a GPU, 32 on
+// the CPU),
 // --threads=N (CPU intra-op threads; default every core).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -57,7 +58,8 @@ void BM_Strategy(benchmark::State& state, const std::string& strategy, c10::Devi
   models::ResNet18 model;
   model->to(device);
   const OptimizerEntry* sgd = *OptimizerRegistry::Global().Find("sgd");
-  std::unique_ptr<torch::optim::Optimizer> optimizer = *sgd->make(model->parameters(), OptimizerSettings{});
+  std::unique_ptr<torch::optim::Optimizer> optimizer =
+      *sgd->make(model->parameters(), OptimizerSettings{});
   absl::StatusOr<std::unique_ptr<StepRunner>> runner =
       PrepareStepRunner(*model, *optimizer, device, sgd->capturable, *step);
   if (!runner.ok()) {
@@ -111,7 +113,8 @@ bool ParseFlags(int& argc, char** argv, Flags& f) {
       f.batch_sizes = v;
     } else if (const char* v = value("--threads=")) {
       if (!absl::SimpleAtoi(v, &f.threads) || f.threads < 1) {
-        std::fprintf(stderr, "strategy_step_benchmark: --threads must be a positive integer, got '%s'\n", v);
+        std::fprintf(
+            stderr, "strategy_step_benchmark: --threads must be a positive integer, got '%s'\n", v);
         return false;
       }
     } else {
@@ -126,7 +129,8 @@ bool ParseFlags(int& argc, char** argv, Flags& f) {
 void PrintOurHelp() {
   std::printf(
       "strategy_step_benchmark: ms per ResNet-18 training step under each compile strategy.\n"
-      "  strategy_step_benchmark [--device=auto|cpu|cuda] [--strategies=LIST] [--batch_sizes=LIST]\n"
+      "  strategy_step_benchmark [--device=auto|cpu|cuda] [--strategies=LIST] "
+      "[--batch_sizes=LIST]\n"
       "                          [--threads=N] [Google Benchmark's flags]\n\n"
       "Flags of strategy_step_benchmark:\n"
       "  --device=auto               auto | cpu | cuda (auto: cuda when available).\n"
@@ -150,7 +154,9 @@ int Main(int argc, char** argv) {
   c10::Device device = c10::kCPU;
   if (f.device == "cuda" || (f.device == "auto" && torch::cuda::is_available())) {
     if (!torch::cuda::is_available()) {
-      std::fprintf(stderr, "strategy_step_benchmark: --device=cuda, but CUDA is not available to this process\n");
+      std::fprintf(
+          stderr,
+          "strategy_step_benchmark: --device=cuda, but CUDA is not available to this process\n");
       return 1;
     }
     device = c10::Device(c10::kCUDA, 0);
@@ -173,17 +179,22 @@ int Main(int argc, char** argv) {
     // An unknown name is a typo, not a strategy that cannot run here: stop.
     for (const std::string& part : std::vector<std::string>(absl::StrSplit(s, '+'))) {
       if (absl::StatusOr<const StrategyEntry*> e = StrategyRegistry::Global().Find(part); !e.ok()) {
-        std::fprintf(stderr, "strategy_step_benchmark: --strategies: %s\n", std::string(e.status().message()).c_str());
+        std::fprintf(stderr, "strategy_step_benchmark: --strategies: %s\n",
+                     std::string(e.status().message()).c_str());
         return 1;
       }
     }
   }
   std::vector<int64_t> batches;
-  const std::string sizes = !f.batch_sizes.empty() ? f.batch_sizes : device.is_cuda() ? "128" : "32";
+  const std::string sizes = !f.batch_sizes.empty() ? f.batch_sizes
+                            : device.is_cuda()     ? "128"
+                                                   : "32";
   for (const std::string& s : std::vector<std::string>(absl::StrSplit(sizes, ','))) {
     int64_t b = 0;
     if (!absl::SimpleAtoi(s, &b) || b < 1) {
-      std::fprintf(stderr, "strategy_step_benchmark: --batch_sizes: '%s' is not a positive integer\n", s.c_str());
+      std::fprintf(stderr,
+                   "strategy_step_benchmark: --batch_sizes: '%s' is not a positive integer\n",
+                   s.c_str());
       return 1;
     }
     batches.push_back(b);

@@ -32,7 +32,8 @@ inline std::string FormatFlagHelp(const gflags::CommandLineFlagInfo& info) {
     head += "=\"" + info.default_value + "\"";
   } else if (info.type == "double") {
     char shortest[32];
-    std::snprintf(shortest, sizeof shortest, "%g", std::strtod(info.default_value.c_str(), nullptr));
+    std::snprintf(shortest, sizeof shortest, "%g",
+                  std::strtod(info.default_value.c_str(), nullptr));
     head += std::string("=") + shortest;
   } else {
     head += "=" + info.default_value;

@@ -172,15 +172,18 @@ TEST(Registry, FindsRegisteredNamesAndListsThemWhenOneIsUnknown) {
 
 TEST(Strategies, ResolveAppliesInOrderAndRefusesWhatCannotRun) {
   auto& reg = StrategyRegistry::Global();
-  reg.Register("test_nhwc", {.description = "", .can_run = nullptr,
-                             .apply = [](StepOptions& o) { o.memory_format = c10::MemoryFormat::ChannelsLast; }});
-  reg.Register("test_gpu_only",
-               {.description = "",
-                .can_run = [](const c10::Device& d) {
-                  return d.is_cuda() ? absl::OkStatus()
-                                     : absl::FailedPreconditionError("test_gpu_only needs a CUDA device");
-                },
-                .apply = [](StepOptions& o) { o.cudnn_benchmark = true; }});
+  reg.Register("test_nhwc", {.description = "", .can_run = nullptr, .apply = [](StepOptions& o) {
+                               o.memory_format = c10::MemoryFormat::ChannelsLast;
+                             }});
+  reg.Register("test_gpu_only", {.description = "",
+                                 .can_run =
+                                     [](const c10::Device& d) {
+                                       return d.is_cuda()
+                                                  ? absl::OkStatus()
+                                                  : absl::FailedPreconditionError(
+                                                        "test_gpu_only needs a CUDA device");
+                                     },
+                                 .apply = [](StepOptions& o) { o.cudnn_benchmark = true; }});
   absl::StatusOr<StepOptions> o = ResolveStrategies("test_nhwc", c10::kCPU);
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->memory_format, c10::MemoryFormat::ChannelsLast);

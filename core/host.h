@@ -17,7 +17,9 @@
 namespace trainlab {
 
 // Every core: LibTorch 1.x alone starts with half of them on small machines.
-inline int AllCores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+inline int AllCores() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 // glibc keeps freed memory in its heap: big blocks are never mmap-ed (they would be page-faulted
 // afresh every step) and the heap is never trimmed back to the kernel.

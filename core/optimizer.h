@@ -63,7 +63,8 @@ using OptimizerRegistry = Registry<OptimizerEntry>;
 // `options(settings)` returns. Example (plugins/optimizers/sgd.cc):
 //   OptimizerRegistry::Global().Register("sgd", TorchOptimizer<torch::optim::SGD>(
 //       "SGD with momentum", /*capturable=*/true,
-//       [](const OptimizerSettings& s) { return torch::optim::SGDOptions(s.lr).momentum(s.momentum); }));
+//       [](const OptimizerSettings& s) { return
+//       torch::optim::SGDOptions(s.lr).momentum(s.momentum); }));
 template <class Opt, class MakeOptions>
 OptimizerEntry TorchOptimizer(std::string description, bool capturable, MakeOptions options) {
   return {.description = std::move(description),

@@ -49,8 +49,8 @@ class Registry {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(std::string(name));
     if (it == entries_.end()) {
-      return absl::NotFoundError(absl::StrCat("unknown ", std::string(Entry::kKind), " '", std::string(name),
-                                              "'; known: ", JoinNamesLocked()));
+      return absl::NotFoundError(absl::StrCat("unknown ", std::string(Entry::kKind), " '",
+                                              std::string(name), "'; known: ", JoinNamesLocked()));
     }
     return &it->second;
   }

@@ -27,10 +27,10 @@
 
 // Evaluates the StatusOr `expr`; returns its Status when not OK, else moves its value into `lhs`
 // (a declaration or an assignable expression).
-#define TRAINLAB_ASSIGN_OR_RETURN(lhs, expr)                               \
-  auto TRAINLAB_CONCAT(_statusor_, __LINE__) = (expr);                     \
-  if (!TRAINLAB_CONCAT(_statusor_, __LINE__).ok())                         \
-    return TRAINLAB_CONCAT(_statusor_, __LINE__).status();                 \
+#define TRAINLAB_ASSIGN_OR_RETURN(lhs, expr)               \
+  auto TRAINLAB_CONCAT(_statusor_, __LINE__) = (expr);     \
+  if (!TRAINLAB_CONCAT(_statusor_, __LINE__).ok())         \
+    return TRAINLAB_CONCAT(_statusor_, __LINE__).status(); \
   lhs = std::move(*TRAINLAB_CONCAT(_statusor_, __LINE__))
 
 #endif  // TRAINLAB_CORE_STATUS_MACROS_H_

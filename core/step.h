@@ -34,12 +34,12 @@ namespace trainlab {
 
 // What a step needs from the model and optimizer, type-erased.
 struct StepFunctions {
-  torch::nn::Module* module = nullptr;                       // parameters, train()/eval(), to()
-  std::function<at::Tensor(const at::Tensor&)> forward;      // images -> logits
-  std::function<void()> zero_grad;                           // the optimizer's zero_grad()
-  std::function<void()> optimizer_step;                      // the optimizer's step()
+  torch::nn::Module* module = nullptr;                   // parameters, train()/eval(), to()
+  std::function<at::Tensor(const at::Tensor&)> forward;  // images -> logits
+  std::function<void()> zero_grad;                       // the optimizer's zero_grad()
+  std::function<void()> optimizer_step;                  // the optimizer's step()
   c10::Device device = c10::kCPU;
-  bool optimizer_capturable = false;                         // see OptimizerEntry::capturable
+  bool optimizer_capturable = false;  // see OptimizerEntry::capturable
 };
 
 // Device scalars; read them after the step's synchronize.
@@ -58,8 +58,8 @@ class StepRunner {
 };
 
 struct StepOptions;
-using RunnerFactory =
-    std::function<absl::StatusOr<std::unique_ptr<StepRunner>>(const StepFunctions&, const StepOptions&)>;
+using RunnerFactory = std::function<absl::StatusOr<std::unique_ptr<StepRunner>>(
+    const StepFunctions&, const StepOptions&)>;
 
 struct StepOptions {
   // Layout of the model's weights and of every input batch (ChannelsLast = NHWC).

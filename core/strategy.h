@@ -48,7 +48,8 @@ inline absl::StatusOr<StepOptions> ResolveStrategies(std::string_view spec,
       return absl::InvalidArgumentError(absl::StrCat("empty strategy name in '", whole, "'"));
     }
     if (std::find(options.names.begin(), options.names.end(), name) != options.names.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("strategy '", name, "' given twice in '", whole, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("strategy '", name, "' given twice in '", whole, "'"));
     }
     absl::StatusOr<const StrategyEntry*> entry = StrategyRegistry::Global().Find(name);
     if (!entry.ok()) return entry.status();

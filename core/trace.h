@@ -100,7 +100,8 @@ class TraceRecorder {
 
  private:
   int TidLocked() {
-    auto [it, inserted] = tids_.emplace(std::this_thread::get_id(), static_cast<int>(tids_.size()) + 1);
+    auto [it, inserted] =
+        tids_.emplace(std::this_thread::get_id(), static_cast<int>(tids_.size()) + 1);
     if (inserted) names_.emplace(it->second, absl::StrCat("thread ", it->second));
     return it->second;
   }

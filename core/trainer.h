@@ -36,10 +36,10 @@ namespace trainlab {
 
 struct TrainerOptions {
   c10::Device device = c10::kCPU;
-  StepOptions step;                     // from ResolveStrategies(); default: eager
-  bool optimizer_capturable = false;    // see OptimizerEntry::capturable
-  TraceRecorder* trace = nullptr;       // spans per batch when set
-  bool record_phases = false;           // forward/backward/step times per batch (syncs on CUDA)
+  StepOptions step;                   // from ResolveStrategies(); default: eager
+  bool optimizer_capturable = false;  // see OptimizerEntry::capturable
+  TraceRecorder* trace = nullptr;     // spans per batch when set
+  bool record_phases = false;         // forward/backward/step times per batch (syncs on CUDA)
   // Called after every batch with the epoch's progress (a progress line); nothing is timed in it
   // that the lab's figures count, except the few microseconds it takes.
   std::function<void(const EpochProgress&)> on_batch;
@@ -49,7 +49,8 @@ struct TrainerOptions {
 // `model` and `optimizer`, which must outlive it. The Trainer does this before its first epoch;
 // benchmarks call it directly to time bare steps.
 template <Model M, Optimizer O>
-absl::StatusOr<std::unique_ptr<StepRunner>> PrepareStepRunner(M& model, O& optimizer, c10::Device device,
+absl::StatusOr<std::unique_ptr<StepRunner>> PrepareStepRunner(M& model, O& optimizer,
+                                                              c10::Device device,
                                                               bool optimizer_capturable,
                                                               const StepOptions& step) {
   at::globalContext().setBenchmarkCuDNN(step.cudnn_benchmark);
@@ -142,16 +143,17 @@ class Trainer {
       correct += rec.correct;
       stats.batches.push_back(rec);
       if (options_.on_batch) {
-        options_.on_batch(EpochProgress{
-            .epoch = stats.epoch,
-            .batches_done = static_cast<int64_t>(stats.batches.size()),
-            .batches_total = loader_.batches_per_epoch(),
-            .samples = stats.samples,
-            .elapsed_s = Seconds(Clock::now() - epoch_start),
-            .running_loss = loss_sum / static_cast<double>(stats.batches.size())});
+        options_.on_batch(
+            EpochProgress{.epoch = stats.epoch,
+                          .batches_done = static_cast<int64_t>(stats.batches.size()),
+                          .batches_total = loader_.batches_per_epoch(),
+                          .samples = stats.samples,
+                          .elapsed_s = Seconds(Clock::now() - epoch_start),
+                          .running_loss = loss_sum / static_cast<double>(stats.batches.size())});
       }
       if (!std::isfinite(rec.loss)) {
-        stats.diverged = Divergence{stats.epoch, static_cast<int64_t>(stats.batches.size()), rec.loss};
+        stats.diverged =
+            Divergence{stats.epoch, static_cast<int64_t>(stats.batches.size()), rec.loss};
         break;
       }
     }
@@ -179,12 +181,14 @@ class Trainer {
                          .contiguous(options_.step.memory_format);
       at::Tensor y = batch->labels.to(options_.device, at::kLong, options_.device.is_cuda());
       std::optional<AutocastGuard> autocast;
-      if (options_.step.autocast_dtype) autocast.emplace(options_.device.type(), *options_.step.autocast_dtype);
+      if (options_.step.autocast_dtype)
+        autocast.emplace(options_.device.type(), *options_.step.autocast_dtype);
       at::Tensor logits = model_.forward(x).to(at::kFloat);
       // Sum, not mean, so a smaller last batch weighs by its size.
-      loss_sum += torch::nn::functional::cross_entropy(
-                      logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                      .template item<double>();
+      loss_sum +=
+          torch::nn::functional::cross_entropy(
+              logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+              .template item<double>();
       correct += logits.argmax(1).eq(y).sum().template item<int64_t>();
       stats.samples += x.size(0);
     }

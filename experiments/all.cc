@@ -29,7 +29,10 @@ namespace {
 // The profile's flag defaults, applied before the command line is read.
 std::vector<std::pair<std::string, std::string>> ProfileDefaults(std::string_view profile) {
   if (profile == "lab") return {};
-  return {{"epochs", "2"}, {"max_batches_per_epoch", "10"}, {"batch_size", "32"}, {"max_workers", "12"}};
+  return {{"epochs", "2"},
+          {"max_batches_per_epoch", "10"},
+          {"batch_size", "32"},
+          {"max_workers", "12"}};
 }
 
 std::string ProfileOf(int argc, char** argv) {
@@ -43,15 +46,19 @@ std::string ProfileOf(int argc, char** argv) {
 }
 
 // Sets a run setting for one experiment, in the config and in the settings its results record.
-void Set(ExperimentConfig& c, const std::string& flag, const nlohmann::json& value) { c.settings[flag] = value; }
+void Set(ExperimentConfig& c, const std::string& flag, const nlohmann::json& value) {
+  c.settings[flag] = value;
+}
 
 absl::Status RunAll(const ExperimentConfig& config) {
   if (config.results_dir.empty()) {
-    return absl::InvalidArgumentError("--results_dir is required: the report is made from the results written there");
+    return absl::InvalidArgumentError(
+        "--results_dir is required: the report is made from the results written there");
   }
   const auto start = std::chrono::steady_clock::now();
   TRAINLAB_ASSIGN_OR_RETURN(Session base, Session::Start(config));
-  std::printf("- Profile: %s; results and report in %s\n", config.profile.c_str(), base.ResultsDir().c_str());
+  std::printf("- Profile: %s; results and report in %s\n", config.profile.c_str(),
+              base.ResultsDir().c_str());
   for (const std::string& name : LabOrder()) {
     ExperimentConfig c = config;
     c.experiment = name;
@@ -82,7 +89,8 @@ absl::Status RunAll(const ExperimentConfig& config) {
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   TRAINLAB_ASSIGN_OR_RETURN(ReportFiles files, RenderReport(base.ResultsDir()));
-  std::printf("\nReport written to %s with %zu plots, in %.1fs in all\n", files.report.c_str(), files.plots.size(),
+  std::printf("\nReport written to %s with %zu plots, in %.1fs in all\n", files.report.c_str(),
+              files.plots.size(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (!files.plot_problem.empty()) std::printf("Plots: %s\n", files.plot_problem.c_str());
   return absl::OkStatus();
@@ -95,13 +103,15 @@ int main(int argc, char** argv) {
   using namespace trainlab::experiments;
   const std::string program = std::filesystem::path(argv[0]).filename().string();
   const std::string profile = ProfileOf(argc, argv);
-  absl::StatusOr<ExperimentConfig> config = ReadConfig(
-      argc, argv, "all",
-      "all: the lab's driver. Runs C2, C3, then C4-C8 with C3's best worker count, and Q1-Q4, writing\n"
-      "each experiment's results into --results_dir, then REPORT.md with its plots.\n"
-      "  all --results_dir=DIR [--profile=quick|lab] [any experiment flag]",
-      /*trains=*/true, {"profile", "workers", "max_workers", "best_workers", "optimizers", "strategies"},
-      ProfileDefaults(profile));
+  absl::StatusOr<ExperimentConfig> config =
+      ReadConfig(argc, argv, "all",
+                 "all: the lab's driver. Runs C2, C3, then C4-C8 with C3's best worker count, and "
+                 "Q1-Q4, writing\n"
+                 "each experiment's results into --results_dir, then REPORT.md with its plots.\n"
+                 "  all --results_dir=DIR [--profile=quick|lab] [any experiment flag]",
+                 /*trains=*/true,
+                 {"profile", "workers", "max_workers", "best_workers", "optimizers", "strategies"},
+                 ProfileDefaults(profile));
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   if (!config.ok()) return ReportError(program, config.status());

@@ -14,22 +14,28 @@ namespace {
 absl::StatusOr<ExperimentResult> RunC2(Session& session) {
   ExperimentResult result;
   const RunConfig run = session.DefaultRun();
-  TRAINLAB_ASSIGN_OR_RETURN(ConfigResult c, RunVariant(session, {.label = run.optimizer, .config = run, .announce = false}));
+  TRAINLAB_ASSIGN_OR_RETURN(
+      ConfigResult c,
+      RunVariant(session, {.label = run.optimizer, .config = run, .announce = false}));
   const RunResult& r = c.repeats.front();
-  std::printf("Recap: %zu epochs, mean epoch %s, mean data loading %s (%.2f%% of the epoch)\n", r.epochs.size(),
-              FormatSeconds(r.mean(&EpochStats::epoch_s)).c_str(), FormatSeconds(r.mean(&EpochStats::load_s)).c_str(),
+  std::printf("Recap: %zu epochs, mean epoch %s, mean data loading %s (%.2f%% of the epoch)\n",
+              r.epochs.size(), FormatSeconds(r.mean(&EpochStats::epoch_s)).c_str(),
+              FormatSeconds(r.mean(&EpochStats::load_s)).c_str(),
               100.0 * r.total(&EpochStats::load_s) / r.total(&EpochStats::epoch_s));
   result.summary["mean_epoch_s"] = c.MeanOf(&EpochStats::epoch_s).median;
-  result.summary["data_loading_share"] = r.total(&EpochStats::load_s) / r.total(&EpochStats::epoch_s);
+  result.summary["data_loading_share"] =
+      r.total(&EpochStats::load_s) / r.total(&EpochStats::epoch_s);
   result.configs.push_back(std::move(c));
   return result;
 }
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
-    "c2", {.usage = "c2: trains ResNet-18 and prints the lab's per-epoch summary (C2).\n"
-                    "  c2 [--dataset=auto|cifar10|fashion_mnist|synthetic] [--data_dir=DIR] [--epochs=5]\n"
-                    "     [--max_batches_per_epoch=N] [--results_dir=DIR] ...",
-           .run = RunC2});
+    "c2",
+    {.usage =
+         "c2: trains ResNet-18 and prints the lab's per-epoch summary (C2).\n"
+         "  c2 [--dataset=auto|cifar10|fashion_mnist|synthetic] [--data_dir=DIR] [--epochs=5]\n"
+         "     [--max_batches_per_epoch=N] [--results_dir=DIR] ...",
+     .run = RunC2});
 
 }  // namespace
 }  // namespace trainlab::experiments

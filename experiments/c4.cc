@@ -6,7 +6,8 @@
 // The best count: --best_workers when given, else C3's best for total runtime from
 // --results_dir/c3.json, else a one-epoch sweep of 0, 2, 4, 8 workers.
 //
-//   bazel run //experiments:c4 -- --max_batches_per_epoch=10 --epochs=2 --best_workers=2 --trace=c4.json
+//   bazel run //experiments:c4 -- --max_batches_per_epoch=10 --epochs=2 --best_workers=2
+//   --trace=c4.json
 #include <algorithm>
 #include <cstdio>
 
@@ -43,12 +44,15 @@ absl::StatusOr<int> SweepForBest(const Session& session) {
 
 absl::StatusOr<std::pair<int, std::string>> BestWorkers(const Session& session) {
   const ExperimentConfig& c = session.config;
-  if (c.best_workers >= 0) return std::make_pair(c.best_workers, std::string("from --best_workers"));
+  if (c.best_workers >= 0)
+    return std::make_pair(c.best_workers, std::string("from --best_workers"));
   if (!c.results_dir.empty()) {
-    TRAINLAB_ASSIGN_OR_RETURN(std::optional<nlohmann::json> c3, ReadResults(session.ResultsDir(), "c3"));
+    TRAINLAB_ASSIGN_OR_RETURN(std::optional<nlohmann::json> c3,
+                              ReadResults(session.ResultsDir(), "c3"));
     if (c3 && (*c3)["summary"].contains("best_workers_total")) {
-      return std::make_pair((*c3)["summary"]["best_workers_total"].get<int>(),
-                            absl::StrCat("C3's best for total runtime, from ", session.ResultsDir(), "/c3.json"));
+      return std::make_pair(
+          (*c3)["summary"]["best_workers_total"].get<int>(),
+          absl::StrCat("C3's best for total runtime, from ", session.ResultsDir(), "/c3.json"));
     }
   }
   TRAINLAB_ASSIGN_OR_RETURN(int best, SweepForBest(session));
@@ -66,12 +70,13 @@ void PrintStages(const ConfigResult& c) {
     t.images += e.images;
   }
   const double wait = c.repeats.front().total(&EpochStats::load_s);
-  std::printf("%-12s read %s | crop %s | flip %s | normalise %s | assemble %s | loader work %s "
-              "(%.0f images/s per thread) | trainer waited %s\n",
-              c.label.c_str(), FormatSeconds(t.read_s).c_str(), FormatSeconds(t.crop_s).c_str(),
-              FormatSeconds(t.flip_s).c_str(), FormatSeconds(t.normalize_s).c_str(),
-              FormatSeconds(t.assemble_s).c_str(), FormatSeconds(t.total_s()).c_str(),
-              t.total_s() > 0 ? t.images / t.total_s() : 0.0, FormatSeconds(wait).c_str());
+  std::printf(
+      "%-12s read %s | crop %s | flip %s | normalise %s | assemble %s | loader work %s "
+      "(%.0f images/s per thread) | trainer waited %s\n",
+      c.label.c_str(), FormatSeconds(t.read_s).c_str(), FormatSeconds(t.crop_s).c_str(),
+      FormatSeconds(t.flip_s).c_str(), FormatSeconds(t.normalize_s).c_str(),
+      FormatSeconds(t.assemble_s).c_str(), FormatSeconds(t.total_s()).c_str(),
+      t.total_s() > 0 ? t.images / t.total_s() : 0.0, FormatSeconds(wait).c_str());
 }
 
 absl::StatusOr<ExperimentResult> RunC4(Session& session) {
@@ -80,7 +85,8 @@ absl::StatusOr<ExperimentResult> RunC4(Session& session) {
   std::printf("Best worker count: %d (%s)\n", best, source.c_str());
   ExperimentResult result;
   for (int n : {1, best}) {
-    Variant v{.label = absl::StrCat(n, n == 1 ? " worker" : " workers"), .config = session.DefaultRun(),
+    Variant v{.label = absl::StrCat(n, n == 1 ? " worker" : " workers"),
+              .config = session.DefaultRun(),
               .params = {{"num_workers", n}}};
     v.config.num_workers = n;
     TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
@@ -90,16 +96,17 @@ absl::StatusOr<ExperimentResult> RunC4(Session& session) {
   const ConfigResult& many = result.configs[1];
   std::printf("\n===== C4: 1 worker against %d, per epoch =====\n", best);
   std::printf("%6s | %-36s | %-36s\n", "epoch", one.label.c_str(), many.label.c_str());
-  std::printf("%6s | %11s %11s %11s | %11s %11s %11s\n", "", "loading", "training", "epoch", "loading", "training",
-              "epoch");
+  std::printf("%6s | %11s %11s %11s | %11s %11s %11s\n", "", "loading", "training", "epoch",
+              "loading", "training", "epoch");
   const RunResult& a = one.repeats.front();
   const RunResult& b = many.repeats.front();
   for (size_t e = 0; e < std::min(a.epochs.size(), b.epochs.size()); ++e) {
     const EpochStats& x = a.epochs[e];
     const EpochStats& y = b.epochs[e];
     std::printf("%6zu | %11s %11s %11s | %11s %11s %11s\n", e + 1, FormatSeconds(x.load_s).c_str(),
-                FormatSeconds(x.train_s).c_str(), FormatSeconds(x.epoch_s).c_str(), FormatSeconds(y.load_s).c_str(),
-                FormatSeconds(y.train_s).c_str(), FormatSeconds(y.epoch_s).c_str());
+                FormatSeconds(x.train_s).c_str(), FormatSeconds(x.epoch_s).c_str(),
+                FormatSeconds(y.load_s).c_str(), FormatSeconds(y.train_s).c_str(),
+                FormatSeconds(y.epoch_s).c_str());
   }
   const Spread one_total = one.Of([](const RunResult& r) { return r.total_s; });
   const Spread many_total = many.Of([](const RunResult& r) { return r.total_s; });
@@ -107,18 +114,20 @@ absl::StatusOr<ExperimentResult> RunC4(Session& session) {
               FormatSeconds(many_total).c_str(), FormatRatio(one_total, many_total).c_str());
   std::printf("\nLoader stages, summed over the loader threads and epochs:\n");
   for (const ConfigResult& c : result.configs) PrintStages(c);
-  std::printf("With one worker the trainer waits whenever a batch takes longer to make than a step\n"
-              "takes to train; more workers overlap that work. On a CPU the workers also compete with\n"
-              "the training threads for the same cores.\n");
+  std::printf(
+      "With one worker the trainer waits whenever a batch takes longer to make than a step\n"
+      "takes to train; more workers overlap that work. On a CPU the workers also compete with\n"
+      "the training threads for the same cores.\n");
   result.summary = {{"best_workers", best}, {"best_workers_source", source}};
   return result;
 }
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
-    "c4", {.usage = "c4: one loader worker against the best count (C4), per epoch, with the loader's\n"
-                    "stage breakdown; --trace=FILE.json for a timeline.",
-           .flags = {"best_workers"},
-           .run = RunC4});
+    "c4",
+    {.usage = "c4: one loader worker against the best count (C4), per epoch, with the loader's\n"
+              "stage breakdown; --trace=FILE.json for a timeline.",
+     .flags = {"best_workers"},
+     .run = RunC4});
 
 }  // namespace
 }  // namespace trainlab::experiments

@@ -42,7 +42,8 @@ absl::StatusOr<ExperimentResult> RunC5(Session& session) {
   }
   if (result.configs.size() > 1) {
     std::printf("CPU / GPU epoch time ratio: %s\n",
-                FormatRatio(result.configs[0].MeanOf(&EpochStats::epoch_s), result.configs[1].MeanOf(&EpochStats::epoch_s))
+                FormatRatio(result.configs[0].MeanOf(&EpochStats::epoch_s),
+                            result.configs[1].MeanOf(&EpochStats::epoch_s))
                     .c_str());
   }
   result.summary = {{"num_workers", workers.workers}, {"num_workers_source", workers.source}};
@@ -50,9 +51,10 @@ absl::StatusOr<ExperimentResult> RunC5(Session& session) {
 }
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
-    "c5", {.usage = "c5: the same training on the CPU and, when there is one, the GPU (C5); mean epoch\n"
-                    "time per device and the ratio.",
-           .run = RunC5});
+    "c5",
+    {.usage = "c5: the same training on the CPU and, when there is one, the GPU (C5); mean epoch\n"
+              "time per device and the ratio.",
+     .run = RunC5});
 
 }  // namespace
 }  // namespace trainlab::experiments

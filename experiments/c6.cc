@@ -19,7 +19,9 @@ absl::StatusOr<ExperimentResult> RunC6(Session& session) {
   std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
   ExperimentResult result;
   for (const std::string& name : session.config.optimizers) {
-    Variant v{.label = name, .header = absl::StrCat("Optimizer: ", name), .config = session.DefaultRun(),
+    Variant v{.label = name,
+              .header = absl::StrCat("Optimizer: ", name),
+              .config = session.DefaultRun(),
               .params = {{"optimizer", name}}};
     v.config.optimizer = name;
     v.config.num_workers = workers.workers;
@@ -31,9 +33,11 @@ absl::StatusOr<ExperimentResult> RunC6(Session& session) {
 }
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
-    "c6", {.usage = "c6: compares optimizers on ResNet-18 (C6): each run's blocks, then a recap and rankings.",
-           .flags = {"optimizers"},
-           .run = RunC6});
+    "c6",
+    {.usage =
+         "c6: compares optimizers on ResNet-18 (C6): each run's blocks, then a recap and rankings.",
+     .flags = {"optimizers"},
+     .run = RunC6});
 
 }  // namespace
 }  // namespace trainlab::experiments

@@ -17,7 +17,8 @@ absl::StatusOr<ExperimentResult> RunC7(Session& session) {
   ExperimentResult result;
   for (bool bn : {true, false}) {
     const RunConfig base = session.DefaultRun();
-    Variant v{.label = absl::StrCat(base.optimizer, bn ? " with BN" : " without BN"), .config = base,
+    Variant v{.label = absl::StrCat(base.optimizer, bn ? " with BN" : " without BN"),
+              .config = base,
               .params = {{"batch_norm", bn}}};
     v.config.batch_norm = bn;
     v.config.num_workers = workers.workers;
@@ -29,7 +30,8 @@ absl::StatusOr<ExperimentResult> RunC7(Session& session) {
 }
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
-    "c7", {.usage = "c7: ResNet-18 with and without batch norm (C7), then the same recap as c6.", .run = RunC7});
+    "c7", {.usage = "c7: ResNet-18 with and without batch norm (C7), then the same recap as c6.",
+           .run = RunC7});
 
 }  // namespace
 }  // namespace trainlab::experiments

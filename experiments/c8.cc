@@ -35,17 +35,22 @@ double FirstEpoch(const RunResult& r) { return r.epochs.empty() ? 0 : r.epochs.f
 
 absl::StatusOr<ExperimentResult> RunC8(Session& session) {
   std::vector<std::string> names = session.config.strategies;
-  if (std::find(names.begin(), names.end(), "eager") == names.end()) names.insert(names.begin(), "eager");
+  if (std::find(names.begin(), names.end(), "eager") == names.end())
+    names.insert(names.begin(), "eager");
   TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
   std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
   ExperimentResult result;
   for (const std::string& name : names) {
-    Variant v{.label = name, .header = absl::StrCat("Strategy: ", name), .config = session.DefaultRun(),
+    Variant v{.label = name,
+              .header = absl::StrCat("Strategy: ", name),
+              .config = session.DefaultRun(),
               .params = {{"strategy", name}}};
     v.config.strategy = name;
     v.config.num_workers = workers.workers;
     if (absl::StatusOr<StepOptions> o = ResolveStrategies(name, session.device); !o.ok()) {
-      result.configs.push_back({.label = name, .config = v.config, .params = v.params,
+      result.configs.push_back({.label = name,
+                                .config = v.config,
+                                .params = v.params,
                                 .skipped = std::string(o.status().message())});
       continue;
     }
@@ -62,7 +67,8 @@ absl::StatusOr<ExperimentResult> RunC8(Session& session) {
   }
   std::printf("\n===== C8: compile strategies on %s =====\n", session.device.str().c_str());
   std::printf("%-36s %14s %20s %12s %12s\n", "strategy", "first epoch",
-              absl::StrCat("mean epochs ", first_steady, "-", epochs).c_str(), "speed-up 1st", "speed-up");
+              absl::StrCat("mean epochs ", first_steady, "-", epochs).c_str(), "speed-up 1st",
+              "speed-up");
   for (const ConfigResult& c : result.configs) {
     if (!c.skipped.empty()) continue;
     const Spread first = c.Of(FirstEpoch), steady_s = c.Of(steady);
@@ -79,18 +85,21 @@ absl::StatusOr<ExperimentResult> RunC8(Session& session) {
     if (!c.skipped.empty()) std::printf("%-36s skipped: %s\n", c.label.c_str(), c.skipped.c_str());
   }
   if (epochs < 6) {
-    std::printf("(Fewer than 6 epochs: the steady-state column averages epochs %d-%d.)\n", first_steady, epochs);
+    std::printf("(Fewer than 6 epochs: the steady-state column averages epochs %d-%d.)\n",
+                first_steady, epochs);
   }
   result.summary = {{"first_steady_epoch", first_steady}, {"num_workers", workers.workers}};
   return result;
 }
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
-    "c8", {.usage = "c8: compile strategies against eager (C8), 10 epochs: first-epoch time, mean of epochs\n"
-                    "6-10 and the speed-ups; strategies that cannot run here are listed with the reason.",
-           .flags = {"strategies"},
-           .defaults = {{"epochs", "10"}},
-           .run = RunC8});
+    "c8",
+    {.usage =
+         "c8: compile strategies against eager (C8), 10 epochs: first-epoch time, mean of epochs\n"
+         "6-10 and the speed-ups; strategies that cannot run here are listed with the reason.",
+     .flags = {"strategies"},
+     .defaults = {{"epochs", "10"}},
+     .run = RunC8});
 
 }  // namespace
 }  // namespace trainlab::experiments

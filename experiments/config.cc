@@ -15,9 +15,9 @@
 // --- Data --------------------------------------------------------------------------------------
 DEFINE_string(dataset, "auto",
               "auto | cifar10 | fashion_mnist | synthetic (auto: CIFAR-10 if in --data_dir).");
-DEFINE_string(data_dir, "",
-              "CIFAR-10 binary folder (data_batch_*.bin ...), or Fashion-MNIST's.");
-DEFINE_int64(synthetic_train, 5000, "Training images of --dataset=synthetic (generated, for tests).");
+DEFINE_string(data_dir, "", "CIFAR-10 binary folder (data_batch_*.bin ...), or Fashion-MNIST's.");
+DEFINE_int64(synthetic_train, 5000,
+             "Training images of --dataset=synthetic (generated, for tests).");
 DEFINE_int64(synthetic_test, 1000, "Test images of --dataset=synthetic.");
 DEFINE_int64(batch_size, 128, "Images per batch.");
 DEFINE_int32(num_workers, 2, "Loader worker threads (0: batches made in the training thread).");
@@ -40,21 +40,21 @@ DEFINE_int32(threads, 0, "LibTorch intra-op threads; 0 = every core (LibTorch al
 DEFINE_bool(malloc_tuning, true,
             "glibc keeps freed memory (no mmap, no trim): ~30% of a CPU step.");
 // --- Output ------------------------------------------------------------------------------------
-DEFINE_string(results_dir, "",
-              "Write <experiment>.json and <experiment>_batches.csv here.");
-DEFINE_string(progress, "auto",
-              "auto | on | off: progress line on stderr (auto: on a terminal).");
+DEFINE_string(results_dir, "", "Write <experiment>.json and <experiment>_batches.csv here.");
+DEFINE_string(progress, "auto", "auto | on | off: progress line on stderr (auto: on a terminal).");
 DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this file.");
 DEFINE_int32(repeats, 1, "Runs per configuration; tables show median (min-max).");
 // --- Experiment-specific -----------------------------------------------------------------------
-DEFINE_string(workers, "", "Counts to run, e.g. 0,1,2 (default: 0, 4, 8, ... while loading falls).");
+DEFINE_string(workers, "",
+              "Counts to run, e.g. 0,1,2 (default: 0, 4, 8, ... while loading falls).");
 DEFINE_int32(max_workers, 64, "Upper bound of the automatic sweep.");
-DEFINE_int32(best_workers, -1,
-             "The best worker count; -1: C3's from --results_dir, else a sweep.");
-DEFINE_string(optimizers, "sgd,sgd_nesterov,adagrad,adadelta,adam", "Optimizers to compare, in order.");
-DEFINE_string(strategies,
-              "eager,channels_last,amp_bf16,cudnn_autotune,cuda_graph,cuda_graph+channels_last+amp_bf16",
-              "Strategies (or a+b) to compare with eager, in order.");
+DEFINE_int32(best_workers, -1, "The best worker count; -1: C3's from --results_dir, else a sweep.");
+DEFINE_string(optimizers, "sgd,sgd_nesterov,adagrad,adadelta,adam",
+              "Optimizers to compare, in order.");
+DEFINE_string(
+    strategies,
+    "eager,channels_last,amp_bf16,cudnn_autotune,cuda_graph,cuda_graph+channels_last+amp_bf16",
+    "Strategies (or a+b) to compare with eager, in order.");
 DEFINE_string(profile, "quick",
               "quick: ~10 min on 2 cores (short epochs, batch 32); lab: the lab's "
               "settings.");
@@ -79,7 +79,8 @@ absl::Status Validate(const ExperimentConfig& c) {
   if (c.synthetic_test < 1) return Bad("synthetic_test", c.synthetic_test, "must be >= 1");
   if (c.repeats < 1) return Bad("repeats", c.repeats, "must be >= 1");
   if (c.max_workers < 0) return Bad("max_workers", c.max_workers, "must be >= 0");
-  if (c.best_workers < -1) return Bad("best_workers", c.best_workers, "must be >= 0 (or -1: find it)");
+  if (c.best_workers < -1)
+    return Bad("best_workers", c.best_workers, "must be >= 0 (or -1: find it)");
   if (c.progress != "auto" && c.progress != "on" && c.progress != "off") {
     return Bad("progress", c.progress, "must be auto, on or off");
   }
@@ -89,9 +90,11 @@ absl::Status Validate(const ExperimentConfig& c) {
   if (c.device == "cuda" && c.disable_cuda) {
     return absl::InvalidArgumentError("--device=cuda contradicts --disable_cuda");
   }
-  if (c.profile != "quick" && c.profile != "lab") return Bad("profile", c.profile, "must be quick or lab");
+  if (c.profile != "quick" && c.profile != "lab")
+    return Bad("profile", c.profile, "must be quick or lab");
   if (absl::Status st = ValidateOptimizerSettings(r.optimizer_settings); !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--lr/--weight_decay/--momentum: ", st.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lr/--weight_decay/--momentum: ", st.message()));
   }
   return absl::OkStatus();
 }
@@ -125,10 +128,12 @@ std::vector<std::string> FlagsIn(const std::vector<FlagGroup>& groups) {
 
 const std::vector<FlagGroup>& TrainingFlagGroups() {
   static const auto* groups = new std::vector<FlagGroup>{
-      {"Data", {"dataset", "data_dir", "batch_size", "num_workers", "max_batches_per_epoch",
-                "synthetic_train", "synthetic_test"}},
-      {"Training", {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "batch_norm",
-                    "seed", "evaluate"}},
+      {"Data",
+       {"dataset", "data_dir", "batch_size", "num_workers", "max_batches_per_epoch",
+        "synthetic_train", "synthetic_test"}},
+      {"Training",
+       {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "batch_norm", "seed",
+        "evaluate"}},
       {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning"}},
       {"Output", {"results_dir", "progress", "trace", "repeats"}},
   };
@@ -143,21 +148,23 @@ std::string UserPath(const std::string& path) {
   return path;
 }
 
-absl::StatusOr<std::vector<std::string>> SplitList(const std::string& flag, const std::string& value) {
+absl::StatusOr<std::vector<std::string>> SplitList(const std::string& flag,
+                                                   const std::string& value) {
   std::vector<std::string> out;
   for (const std::string& item : std::vector<std::string>(absl::StrSplit(value, ','))) {
     if (item.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": empty item in the list"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, "=", value, ": empty item in the list"));
     }
     out.push_back(item);
   }
   return out;
 }
 
-absl::StatusOr<ExperimentConfig> ReadConfig(int argc, char** argv, const std::string& name,
-                                            const std::string& usage, bool trains,
-                                            const std::vector<std::string>& own_flags,
-                                            const std::vector<std::pair<std::string, std::string>>& defaults) {
+absl::StatusOr<ExperimentConfig> ReadConfig(
+    int argc, char** argv, const std::string& name, const std::string& usage, bool trains,
+    const std::vector<std::string>& own_flags,
+    const std::vector<std::pair<std::string, std::string>>& defaults) {
   ExperimentConfig c;
   c.experiment = name;
   for (int i = 0; i < argc; ++i) c.command_line.emplace_back(argv[i]);
@@ -186,9 +193,9 @@ absl::StatusOr<ExperimentConfig> ReadConfig(int argc, char** argv, const std::st
     c.explicit_flags.insert(info.name);
     const bool ours = info.filename.find("experiments/") != std::string::npos;
     if (ours && taken_set.count(info.name) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--", info.name, " is not a flag of ", name, " (it takes: --",
-          absl::StrJoin(taken, ", --"), ")"));
+      return absl::InvalidArgumentError(absl::StrCat("--", info.name, " is not a flag of ", name,
+                                                     " (it takes: --", absl::StrJoin(taken, ", --"),
+                                                     ")"));
     }
   }
   for (const std::string& flag : taken) {

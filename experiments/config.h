@@ -86,16 +86,17 @@ const std::vector<FlagGroup>& TrainingFlagGroups();
 // `own_flags`. --help prints `usage` and those flags, then exits. `defaults` overrides flag
 // defaults for this binary ({{"epochs", "10"}} for c8). Errors name the flag and the problem:
 // a value out of range, an unexpected argument, or a flag this experiment does not take.
-absl::StatusOr<ExperimentConfig> ReadConfig(int argc, char** argv, const std::string& name,
-                                            const std::string& usage, bool trains,
-                                            const std::vector<std::string>& own_flags,
-                                            const std::vector<std::pair<std::string, std::string>>& defaults);
+absl::StatusOr<ExperimentConfig> ReadConfig(
+    int argc, char** argv, const std::string& name, const std::string& usage, bool trains,
+    const std::vector<std::string>& own_flags,
+    const std::vector<std::pair<std::string, std::string>>& defaults);
 
 // A path from the user's command line: relative to where they ran `bazel run`, not the runfiles.
 std::string UserPath(const std::string& path);
 
 // Parses "a,b,c" into names; empty items are an error naming the flag.
-absl::StatusOr<std::vector<std::string>> SplitList(const std::string& flag, const std::string& value);
+absl::StatusOr<std::vector<std::string>> SplitList(const std::string& flag,
+                                                   const std::string& value);
 
 }  // namespace trainlab::experiments
 

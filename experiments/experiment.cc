@@ -47,7 +47,8 @@ int ExperimentMain(int argc, char** argv, const std::string& name) {
   absl::StatusOr<const Experiment*> experiment = ExperimentRegistry::Global().Find(name);
   if (!experiment.ok()) return ReportError(program, experiment.status());
   const Experiment& e = **experiment;
-  absl::StatusOr<ExperimentConfig> config = ReadConfig(argc, argv, name, e.usage, e.trains, e.flags, e.defaults);
+  absl::StatusOr<ExperimentConfig> config =
+      ReadConfig(argc, argv, name, e.usage, e.trains, e.flags, e.defaults);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   if (!config.ok()) return ReportError(program, config.status());
@@ -66,15 +67,17 @@ absl::StatusOr<WorkerChoice> ChooseWorkers(const Session& session) {
   const ExperimentConfig& c = session.config;
   if (c.IsExplicit("num_workers")) return WorkerChoice{c.run.num_workers, "from --num_workers"};
   if (!c.results_dir.empty()) {
-    TRAINLAB_ASSIGN_OR_RETURN(std::optional<nlohmann::json> c3, ReadResults(session.ResultsDir(), "c3"));
+    TRAINLAB_ASSIGN_OR_RETURN(std::optional<nlohmann::json> c3,
+                              ReadResults(session.ResultsDir(), "c3"));
     if (c3 && (*c3)["summary"].contains("best_workers_total")) {
       const int best = (*c3)["summary"]["best_workers_total"].get<int>();
-      return WorkerChoice{best, absl::StrCat("C3's best for total runtime, from ", session.ResultsDir(), "/c3.json")};
+      return WorkerChoice{best, absl::StrCat("C3's best for total runtime, from ",
+                                             session.ResultsDir(), "/c3.json")};
     }
   }
   return WorkerChoice{c.run.num_workers,
-                      absl::StrCat("--num_workers' default (no C3 results", c.results_dir.empty() ? "" : " in --results_dir",
-                                   ")")};
+                      absl::StrCat("--num_workers' default (no C3 results",
+                                   c.results_dir.empty() ? "" : " in --results_dir", ")")};
 }
 
 }  // namespace trainlab::experiments

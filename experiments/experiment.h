@@ -24,9 +24,9 @@ namespace trainlab::experiments {
 
 struct Experiment {
   static constexpr std::string_view kKind = "experiment";
-  std::string usage;                // --help's first lines
-  bool trains = true;               // takes the training flags and needs the data
-  std::vector<std::string> flags;   // its own flags, beyond the training ones
+  std::string usage;               // --help's first lines
+  bool trains = true;              // takes the training flags and needs the data
+  std::vector<std::string> flags;  // its own flags, beyond the training ones
   std::vector<std::pair<std::string, std::string>> defaults;  // flag defaults of its own
   std::function<absl::StatusOr<ExperimentResult>(Session&)> run;
 };
@@ -34,7 +34,8 @@ using ExperimentRegistry = Registry<Experiment>;
 
 // The lab's order: what `all` runs and REPORT.md lists.
 inline const std::vector<std::string>& LabOrder() {
-  static const auto* order = new std::vector<std::string>{"c2", "c3", "c4", "c5", "c6", "c7", "c8", "q1_q4"};
+  static const auto* order =
+      new std::vector<std::string>{"c2", "c3", "c4", "c5", "c6", "c7", "c8", "q1_q4"};
   return *order;
 }
 

@@ -6,4 +6,6 @@
 #error "build with local_defines = ['TRAINLAB_EXPERIMENT=\"c3\"'] (see experiments/BUILD.bazel)"
 #endif
 
-int main(int argc, char** argv) { return trainlab::experiments::ExperimentMain(argc, argv, TRAINLAB_EXPERIMENT); }
+int main(int argc, char** argv) {
+  return trainlab::experiments::ExperimentMain(argc, argv, TRAINLAB_EXPERIMENT);
+}

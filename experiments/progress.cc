@@ -16,7 +16,10 @@ std::string FormatDuration(double seconds) {
 }
 
 ProgressLine::ProgressLine(bool enabled, std::string label, int epochs)
-    : enabled_(enabled), terminal_(isatty(STDERR_FILENO) == 1), label_(std::move(label)), epochs_(epochs) {}
+    : enabled_(enabled),
+      terminal_(isatty(STDERR_FILENO) == 1),
+      label_(std::move(label)),
+      epochs_(epochs) {}
 
 ProgressLine::~ProgressLine() { Clear(); }
 
@@ -32,10 +35,10 @@ void ProgressLine::Update(const EpochProgress& p) {
   const double eta = p.batches_done > 0 ? p.elapsed_s / static_cast<double>(p.batches_done) *
                                               static_cast<double>(p.batches_total - p.batches_done)
                                         : 0;
-  const std::string line = absl::StrFormat(
-      "%s  epoch %d/%d  batch %d/%d  %.0f img/s  loss %.4f  %s elapsed, ETA %s", label_, p.epoch,
-      epochs_, p.batches_done, p.batches_total, rate, p.running_loss, FormatDuration(p.elapsed_s),
-      FormatDuration(eta));
+  const std::string line =
+      absl::StrFormat("%s  epoch %d/%d  batch %d/%d  %.0f img/s  loss %.4f  %s elapsed, ETA %s",
+                      label_, p.epoch, epochs_, p.batches_done, p.batches_total, rate,
+                      p.running_loss, FormatDuration(p.elapsed_s), FormatDuration(eta));
   if (terminal_) {
     std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
   } else {

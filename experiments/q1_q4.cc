@@ -61,11 +61,13 @@ absl::StatusOr<ExperimentResult> RunQ1Q4(Session& session) {
   if (!bn) std::printf("Model: ResNet-18 without batch norm (--nobatch_norm)\n");
   const int64_t convs = CountConv2d(*model), convs3 = CountConv2d(*model, /*min_kernel=*/3);
   const int64_t linear_in = LastLinearInFeatures(*model).value_or(-1);
-  std::printf("Q1: convolutional layers: %" PRId64 " (%" PRId64 " without the three 1x1 shortcut convolutions)\n",
+  std::printf("Q1: convolutional layers: %" PRId64 " (%" PRId64
+              " without the three 1x1 shortcut convolutions)\n",
               convs, convs3);
   std::printf("Q2: input features of the last linear layer: %" PRId64 "\n", linear_in);
   TRAINLAB_ASSIGN_OR_RETURN(Counts sgd, StepAndCount("sgd", bn));
-  std::printf("Q3: SGD: trainable parameters %" PRId64 ", gradients %" PRId64 " (momentum buffers %" PRId64 ")\n",
+  std::printf("Q3: SGD: trainable parameters %" PRId64 ", gradients %" PRId64
+              " (momentum buffers %" PRId64 ")\n",
               sgd.params, sgd.grads, sgd.state);
   TRAINLAB_ASSIGN_OR_RETURN(Counts adam, StepAndCount("adam", bn));
   std::printf("Q4: Adam: trainable parameters %" PRId64 ", gradients %" PRId64
@@ -73,23 +75,26 @@ absl::StatusOr<ExperimentResult> RunQ1Q4(Session& session) {
               adam.params, adam.grads, adam.state);
   if (bn) {
     models::ResNet18 no_bn(models::ResNet18Options().batch_norm(false));
-    std::printf("(Without batch norm, for C7: %" PRId64 " trainable parameters.)\n", CountTrainableParameters(*no_bn));
+    std::printf("(Without batch norm, for C7: %" PRId64 " trainable parameters.)\n",
+                CountTrainableParameters(*no_bn));
   }
   ExperimentResult result;
-  result.summary = {{"batch_norm", bn},
-                    {"conv_layers", convs},
-                    {"conv_layers_without_1x1", convs3},
-                    {"last_linear_in_features", linear_in},
-                    {"sgd", {{"parameters", sgd.params}, {"gradients", sgd.grads}, {"state", sgd.state}}},
-                    {"adam", {{"parameters", adam.params}, {"gradients", adam.grads}, {"state", adam.state}}}};
+  result.summary = {
+      {"batch_norm", bn},
+      {"conv_layers", convs},
+      {"conv_layers_without_1x1", convs3},
+      {"last_linear_in_features", linear_in},
+      {"sgd", {{"parameters", sgd.params}, {"gradients", sgd.grads}, {"state", sgd.state}}},
+      {"adam", {{"parameters", adam.params}, {"gradients", adam.grads}, {"state", adam.state}}}};
   return result;
 }
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
-    "q1_q4", {.usage = "q1_q4: counts ResNet-18's layers, parameters and gradients (Q1-Q4) from the model.",
-              .trains = false,
-              .flags = {"batch_norm", "results_dir"},
-              .run = RunQ1Q4});
+    "q1_q4",
+    {.usage = "q1_q4: counts ResNet-18's layers, parameters and gradients (Q1-Q4) from the model.",
+     .trains = false,
+     .flags = {"batch_norm", "results_dir"},
+     .run = RunQ1Q4});
 
 }  // namespace
 }  // namespace trainlab::experiments

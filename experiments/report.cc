@@ -64,14 +64,21 @@ Spread Over(const json& config, const std::function<double(const json&)>& metric
   for (const json& r : Runs(config)) v.push_back(metric(r));
   return Spread::Of(std::move(v));
 }
-Spread MeanSpread(const json& c, const char* f) { return Over(c, [f](const json& r) { return RunMean(r, f); }); }
-Spread TotalSpread(const json& c, const char* f) { return Over(c, [f](const json& r) { return RunTotal(r, f); }); }
-Spread LastSpread(const json& c, const char* f) { return Over(c, [f](const json& r) { return RunLast(r, f); }); }
+Spread MeanSpread(const json& c, const char* f) {
+  return Over(c, [f](const json& r) { return RunMean(r, f); });
+}
+Spread TotalSpread(const json& c, const char* f) {
+  return Over(c, [f](const json& r) { return RunTotal(r, f); });
+}
+Spread LastSpread(const json& c, const char* f) {
+  return Over(c, [f](const json& r) { return RunLast(r, f); });
+}
 
 std::string Sec(const Spread& s) { return FormatSeconds(s); }
 std::string Plain(const Spread& s, int decimals, const char* unit = "") {
   if (s.n <= 1 || s.min == s.max) return absl::StrFormat("%.*f%s", decimals, s.median, unit);
-  return absl::StrFormat("%.*f%s (%.*f-%.*f)", decimals, s.median, unit, decimals, s.min, decimals, s.max);
+  return absl::StrFormat("%.*f%s (%.*f-%.*f)", decimals, s.median, unit, decimals, s.min, decimals,
+                         s.max);
 }
 
 bool Diverged(const json& config) {
@@ -92,15 +99,16 @@ std::string Escape(std::string s) {  // for a Markdown table cell
 struct Series {
   std::string title;
   std::vector<std::pair<double, double>> points;
-  bool right_axis = false;  // plotted against a second y axis (a figure much smaller than the others)
+  bool right_axis =
+      false;  // plotted against a second y axis (a figure much smaller than the others)
 };
 
 struct Plot {
   std::string file;  // "c3.svg"
   std::string title, xlabel, ylabel;
   std::vector<Series> series;
-  std::string y2label;       // for series on the right axis
-  bool from_zero = false;    // y axis starts at 0 (times: proportions stay honest)
+  std::string y2label;         // for series on the right axis
+  bool from_zero = false;      // y axis starts at 0 (times: proportions stay honest)
   bool tics_at_points = true;  // x tics at the data's x values (epochs, worker counts)
 };
 
@@ -114,12 +122,12 @@ std::string GnuplotQuote(const std::string& s) {
 std::string Draw(const std::string& dir, const Plot& p) {
   std::string script = absl::StrCat(
       "set terminal svg size 760,440 dynamic noenhanced font 'sans,11' background '#ffffff'\n",
-      "set output ", GnuplotQuote(dir + "/" + p.file), "\n", "set title ", GnuplotQuote(p.title), "\n",
-      "set xlabel ", GnuplotQuote(p.xlabel), "\n", "set ylabel ", GnuplotQuote(p.ylabel), "\n",
-      "set key below\nset grid\n", p.from_zero ? "set yrange [0:*]\n" : "");
+      "set output ", GnuplotQuote(dir + "/" + p.file), "\n", "set title ", GnuplotQuote(p.title),
+      "\n", "set xlabel ", GnuplotQuote(p.xlabel), "\n", "set ylabel ", GnuplotQuote(p.ylabel),
+      "\n", "set key outside right top\nset grid\n", p.from_zero ? "set yrange [0:*]\n" : "");
   if (!p.y2label.empty()) {
-    absl::StrAppend(&script, "set y2label ", GnuplotQuote(p.y2label), "\nset y2tics\nset ytics nomirror\n",
-                    p.from_zero ? "set y2range [0:*]\n" : "");
+    absl::StrAppend(&script, "set y2label ", GnuplotQuote(p.y2label),
+                    "\nset y2tics\nset ytics nomirror\n", p.from_zero ? "set y2range [0:*]\n" : "");
   }
   if (p.tics_at_points) {
     std::vector<double> xs;
@@ -177,7 +185,9 @@ class Writer {
   std::string plot_problem;
 
   void Line(const std::string& s = "") { absl::StrAppend(&md, s, "\n"); }
-  void Row(const std::vector<std::string>& cells) { Line(absl::StrCat("| ", absl::StrJoin(cells, " | "), " |")); }
+  void Row(const std::vector<std::string>& cells) {
+    Line(absl::StrCat("| ", absl::StrJoin(cells, " | "), " |"));
+  }
   void Header(const std::vector<std::string>& cells) {
     Row(cells);
     std::vector<std::string> dashes(cells.size(), "---");
@@ -186,8 +196,10 @@ class Writer {
   void AddPlot(const Plot& p) {
     if (!can_plot_) {
       if (plot_problem.empty()) {
-        plot_problem = "gnuplot is not installed: install Debian's gnuplot-nox (./bazelw does) and re-render with "
-                       "`bazel run //experiments:report -- DIR`";
+        plot_problem =
+            "gnuplot is not installed: install Debian's gnuplot-nox (./bazelw does) and re-render "
+            "with "
+            "`bazel run //experiments:report -- DIR`";
       }
       return;
     }
@@ -229,14 +241,17 @@ void Environment(Writer& w, const std::map<std::string, json>& results) {
   row("date", env.value("date", json()));
   const json& s = any["settings"];
   std::vector<std::string> parts;
-  for (const char* k : {"batch_size", "epochs", "max_batches_per_epoch", "lr", "weight_decay", "momentum", "seed",
-                        "repeats"}) {
+  for (const char* k : {"batch_size", "epochs", "max_batches_per_epoch", "lr", "weight_decay",
+                        "momentum", "seed", "repeats"}) {
     if (s.contains(k)) parts.push_back(absl::StrCat(k, "=", s[k].dump()));
   }
-  if (!parts.empty()) w.Row({"settings (" + any.value("experiment", "") + ")", absl::StrJoin(parts, ", ")});
+  if (!parts.empty())
+    w.Row({"settings (" + any.value("experiment", "") + ")", absl::StrJoin(parts, ", ")});
   w.Line();
-  w.Line("Timings are wall-clock seconds on this machine; compare them only within one run of the report. "
-         "On a CPU the loader and the model share the cores, and a CPU step is ~100x an L4's.");
+  w.Line(
+      "Timings are wall-clock seconds on this machine; compare them only within one run of the "
+      "report. "
+      "On a CPU the loader and the model share the cores, and a CPU step is ~100x an L4's.");
   w.Line();
 }
 
@@ -259,8 +274,8 @@ void EpochTable(Writer& w, const json& config) {
       }
       return Spread::Of(v);
     };
-    w.Row({std::to_string(e + 1), Plain(at("loss"), 4), Plain(at("top1"), 2), Sec(at("load_s")), Sec(at("train_s")),
-           Sec(at("avg_train_per_batch_s")), Sec(at("epoch_s"))});
+    w.Row({std::to_string(e + 1), Plain(at("loss"), 4), Plain(at("top1"), 2), Sec(at("load_s")),
+           Sec(at("train_s")), Sec(at("avg_train_per_batch_s")), Sec(at("epoch_s"))});
   }
   w.Line();
   if (many) {
@@ -273,10 +288,11 @@ void C2(Writer& w, const json& j, const std::string& dir) {
   const json& c = j["configs"][0];
   EpochTable(w, c);
   const Spread load = TotalSpread(c, "load_s"), epoch = TotalSpread(c, "epoch_s");
-  w.Line(absl::StrFormat("**Answer:** waiting for data took %.2f%% of the epoch time (%s of %s over %d epochs); the "
-                         "rest is training.",
-                         epoch.median > 0 ? 100 * load.median / epoch.median : 0.0, Sec(load), Sec(epoch),
-                         static_cast<int>(Runs(c)[0]["epochs"].size())));
+  w.Line(absl::StrFormat(
+      "**Answer:** waiting for data took %.2f%% of the epoch time (%s of %s over %d epochs); the "
+      "rest is training.",
+      epoch.median > 0 ? 100 * load.median / epoch.median : 0.0, Sec(load), Sec(epoch),
+      static_cast<int>(Runs(c)[0]["epochs"].size())));
   w.Line();
   // Per-batch training time from the CSV (first repeat).
   std::ifstream in(dir + "/c2_batches.csv");
@@ -290,15 +306,20 @@ void C2(Writer& w, const json& j, const std::string& dir) {
     s.points.emplace_back(static_cast<double>(++i), std::atof(f[7].c_str()));
   }
   if (!s.points.empty()) {
-    w.AddPlot({.file = "c2_batches.svg", .title = "C2: training time of each batch",
-               .xlabel = "batch (epochs one after another)", .ylabel = "seconds", .series = {s}, .from_zero = true,
+    w.AddPlot({.file = "c2_batches.svg",
+               .title = "C2: training time of each batch",
+               .xlabel = "batch (epochs one after another)",
+               .ylabel = "seconds",
+               .series = {s},
+               .from_zero = true,
                .tics_at_points = false});
   }
 }
 
 void C3(Writer& w, const json& j) {
   w.Header({"workers", "total runtime", "total data loading"});
-  Series total{"total runtime (left axis)", {}}, loading{"total data loading (right axis)", {}, true};
+  Series total{"total runtime (left axis)", {}},
+      loading{"total data loading (right axis)", {}, true};
   for (const json& c : j["configs"]) {
     const int n = c.value("num_workers", 0);
     const Spread t = Over(c, [](const json& r) { return Num(r["total_s"]); });
@@ -309,12 +330,17 @@ void C3(Writer& w, const json& j) {
   }
   w.Line();
   const json& s = j["summary"];
-  w.Line(absl::StrFormat("**Answer:** the best worker count for total runtime is **%d**, for data loading **%d**.",
-                         s.value("best_workers_total", -1), s.value("best_workers_loading", -1)));
+  w.Line(absl::StrFormat(
+      "**Answer:** the best worker count for total runtime is **%d**, for data loading **%d**.",
+      s.value("best_workers_total", -1), s.value("best_workers_loading", -1)));
   w.Line();
-  w.AddPlot({.file = "c3.svg", .title = "C3: time against loader workers", .xlabel = "loader workers",
-             .ylabel = "total runtime, s (all epochs)", .series = {total, loading},
-             .y2label = "data loading, s (all epochs)", .from_zero = true});
+  w.AddPlot({.file = "c3.svg",
+             .title = "C3: time against loader workers",
+             .xlabel = "loader workers",
+             .ylabel = "total runtime, s (all epochs)",
+             .series = {total, loading},
+             .y2label = "data loading, s (all epochs)",
+             .from_zero = true});
 }
 
 void C4(Writer& w, const json& j) {
@@ -326,21 +352,22 @@ void C4(Writer& w, const json& j) {
                       j["summary"].value("best_workers_source", ""), ")."));
   w.Line();
   const std::string la = a.value("label", ""), lb = b.value("label", "");
-  w.Header({"epoch", la + ": loading", la + ": training", la + ": epoch", lb + ": loading", lb + ": training",
-            lb + ": epoch"});
+  w.Header({"epoch", la + ": loading", la + ": training", la + ": epoch", lb + ": loading",
+            lb + ": training", lb + ": epoch"});
   const json& ra = Runs(a)[0];
   const json& rb = Runs(b)[0];
-  if (Runs(a).size() > 1) w.Line("(Per epoch: the first of the runs; the totals below are medians.)\n");
+  if (Runs(a).size() > 1)
+    w.Line("(Per epoch: the first of the runs; the totals below are medians.)\n");
   for (size_t e = 0; e < std::min(ra["epochs"].size(), rb["epochs"].size()); ++e) {
     const json& x = ra["epochs"][e];
     const json& y = rb["epochs"][e];
     w.Row({std::to_string(e + 1), FormatSeconds(Num(x["load_s"])), FormatSeconds(Num(x["train_s"])),
-           FormatSeconds(Num(x["epoch_s"])), FormatSeconds(Num(y["load_s"])), FormatSeconds(Num(y["train_s"])),
-           FormatSeconds(Num(y["epoch_s"]))});
+           FormatSeconds(Num(x["epoch_s"])), FormatSeconds(Num(y["load_s"])),
+           FormatSeconds(Num(y["train_s"])), FormatSeconds(Num(y["epoch_s"]))});
   }
   w.Line();
-  w.Header({"loader stages (summed over threads and epochs)", "read", "crop", "flip", "normalise", "assemble",
-            "trainer waited"});
+  w.Header({"loader stages (summed over threads and epochs)", "read", "crop", "flip", "normalise",
+            "assemble", "trainer waited"});
   for (const json* c : {&a, &b}) {
     double read = 0, crop = 0, flip = 0, norm = 0, assemble = 0;
     for (const json& e : Runs(*c)[0]["epochs"]) {
@@ -351,15 +378,17 @@ void C4(Writer& w, const json& j) {
       norm += Num(e["loader_stages"]["normalize_s"]);
       assemble += Num(e["loader_stages"]["assemble_s"]);
     }
-    w.Row({c->value("label", ""), FormatSeconds(read), FormatSeconds(crop), FormatSeconds(flip), FormatSeconds(norm),
-           FormatSeconds(assemble), FormatSeconds(RunTotal(Runs(*c)[0], "load_s"))});
+    w.Row({c->value("label", ""), FormatSeconds(read), FormatSeconds(crop), FormatSeconds(flip),
+           FormatSeconds(norm), FormatSeconds(assemble),
+           FormatSeconds(RunTotal(Runs(*c)[0], "load_s"))});
   }
   w.Line();
   const Spread ta = Over(a, [](const json& r) { return Num(r["total_s"]); });
   const Spread tb = Over(b, [](const json& r) { return Num(r["total_s"]); });
   const Spread wa = TotalSpread(a, "load_s"), wb = TotalSpread(b, "load_s");
-  w.Line(absl::StrCat("**Answer:** with ", la, " the whole run took ", FormatRatio(ta, tb), " the time of ", lb, " (",
-                      Sec(ta), " against ", Sec(tb), "); the trainer waited ", Sec(wa), " against ", Sec(wb), "."));
+  w.Line(absl::StrCat("**Answer:** with ", la, " the whole run took ", FormatRatio(ta, tb),
+                      " the time of ", lb, " (", Sec(ta), " against ", Sec(tb),
+                      "); the trainer waited ", Sec(wa), " against ", Sec(wb), "."));
   w.Line();
 }
 
@@ -375,12 +404,15 @@ void C5(Writer& w, const json& j) {
   w.Line();
   const json& configs = j["configs"];
   if (configs.size() > 1) {
-    w.Line(absl::StrCat("**Answer:** an epoch on the CPU takes ",
-                        FormatRatio(MeanSpread(configs[0], "epoch_s"), MeanSpread(configs[1], "epoch_s")),
-                        " the time of one on the GPU."));
+    w.Line(absl::StrCat(
+        "**Answer:** an epoch on the CPU takes ",
+        FormatRatio(MeanSpread(configs[0], "epoch_s"), MeanSpread(configs[1], "epoch_s")),
+        " the time of one on the GPU."));
   } else {
-    w.Line("**Answer:** no GPU here: only the CPU ran, so there is no GPU/CPU ratio in this report. Run the same "
-           "command on a GPU machine and compare with `report --compare`.");
+    w.Line(
+        "**Answer:** no GPU here: only the CPU ran, so there is no GPU/CPU ratio in this report. "
+        "Run the same "
+        "command on a GPU machine and compare with `report --compare`.");
   }
   w.Line();
 }
@@ -397,11 +429,13 @@ void Recap(Writer& w, const json& j, const std::string& name, const std::string&
   std::vector<Series> loss, top1;
   for (const json& c : j["configs"]) {
     const std::string label = c.value("label", "");
-    const Spread train = MeanSpread(c, "train_s"), l = MeanSpread(c, "loss"), t = MeanSpread(c, "top1");
+    const Spread train = MeanSpread(c, "train_s"), l = MeanSpread(c, "loss"),
+                 t = MeanSpread(c, "top1");
     std::string note;
     if (Diverged(c)) {
       const json& d = Runs(c)[0].contains("diverged") ? Runs(c)[0]["diverged"] : json::object();
-      note = absl::StrCat("diverged at epoch ", d.value("epoch", 0), ", batch ", d.value("batch", 0));
+      note =
+          absl::StrCat("diverged at epoch ", d.value("epoch", 0), ", batch ", d.value("batch", 0));
     } else {
       ok.push_back({label, train.median, l.median, t.median});
     }
@@ -424,16 +458,24 @@ void Recap(Writer& w, const json& j, const std::string& name, const std::string&
     for (const Row& r : s) names.push_back(r.label);
     return names.empty() ? std::string("(no run finished)") : absl::StrJoin(names, ", ");
   };
-  w.Line(absl::StrCat("**Answer:** by training time, fastest first: ",
-                      ranking([](const Row& r) { return r.train; }, true),
-                      ". By loss, lowest first: ", ranking([](const Row& r) { return r.loss; }, true),
-                      ". By top-1, highest first: ", ranking([](const Row& r) { return r.top1; }, false), "."));
+  w.Line(absl::StrCat(
+      "**Answer:** by training time, fastest first: ",
+      ranking([](const Row& r) { return r.train; }, true),
+      ". By loss, lowest first: ", ranking([](const Row& r) { return r.loss; }, true),
+      ". By top-1, highest first: ", ranking([](const Row& r) { return r.top1; }, false), "."));
   w.Line();
   const std::string upper = name == "c6" ? "C6" : "C7";
-  w.AddPlot({.file = name + "_loss.svg", .title = upper + ": training loss per epoch", .xlabel = "epoch",
-             .ylabel = "loss (mean over the epoch's batches)", .series = loss});
-  w.AddPlot({.file = name + "_top1.svg", .title = upper + ": training top-1 per epoch", .xlabel = "epoch",
-             .ylabel = "top-1 %", .series = top1, .from_zero = true});
+  w.AddPlot({.file = name + "_loss.svg",
+             .title = upper + ": training loss per epoch",
+             .xlabel = "epoch",
+             .ylabel = "loss (mean over the epoch's batches)",
+             .series = loss});
+  w.AddPlot({.file = name + "_top1.svg",
+             .title = upper + ": training top-1 per epoch",
+             .xlabel = "epoch",
+             .ylabel = "top-1 %",
+             .series = top1,
+             .from_zero = true});
 }
 
 void C8(Writer& w, const json& j) {
@@ -444,7 +486,9 @@ void C8(Writer& w, const json& j) {
     if (c.value("label", "") == "eager" && !Runs(c).empty()) eager = &c;
     if (!Runs(c).empty()) epochs = std::max<int>(epochs, Runs(c)[0]["epochs"].size());
   }
-  auto first = [](const json& r) { return r["epochs"].empty() ? 0.0 : Num(r["epochs"][0]["epoch_s"]); };
+  auto first = [](const json& r) {
+    return r["epochs"].empty() ? 0.0 : Num(r["epochs"][0]["epoch_s"]);
+  };
   auto steady = [first_steady](const json& r) {
     double sum = 0;
     int n = 0;
@@ -481,7 +525,8 @@ void C8(Writer& w, const json& j) {
     }
     w.Row({label, Sec(f), Sec(s), up_first, up_steady});
     Series ser{label, {}};
-    for (const json& e : Runs(c)[0]["epochs"]) ser.points.emplace_back(Num(e["epoch"]), Num(e["epoch_s"]));
+    for (const json& e : Runs(c)[0]["epochs"])
+      ser.points.emplace_back(Num(e["epoch"]), Num(e["epoch_s"]));
     series.push_back(ser);
   }
   w.Line();
@@ -490,40 +535,51 @@ void C8(Writer& w, const json& j) {
     w.Line();
   }
   if (eager != nullptr && !best.empty()) {
-    w.Line(absl::StrCat("**Answer:** in the steady state the fastest is `", best, "`",
-                        best == "eager" ? " (no strategy beat eager on this device)" : "",
-                        "; the first epoch carries each strategy's one-off cost (capture, autotuning)."));
+    w.Line(absl::StrCat(
+        "**Answer:** in the steady state the fastest is `", best, "`",
+        best == "eager" ? " (no strategy beat eager on this device)" : "",
+        "; the first epoch carries each strategy's one-off cost (capture, autotuning)."));
     w.Line();
   }
-  w.AddPlot({.file = "c8.svg", .title = "C8: epoch time per epoch and strategy (epoch 1 carries one-off costs)",
-             .xlabel = "epoch", .ylabel = "seconds", .series = series, .from_zero = true});
+  w.AddPlot({.file = "c8.svg",
+             .title = "C8: epoch time per epoch and strategy (epoch 1 carries one-off costs)",
+             .xlabel = "epoch",
+             .ylabel = "seconds",
+             .series = series,
+             .from_zero = true});
 }
 
 void Q1Q4(Writer& w, const json& j) {
   const json& s = j["summary"];
   w.Header({"question", "answer (counted from the model)"});
-  w.Row({"Q1: convolutional layers", absl::StrCat(s.value("conv_layers", -1), " (", s.value("conv_layers_without_1x1", -1),
-                                                  " without the three 1x1 shortcuts)")});
-  w.Row({"Q2: input features of the last linear layer", std::to_string(s.value("last_linear_in_features", -1))});
+  w.Row({"Q1: convolutional layers",
+         absl::StrCat(s.value("conv_layers", -1), " (", s.value("conv_layers_without_1x1", -1),
+                      " without the three 1x1 shortcuts)")});
+  w.Row({"Q2: input features of the last linear layer",
+         std::to_string(s.value("last_linear_in_features", -1))});
   w.Row({"Q3: SGD: trainable parameters / gradients",
          absl::StrCat(s["sgd"].value("parameters", -1), " / ", s["sgd"].value("gradients", -1))});
   w.Row({"Q4: Adam: trainable parameters / gradients (state elements)",
-         absl::StrCat(s["adam"].value("parameters", -1), " / ", s["adam"].value("gradients", -1), " (",
-                      s["adam"].value("state", -1), ")")});
+         absl::StrCat(s["adam"].value("parameters", -1), " / ", s["adam"].value("gradients", -1),
+                      " (", s["adam"].value("state", -1), ")")});
   w.Line();
   if (!s.value("batch_norm", true)) w.Line("(Counted on ResNet-18 without batch norm.)\n");
 }
 
 absl::StatusOr<std::map<std::string, json>> ReadAll(const std::string& dir) {
-  if (!std::filesystem::is_directory(dir)) return absl::NotFoundError(absl::StrCat(dir, ": no such directory"));
+  if (!std::filesystem::is_directory(dir))
+    return absl::NotFoundError(absl::StrCat(dir, ": no such directory"));
   std::map<std::string, json> out;
   for (const std::string& name : LabOrder()) {
     TRAINLAB_ASSIGN_OR_RETURN(std::optional<json> j, ReadResults(dir, name));
     if (j) out[name] = std::move(*j);
   }
   if (out.empty()) {
-    return absl::NotFoundError(absl::StrCat(dir, ": no results file (c2.json ... q1_q4.json); run an experiment with "
-                                            "--results_dir=", dir, " or `bazel run //experiments:all`"));
+    return absl::NotFoundError(
+        absl::StrCat(dir,
+                     ": no results file (c2.json ... q1_q4.json); run an experiment with "
+                     "--results_dir=",
+                     dir, " or `bazel run //experiments:all`"));
   }
   return out;
 }
@@ -535,7 +591,8 @@ absl::StatusOr<ReportFiles> RenderReport(const std::string& dir) {
   Writer w(dir);
   w.Line("# trainlab: ResNet-18 on CIFAR-10, where the time goes");
   w.Line();
-  w.Line(absl::StrCat("Rendered by `bazel run //experiments:report -- ", dir, "` from the results files in this "
+  w.Line(absl::StrCat("Rendered by `bazel run //experiments:report -- ", dir,
+                      "` from the results files in this "
                       "folder (one JSON per experiment, per-batch CSVs beside them)."));
   w.Line();
   Environment(w, results);
@@ -546,13 +603,18 @@ absl::StatusOr<ReportFiles> RenderReport(const std::string& dir) {
   };
   const Section sections[] = {
       {"c2", "C2: time per epoch", "Where does an epoch's time go: waiting for data, or training?"},
-      {"c3", "C3: loader workers", "How many loader workers give the best data-loading time and total runtime?"},
+      {"c3", "C3: loader workers",
+       "How many loader workers give the best data-loading time and total runtime?"},
       {"c4", "C4: one worker against the best count", "What does a single worker cost, and where?"},
       {"c5", "C5: GPU against CPU", "How much faster is an epoch on the GPU?"},
-      {"c6", "C6: optimizers", "SGD, SGD with Nesterov, Adagrad, Adadelta and Adam: time, loss and accuracy."},
-      {"c7", "C7: without batch norm", "What does batch norm do to training time, loss and accuracy?"},
-      {"c8", "C8: compile strategies", "First-epoch time and steady-state time of each strategy against eager."},
-      {"q1_q4", "Q1-Q4: the model, counted", "Layers, widths, parameters and gradients of ResNet-18."},
+      {"c6", "C6: optimizers",
+       "SGD, SGD with Nesterov, Adagrad, Adadelta and Adam: time, loss and accuracy."},
+      {"c7", "C7: without batch norm",
+       "What does batch norm do to training time, loss and accuracy?"},
+      {"c8", "C8: compile strategies",
+       "First-epoch time and steady-state time of each strategy against eager."},
+      {"q1_q4", "Q1-Q4: the model, counted",
+       "Layers, widths, parameters and gradients of ResNet-18."},
   };
   for (const Section& s : sections) {
     w.Line(absl::StrCat("## ", s.title));
@@ -577,8 +639,10 @@ absl::StatusOr<ReportFiles> RenderReport(const std::string& dir) {
   }
   w.Line("## Q5: compile strategies in C++");
   w.Line();
-  w.Line("What each strategy does, why torch.compile's modes map to these levers in C++, and what they give on a "
-         "GPU: see `docs/compile_strategies.md` in the repository.");
+  w.Line(
+      "What each strategy does, why torch.compile's modes map to these levers in C++, and what "
+      "they give on a "
+      "GPU: see `docs/compile_strategies.md` in the repository.");
   w.Line();
   if (!w.plot_problem.empty()) {
     w.Line(absl::StrCat("*Plots: ", w.plot_problem, "*"));
@@ -606,7 +670,9 @@ absl::StatusOr<std::string> RenderComparison(const std::string& dir, const std::
   w.Line(absl::StrCat("- **this**: `", dir, "` (", where(a), ")"));
   w.Line(absl::StrCat("- **other**: `", other_dir, "` (", where(b), ")"));
   w.Line();
-  w.Line("Ratios are other / this: below 1 means the other set was faster (for times) or lower (for loss).");
+  w.Line(
+      "Ratios are other / this: below 1 means the other set was faster (for times) or lower (for "
+      "loss).");
   w.Line();
   for (const std::string& name : LabOrder()) {
     if (!a.count(name) || !b.count(name) || name == "q1_q4") continue;
@@ -633,8 +699,8 @@ absl::StatusOr<std::string> RenderComparison(const std::string& dir, const std::
           {"last epoch top-1 %", LastSpread(ca, "top1"), LastSpread(*cb, "top1"), false},
       };
       for (const Fig& f : figs) {
-        w.Row({label, f.what, f.seconds ? Sec(f.x) : Plain(f.x, 4), f.seconds ? Sec(f.y) : Plain(f.y, 4),
-               FormatRatio(f.y, f.x)});
+        w.Row({label, f.what, f.seconds ? Sec(f.x) : Plain(f.x, 4),
+               f.seconds ? Sec(f.y) : Plain(f.y, 4), FormatRatio(f.y, f.x)});
       }
     }
     w.Line();

@@ -16,21 +16,25 @@
 #include "experiments/report.h"
 #include "experiments/results.h"
 
-DEFINE_string(compare, "", "Another results folder: also write DIR/COMPARISON.md with both side by side.");
+DEFINE_string(compare, "",
+              "Another results folder: also write DIR/COMPARISON.md with both side by side.");
 
 int main(int argc, char** argv) {
   using namespace trainlab::experiments;
   const std::string program = std::filesystem::path(argv[0]).filename().string();
-  trainlab::ParseFlags(&argc, &argv,
-                       "report: renders DIR/REPORT.md and its SVG plots from the results files an experiment run\n"
-                       "left in DIR (--results_dir), without training.\n"
-                       "  report DIR [--compare=OTHER_DIR]",
-                       {{"Flags of report", {"compare"}}});
+  trainlab::ParseFlags(
+      &argc, &argv,
+      "report: renders DIR/REPORT.md and its SVG plots from the results files an experiment run\n"
+      "left in DIR (--results_dir), without training.\n"
+      "  report DIR [--compare=OTHER_DIR]",
+      {{"Flags of report", {"compare"}}});
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   if (argc != 2) {
-    return ReportError(program, absl::InvalidArgumentError(argc < 2 ? "missing the results folder (report DIR)"
-                                                                    : absl::StrCat("unexpected argument '", argv[2], "'")));
+    return ReportError(
+        program,
+        absl::InvalidArgumentError(argc < 2 ? "missing the results folder (report DIR)"
+                                            : absl::StrCat("unexpected argument '", argv[2], "'")));
   }
   const std::string dir = UserPath(argv[1]);
   const absl::Status status = Guarded([&]() -> absl::Status {

@@ -31,7 +31,8 @@ std::string CpuModel() {
   while (std::getline(in, line)) {
     if (line.rfind("model name", 0) == 0) {
       const size_t colon = line.find(':');
-      if (colon != std::string::npos) return std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+      if (colon != std::string::npos)
+        return std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
     }
   }
   return "unknown";
@@ -53,11 +54,13 @@ std::string FirstLineOf(const std::string& cmd) {
 // checkout finds it from the current directory.
 nlohmann::json GitCommit() {
   std::string dir = ".";
-  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY"); ws != nullptr && *ws != '\0') dir = ws;
+  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY"); ws != nullptr && *ws != '\0')
+    dir = ws;
   const std::string q = absl::StrCat("git -C '", dir, "' ");
   const std::string commit = FirstLineOf(q + "rev-parse HEAD 2>/dev/null");
   if (commit.empty()) return nullptr;
-  const std::string dirty = FirstLineOf(q + "status --porcelain --untracked-files=no 2>/dev/null | head -1");
+  const std::string dirty =
+      FirstLineOf(q + "status --porcelain --untracked-files=no 2>/dev/null | head -1");
   return dirty.empty() ? commit : commit + " (with uncommitted changes)";
 }
 
@@ -70,25 +73,24 @@ std::string UtcNow() {
   return buf;
 }
 
-nlohmann::json EpochJson(const EpochStats& e, const data::LoaderStageTimes* stages, const EvalStats* test) {
-  nlohmann::json j = {{"epoch", e.epoch},
-                      {"loss", e.loss},
-                      {"top1", e.top1},
-                      {"load_s", e.load_s},
-                      {"copy_s", e.copy_s},
-                      {"train_s", e.train_s},
-                      {"epoch_s", e.epoch_s},
-                      {"avg_train_per_batch_s", e.avg_train_per_batch_s()},
-                      {"samples", e.samples},
-                      {"batches", e.batches.size()}};
+nlohmann::json EpochJson(const EpochStats& e, const data::LoaderStageTimes* stages,
+                         const EvalStats* test) {
+  nlohmann::json j = {{"epoch", e.epoch},     {"loss", e.loss},
+                      {"top1", e.top1},       {"load_s", e.load_s},
+                      {"copy_s", e.copy_s},   {"train_s", e.train_s},
+                      {"epoch_s", e.epoch_s}, {"avg_train_per_batch_s", e.avg_train_per_batch_s()},
+                      {"samples", e.samples}, {"batches", e.batches.size()}};
   if (stages != nullptr) {
     j["loader_stages"] = {{"read_s", stages->read_s},         {"crop_s", stages->crop_s},
                           {"flip_s", stages->flip_s},         {"normalize_s", stages->normalize_s},
                           {"assemble_s", stages->assemble_s}, {"batches", stages->batches},
                           {"images", stages->images}};
   }
-  if (test != nullptr) j["test"] = {{"loss", test->loss}, {"top1", test->top1}, {"samples", test->samples}};
-  if (e.diverged) j["diverged"] = {{"epoch", e.diverged->epoch}, {"batch", e.diverged->batch}, {"loss", e.diverged->loss}};
+  if (test != nullptr)
+    j["test"] = {{"loss", test->loss}, {"top1", test->top1}, {"samples", test->samples}};
+  if (e.diverged)
+    j["diverged"] = {
+        {"epoch", e.diverged->epoch}, {"batch", e.diverged->batch}, {"loss", e.diverged->loss}};
   return j;
 }
 
@@ -103,7 +105,9 @@ nlohmann::json Finite(double v) {
 absl::Status PrepareResultsDir(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat("--results_dir=", dir, ": cannot create it: ", ec.message()));
+  if (ec)
+    return absl::PermissionDeniedError(
+        absl::StrCat("--results_dir=", dir, ": cannot create it: ", ec.message()));
   if (!std::filesystem::is_directory(dir)) {
     return absl::FailedPreconditionError(absl::StrCat("--results_dir=", dir, ": not a directory"));
   }
@@ -162,7 +166,8 @@ nlohmann::json Environment(const Session& session) {
   if (at::globalContext().hasCUDA()) {
     // showConfig() names the CUDA runtime and cuDNN versions LibTorch was built with.
     env["cuda_config"] = at::detail::getCUDAHooks().showConfig();
-    if (at::globalContext().hasCuDNN()) env["cudnn_version"] = at::detail::getCUDAHooks().versionCuDNN();
+    if (at::globalContext().hasCuDNN())
+      env["cudnn_version"] = at::detail::getCUDAHooks().versionCuDNN();
   }
   env["dataset"] = session.train ? session.train->name : "";
   env["test_dataset"] = session.test ? session.test->name : "";
@@ -177,15 +182,19 @@ nlohmann::json ResultsJson(const Session& session, const ExperimentResult& resul
     for (const RunResult& r : c.repeats) {
       nlohmann::json epochs = nlohmann::json::array();
       for (size_t i = 0; i < r.epochs.size(); ++i) {
-        nlohmann::json e = EpochJson(r.epochs[i], i < r.loader_stages.size() ? &r.loader_stages[i] : nullptr,
-                                     i < r.test.size() ? &r.test[i] : nullptr);
+        nlohmann::json e =
+            EpochJson(r.epochs[i], i < r.loader_stages.size() ? &r.loader_stages[i] : nullptr,
+                      i < r.test.size() ? &r.test[i] : nullptr);
         e["loss"] = Finite(r.epochs[i].loss);
         if (e.contains("diverged")) e["diverged"]["loss"] = Finite(r.epochs[i].diverged->loss);
         epochs.push_back(std::move(e));
       }
-      nlohmann::json run = {{"repeat", r.repeat}, {"total_s", r.total_s}, {"epochs", std::move(epochs)}};
+      nlohmann::json run = {
+          {"repeat", r.repeat}, {"total_s", r.total_s}, {"epochs", std::move(epochs)}};
       if (r.diverged) {
-        run["diverged"] = {{"epoch", r.diverged->epoch}, {"batch", r.diverged->batch}, {"loss", Finite(r.diverged->loss)}};
+        run["diverged"] = {{"epoch", r.diverged->epoch},
+                           {"batch", r.diverged->batch},
+                           {"loss", Finite(r.diverged->loss)}};
       }
       runs.push_back(std::move(run));
     }
@@ -222,8 +231,9 @@ std::string BatchesCsv(const ExperimentResult& result) {
     for (const RunResult& r : c.repeats) {
       for (const EpochStats& e : r.epochs) {
         for (const BatchRecord& b : e.batches) {
-          absl::StrAppendFormat(&out, "%s,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6g,%d\n", label, r.repeat, e.epoch,
-                                b.index, b.size, b.wait_s, b.copy_s, b.train_s, b.loss, b.correct);
+          absl::StrAppendFormat(&out, "%s,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6g,%d\n", label, r.repeat,
+                                e.epoch, b.index, b.size, b.wait_s, b.copy_s, b.train_s, b.loss,
+                                b.correct);
         }
       }
     }
@@ -235,24 +245,29 @@ absl::Status WriteResults(const Session& session, const ExperimentResult& result
   if (session.config.results_dir.empty()) return absl::OkStatus();
   const std::string dir = session.ResultsDir();
   const std::string base = absl::StrCat(dir, "/", session.config.experiment);
-  TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(base + ".json", ResultsJson(session, result).dump(2) + "\n"));
-  if (!result.configs.empty()) TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(base + "_batches.csv", BatchesCsv(result)));
+  TRAINLAB_RETURN_IF_ERROR(
+      WriteFileAtomically(base + ".json", ResultsJson(session, result).dump(2) + "\n"));
+  if (!result.configs.empty())
+    TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(base + "_batches.csv", BatchesCsv(result)));
   std::printf("Results written to %s.json%s\n", base.c_str(),
               result.configs.empty() ? "" : absl::StrCat(" and ", base, "_batches.csv").c_str());
   std::fflush(stdout);
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<nlohmann::json>> ReadResults(const std::string& dir, const std::string& experiment) {
+absl::StatusOr<std::optional<nlohmann::json>> ReadResults(const std::string& dir,
+                                                          const std::string& experiment) {
   const std::string path = absl::StrCat(dir, "/", experiment, ".json");
   if (!std::filesystem::exists(path)) return std::optional<nlohmann::json>();
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return absl::DataLossError(absl::StrCat(path, ": not a JSON object"));
+  if (j.is_discarded() || !j.is_object())
+    return absl::DataLossError(absl::StrCat(path, ": not a JSON object"));
   if (j.value("schema_version", 0) != kResultsSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": schema_version ", j.value("schema_version", 0),
-                                                      ", this build reads ", kResultsSchemaVersion));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": schema_version ", j.value("schema_version", 0), ", this build reads ",
+                     kResultsSchemaVersion));
   }
   return std::optional<nlohmann::json>(std::move(j));
 }

@@ -7,7 +7,8 @@
 //     "date": "2026-11-29T07:13:00Z",
 //     "configs": [ { "label", "params", "skipped"?, "runs": [ { "repeat", "diverged"?, "total_s",
 //        "epochs": [ {epoch, loss, top1, load_s, copy_s, train_s, epoch_s, avg_train_per_batch_s,
-//                     samples, batches, loader_stages: {...}, test?: {loss, top1, samples}} ] } ] } ],
+//                     samples, batches, loader_stages: {...}, test?: {loss, top1, samples}} ] } ] }
+//                     ],
 //     "summary": {...}, "notes": [...] }
 // Files are written whole or not at all: a temporary file in the same folder, then a rename.
 #ifndef TRAINLAB_EXPERIMENTS_RESULTS_H_
@@ -48,7 +49,8 @@ absl::Status WriteResults(const Session& session, const ExperimentResult& result
 
 // Reads DIR/<experiment>.json; nullopt when the file is not there, an error when it is there
 // but unreadable or of another schema version.
-absl::StatusOr<std::optional<nlohmann::json>> ReadResults(const std::string& dir, const std::string& experiment);
+absl::StatusOr<std::optional<nlohmann::json>> ReadResults(const std::string& dir,
+                                                          const std::string& experiment);
 
 }  // namespace trainlab::experiments
 

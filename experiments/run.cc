@@ -43,7 +43,8 @@ Spread ConfigResult::TotalOf(double EpochStats::*field) const {
 }
 
 bool ConfigResult::diverged() const {
-  return std::any_of(repeats.begin(), repeats.end(), [](const RunResult& r) { return r.diverged.has_value(); });
+  return std::any_of(repeats.begin(), repeats.end(),
+                     [](const RunResult& r) { return r.diverged.has_value(); });
 }
 
 absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config, int repeat) {
@@ -51,7 +52,8 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
   models::ResNet18 model(models::ResNet18Options().batch_norm(config.batch_norm));
   model->to(config.device);
 
-  TRAINLAB_ASSIGN_OR_RETURN(const OptimizerEntry* entry, OptimizerRegistry::Global().Find(config.optimizer));
+  TRAINLAB_ASSIGN_OR_RETURN(const OptimizerEntry* entry,
+                            OptimizerRegistry::Global().Find(config.optimizer));
   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<torch::optim::Optimizer> optimizer,
                             entry->make(model->parameters(), config.optimizer_settings));
   TRAINLAB_ASSIGN_OR_RETURN(StepOptions step, ResolveStrategies(config.strategy, config.device));
@@ -64,7 +66,8 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
   lo.max_batches = config.max_batches_per_epoch;
   lo.pin_memory = config.device.is_cuda();
   lo.trace = trace;
-  TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<data::BatchLoader> loader, data::BatchLoader::Create(session.train, lo));
+  TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<data::BatchLoader> loader,
+                            data::BatchLoader::Create(session.train, lo));
   std::unique_ptr<data::BatchLoader> test_loader;
   if (config.evaluate) {
     data::LoaderOptions to = lo;
@@ -74,16 +77,16 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
     TRAINLAB_ASSIGN_OR_RETURN(test_loader, data::BatchLoader::Create(session.test, to));
   }
 
-  ProgressLine progress(session.progress, absl::StrCat(session.config.experiment, " ", config.label),
-                        config.epochs);
+  ProgressLine progress(session.progress,
+                        absl::StrCat(session.config.experiment, " ", config.label), config.epochs);
   TrainerOptions topts;
   topts.device = config.device;
   topts.step = step;
   topts.optimizer_capturable = entry->capturable;
   topts.trace = trace;
   topts.on_batch = [&progress](const EpochProgress& p) { progress.Update(p); };
-  Trainer<models::ResNet18Impl, torch::optim::Optimizer, data::BatchLoader> trainer(*model, *optimizer,
-                                                                                  *loader, topts);
+  Trainer<models::ResNet18Impl, torch::optim::Optimizer, data::BatchLoader> trainer(
+      *model, *optimizer, *loader, topts);
   RunResult result;
   result.repeat = repeat;
   for (int e = 0; e < config.epochs; ++e) {
@@ -97,7 +100,8 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
     if (stats.diverged) {
       result.diverged = stats.diverged;
       std::printf("Diverged: %s, epoch %" PRId64 ", batch %" PRId64 ": loss %g; run stopped.\n",
-                  config.label.c_str(), stats.diverged->epoch, stats.diverged->batch, stats.diverged->loss);
+                  config.label.c_str(), stats.diverged->epoch, stats.diverged->batch,
+                  stats.diverged->loss);
       result.epochs.push_back(std::move(stats));
       break;
     }
@@ -106,8 +110,8 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
       EvalStats t = trainer.Evaluate(*test_loader, e);
       result.test.push_back(t);
       if (config.print_blocks) {
-        std::printf("- Test Loss: %.4f, Test Accuracy (Top-1): %.2f%% (%" PRId64 " images)\n", t.loss, t.top1,
-                    t.samples);
+        std::printf("- Test Loss: %.4f, Test Accuracy (Top-1): %.2f%% (%" PRId64 " images)\n",
+                    t.loss, t.top1, t.samples);
       }
     }
     std::fflush(stdout);
@@ -115,7 +119,8 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
   return result;
 }
 
-absl::StatusOr<ConfigResult> RunVariant(const Session& session, const Variant& variant, bool skip_on_error) {
+absl::StatusOr<ConfigResult> RunVariant(const Session& session, const Variant& variant,
+                                        bool skip_on_error) {
   ConfigResult out;
   out.label = variant.label;
   out.config = variant.config;
@@ -158,16 +163,16 @@ void PrintRecap(const std::vector<ConfigResult>& configs) {
     std::string note;
     for (const RunResult& r : c.repeats) {
       if (r.diverged) {
-        note = absl::StrFormat("diverged at epoch %d, batch %d (loss %g)", r.diverged->epoch, r.diverged->batch,
-                               r.diverged->loss);
+        note = absl::StrFormat("diverged at epoch %d, batch %d (loss %g)", r.diverged->epoch,
+                               r.diverged->batch, r.diverged->loss);
       }
     }
     if (note.empty()) ok.push_back({c.label, train.median, loss.median, top1.median});
     if (train.n > 1 && note.empty()) {
       note = absl::StrFormat("median of %d runs; train %.4f-%.4f", train.n, train.min, train.max);
     }
-    std::printf("%-22s %16.4f %10.4f %12.2f  %s\n", c.label.c_str(), train.median, loss.median, top1.median,
-                note.c_str());
+    std::printf("%-22s %16.4f %10.4f %12.2f  %s\n", c.label.c_str(), train.median, loss.median,
+                top1.median, note.c_str());
   }
   auto rank = [&](const char* what, auto key, bool ascending) {
     std::vector<Row> sorted = ok;
@@ -175,12 +180,16 @@ void PrintRecap(const std::vector<ConfigResult>& configs) {
       return ascending ? key(a) < key(b) : key(a) > key(b);
     });
     std::printf("Ranking by %s:", what);
-    for (size_t i = 0; i < sorted.size(); ++i) std::printf("%s %zu. %s", i ? "," : "", i + 1, sorted[i].label.c_str());
+    for (size_t i = 0; i < sorted.size(); ++i)
+      std::printf("%s %zu. %s", i ? "," : "", i + 1, sorted[i].label.c_str());
     std::printf("%s\n", sorted.empty() ? " (no run finished)" : "");
   };
-  rank("training time (fastest first)", [](const Row& r) { return r.train; }, true);
-  rank("loss (lowest first)", [](const Row& r) { return r.loss; }, true);
-  rank("top-1 accuracy (highest first)", [](const Row& r) { return r.top1; }, false);
+  rank(
+      "training time (fastest first)", [](const Row& r) { return r.train; }, true);
+  rank(
+      "loss (lowest first)", [](const Row& r) { return r.loss; }, true);
+  rank(
+      "top-1 accuracy (highest first)", [](const Row& r) { return r.top1; }, false);
 }
 
 }  // namespace trainlab::experiments

@@ -35,7 +35,7 @@ struct RunResult {
   int repeat = 1;  // 1-based
   std::vector<EpochStats> epochs;
   std::vector<data::LoaderStageTimes> loader_stages;  // per epoch
-  std::vector<EvalStats> test;                         // per epoch, when evaluated
+  std::vector<EvalStats> test;                        // per epoch, when evaluated
   std::optional<Divergence> diverged;
   double total_s = 0;  // sum of epoch times
 
@@ -58,7 +58,8 @@ struct ConfigResult {
   RunConfig config;
   nlohmann::json params = nlohmann::json::object();
   std::vector<RunResult> repeats;
-  std::string skipped;  // non-empty: the reason it did not run (c8's strategies that cannot run here)
+  std::string
+      skipped;  // non-empty: the reason it did not run (c8's strategies that cannot run here)
 
   // `metric` of each repeat, as median and range.
   Spread Of(const std::function<double(const RunResult&)>& metric) const;
@@ -76,7 +77,8 @@ struct ExperimentResult {
 
 // Trains `config.epochs` epochs, printing the lab's block per epoch when asked. A NaN or infinite
 // loss ends the run early with RunResult::diverged set (not an error).
-absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config, int repeat = 1);
+absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config,
+                                      int repeat = 1);
 
 // Prints "##### <label> #####" and runs `variant` --repeats times. With `skip_on_error`, a run
 // that fails (a strategy that cannot run here) is returned with `skipped` set instead.

@@ -52,22 +52,27 @@ absl::StatusOr<ChosenData> ChooseData(const ExperimentConfig& c) {
       out.note = absl::StrCat("auto chose CIFAR-10 from ", cifar_dir);
     } else {
       kind = "fashion_mnist";
-      out.note = dir.empty() ? "auto chose Fashion-MNIST (no --data_dir with CIFAR-10 given)"
-                             : absl::StrCat("auto chose Fashion-MNIST (no CIFAR-10 binary files in ", dir, ")");
+      out.note =
+          dir.empty()
+              ? "auto chose Fashion-MNIST (no --data_dir with CIFAR-10 given)"
+              : absl::StrCat("auto chose Fashion-MNIST (no CIFAR-10 binary files in ", dir, ")");
     }
   }
   if (kind == "cifar10") {
     if (dir.empty()) {
-      return absl::InvalidArgumentError("--dataset=cifar10 needs --data_dir (the cifar-10-batches-bin folder)");
+      return absl::InvalidArgumentError(
+          "--dataset=cifar10 needs --data_dir (the cifar-10-batches-bin folder)");
     }
     TRAINLAB_ASSIGN_OR_RETURN(out.train, data::ReadCifar10(cifar_dir, data::Split::kTrain));
     TRAINLAB_ASSIGN_OR_RETURN(out.test, data::ReadCifar10(cifar_dir, data::Split::kTest));
   } else if (kind == "fashion_mnist") {
-    const std::string fdir = (c.dataset == "fashion_mnist" && !dir.empty()) ? dir : data::kDebianFashionMnistDir;
+    const std::string fdir =
+        (c.dataset == "fashion_mnist" && !dir.empty()) ? dir : data::kDebianFashionMnistDir;
     if (!std::filesystem::exists(fdir)) {
       return absl::NotFoundError(absl::StrCat(
-          fdir, ": Fashion-MNIST not found; install Debian's dataset-fashion-mnist (./bazelw does) "
-                "or pass --data_dir with CIFAR-10"));
+          fdir,
+          ": Fashion-MNIST not found; install Debian's dataset-fashion-mnist (./bazelw does) "
+          "or pass --data_dir with CIFAR-10"));
     }
     TRAINLAB_ASSIGN_OR_RETURN(out.train, data::ReadFashionMnist(fdir, data::Split::kTrain));
     TRAINLAB_ASSIGN_OR_RETURN(out.test, data::ReadFashionMnist(fdir, data::Split::kTest));
@@ -117,14 +122,18 @@ absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
   std::printf("- Dataset: %s (%" PRId64 " images, read in %.2fs), test %s (%" PRId64 " images)\n",
               s.train->name.c_str(), s.train->size, s.train->load_seconds, s.test->name.c_str(),
               s.test->size);
-  std::printf("- Device: %s%s\n", s.device.str().c_str(),
-              s.device.is_cpu() && torch::cuda::is_available() ? " (CUDA available but not used)" : "");
-  std::printf("- Intra-op threads: %d; allocator: %s\n", at::get_num_threads(), s.allocator.c_str());
-  std::printf("- Batch size %" PRId64 ", loader workers %d, lr %g, weight decay %g, momentum %g, seed %" PRIu64 "\n",
-              r.batch_size, r.num_workers, r.optimizer_settings.lr, r.optimizer_settings.weight_decay,
-              r.optimizer_settings.momentum, r.seed);
+  std::printf(
+      "- Device: %s%s\n", s.device.str().c_str(),
+      s.device.is_cpu() && torch::cuda::is_available() ? " (CUDA available but not used)" : "");
+  std::printf("- Intra-op threads: %d; allocator: %s\n", at::get_num_threads(),
+              s.allocator.c_str());
+  std::printf("- Batch size %" PRId64
+              ", loader workers %d, lr %g, weight decay %g, momentum %g, seed %" PRIu64 "\n",
+              r.batch_size, r.num_workers, r.optimizer_settings.lr,
+              r.optimizer_settings.weight_decay, r.optimizer_settings.momentum, r.seed);
   if (r.max_batches_per_epoch > 0) {
-    std::printf("- Epochs cut to %" PRId64 " batches (--max_batches_per_epoch)\n", r.max_batches_per_epoch);
+    std::printf("- Epochs cut to %" PRId64 " batches (--max_batches_per_epoch)\n",
+                r.max_batches_per_epoch);
   }
   if (c.repeats > 1) std::printf("- Each configuration runs %d times (--repeats)\n", c.repeats);
   std::fflush(stdout);

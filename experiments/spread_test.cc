@@ -21,10 +21,11 @@ TEST(Spread, SecondsShowTheRangeOnlyForSeveralRuns) {
 
 TEST(Spread, RatioDigitsFollowTheSpread) {
   const Spread one = Spread::Of({10});
-  EXPECT_EQ(FormatRatio(one, Spread::Of({4})), "2.50x");                    // single runs: two decimals
-  EXPECT_EQ(FormatRatio(one, Spread::Of({3.6, 4.0, 4.4})), "2.5x");         // 20% spread: one decimal
-  EXPECT_EQ(FormatRatio(one, Spread::Of({3.9, 4.001, 4.002})), "2.50x");    // 2.5% spread: two decimals
-  EXPECT_EQ(FormatRatio(one, Spread::Of({2, 4, 8})), "2x");                 // 150% spread: no decimal
+  EXPECT_EQ(FormatRatio(one, Spread::Of({4})), "2.50x");             // single runs: two decimals
+  EXPECT_EQ(FormatRatio(one, Spread::Of({3.6, 4.0, 4.4})), "2.5x");  // 20% spread: one decimal
+  EXPECT_EQ(FormatRatio(one, Spread::Of({3.9, 4.001, 4.002})),
+            "2.50x");                                        // 2.5% spread: two decimals
+  EXPECT_EQ(FormatRatio(one, Spread::Of({2, 4, 8})), "2x");  // 150% spread: no decimal
   EXPECT_EQ(FormatRatio(one, Spread::Of({0})), "n/a");
 }
 

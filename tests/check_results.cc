@@ -38,11 +38,12 @@ int main(int argc, char** argv) {
     Fail(std::string(argv[1]) + ": not valid JSON");
     return 1;
   }
-  for (const char* key : {"schema_version", "experiment", "command_line", "settings", "environment", "configs",
-                          "summary"}) {
+  for (const char* key : {"schema_version", "experiment", "command_line", "settings", "environment",
+                          "configs", "summary"}) {
     if (!j.contains(key)) Fail(std::string("missing field ") + key);
   }
-  for (const char* key : {"cpu_model", "cores", "intra_op_threads", "allocator", "libtorch_version", "date"}) {
+  for (const char* key :
+       {"cpu_model", "cores", "intra_op_threads", "allocator", "libtorch_version", "date"}) {
     if (!j["environment"].contains(key)) Fail(std::string("environment lacks ") + key);
   }
   if (failures) return 1;
@@ -77,9 +78,12 @@ int main(int argc, char** argv) {
         }
         const std::vector<std::string>& blk = blocks[b++];
         const std::vector<std::string> want = {
-            std::to_string(e["epoch"].get<int64_t>()),    Fmt("%.4f", e["loss"].get<double>()),
-            Fmt("%.2f", e["top1"].get<double>()),         Fmt("%.4f", e["load_s"].get<double>()),
-            Fmt("%.4f", e["train_s"].get<double>()),      Fmt("%.4f", e["avg_train_per_batch_s"].get<double>()),
+            std::to_string(e["epoch"].get<int64_t>()),
+            Fmt("%.4f", e["loss"].get<double>()),
+            Fmt("%.2f", e["top1"].get<double>()),
+            Fmt("%.4f", e["load_s"].get<double>()),
+            Fmt("%.4f", e["train_s"].get<double>()),
+            Fmt("%.4f", e["avg_train_per_batch_s"].get<double>()),
             Fmt("%.4f", e["epoch_s"].get<double>())};
         if (blk != want) {
           std::string got, w;
@@ -90,12 +94,17 @@ int main(int argc, char** argv) {
       }
     }
   }
-  if (b != blocks.size()) Fail("the run printed " + std::to_string(blocks.size()) + " blocks, the JSON has " + std::to_string(b));
+  if (b != blocks.size())
+    Fail("the run printed " + std::to_string(blocks.size()) + " blocks, the JSON has " +
+         std::to_string(b));
 
   std::ifstream csv(argv[3]);
   int64_t rows = -1;  // the header
   while (std::getline(csv, line)) ++rows;
-  if (rows != batches) Fail("the CSV has " + std::to_string(rows) + " rows, the JSON counts " + std::to_string(batches) + " batches");
-  if (failures == 0) std::cout << "check_results: " << b << " blocks and " << rows << " batch rows match\n";
+  if (rows != batches)
+    Fail("the CSV has " + std::to_string(rows) + " rows, the JSON counts " +
+         std::to_string(batches) + " batches");
+  if (failures == 0)
+    std::cout << "check_results: " << b << " blocks and " << rows << " batch rows match\n";
   return failures ? 1 : 0;
 }

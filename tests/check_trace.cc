@@ -64,14 +64,14 @@ int main(int argc, char** argv) {
     for (const Span& s : list) {
       while (!open.empty() && open.back()->end <= s.ts + slack) open.pop_back();
       if (!open.empty() && s.end > open.back()->end + slack) {
-        problem("span '" + s.name + "' overlaps '" + open.back()->name + "' without nesting on track " +
-                track_names[tid]);
+        problem("span '" + s.name + "' overlaps '" + open.back()->name +
+                "' without nesting on track " + track_names[tid]);
       }
       open.push_back(&s);
     }
   }
-  for (const char* want : {"wait for batch", "host to device", "forward", "backward", "optimizer step",
-                           "train step", "read", "crop", "flip", "normalize"}) {
+  for (const char* want : {"wait for batch", "host to device", "forward", "backward",
+                           "optimizer step", "train step", "read", "crop", "flip", "normalize"}) {
     if (!names.count(want)) problem(std::string("no span named '") + want + "'");
   }
   bool loader_track = false, trainer_track = false;

@@ -2,9 +2,9 @@
 // (forward, loss, backward, optimizer step) captured once into a CUDA graph on static input
 // buffers and replayed per batch, as torch.compile's "reduce-overhead" mode does. See
 // cuda_graph_runner.cc for the mechanics.
+#include "plugins/compile/cuda_graph.h"
 #include "absl/strings/str_cat.h"
 #include "core/strategy.h"
-#include "plugins/compile/cuda_graph.h"
 
 namespace trainlab::compile {
 namespace {
@@ -19,16 +19,18 @@ const bool kRegistered = StrategyRegistry::Global().Register(
            "CUDA-enabled LibTorch); this binary was built without it");
 #else
        if (!d.is_cuda()) {
-         return absl::FailedPreconditionError(absl::StrCat("cuda_graph needs a CUDA device, not ", d.str()));
+         return absl::FailedPreconditionError(
+             absl::StrCat("cuda_graph needs a CUDA device, not ", d.str()));
        }
        return absl::OkStatus();
 #endif
      },
-     .apply = [](StepOptions& o) {
+     .apply =
+         [](StepOptions& o) {
 #ifdef TRAINLAB_WITH_CUDA_GRAPH
-       o.make_runner = MakeCudaGraphRunner;
+           o.make_runner = MakeCudaGraphRunner;
 #endif
-     }});
+         }});
 
 }  // namespace
 }  // namespace trainlab::compile

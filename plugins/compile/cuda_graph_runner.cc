@@ -89,7 +89,8 @@ class CudaGraphRunner final : public StepRunner {
 absl::StatusOr<std::unique_ptr<StepRunner>> MakeCudaGraphRunner(const StepFunctions& fns,
                                                                 const StepOptions& options) {
   if (!fns.device.is_cuda()) {
-    return absl::FailedPreconditionError(absl::StrCat("cuda_graph needs a CUDA device, not ", fns.device.str()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cuda_graph needs a CUDA device, not ", fns.device.str()));
   }
   if (!fns.optimizer_capturable) {
     return absl::FailedPreconditionError(

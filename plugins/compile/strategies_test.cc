@@ -16,16 +16,19 @@ namespace {
 
 TEST(StrategyRegistry, HasAllFive) {
   EXPECT_EQ(StrategyRegistry::Global().Names(),
-            (std::vector<std::string>{"amp_bf16", "channels_last", "cuda_graph", "cudnn_autotune", "eager"}));
+            (std::vector<std::string>{"amp_bf16", "channels_last", "cuda_graph", "cudnn_autotune",
+                                      "eager"}));
 }
 
 TEST(StrategyRegistry, CudaStrategiesExplainWhyNotOnTheCpu) {
   absl::StatusOr<StepOptions> g = ResolveStrategies("cuda_graph", c10::kCPU);
   ASSERT_FALSE(g.ok());
-  EXPECT_NE(g.status().message().find("cuda_graph needs a CUDA device"), std::string::npos) << g.status();
+  EXPECT_NE(g.status().message().find("cuda_graph needs a CUDA device"), std::string::npos)
+      << g.status();
   absl::StatusOr<StepOptions> c = ResolveStrategies("channels_last+cudnn_autotune", c10::kCPU);
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("cudnn_autotune needs a CUDA device"), std::string::npos) << c.status();
+  EXPECT_NE(c.status().message().find("cudnn_autotune needs a CUDA device"), std::string::npos)
+      << c.status();
 }
 
 // The default build has no graph runner and says so; --config=cuda compiles it in (the define
@@ -72,7 +75,8 @@ std::vector<double> Losses(const std::string& strategy, int steps) {
   std::vector<double> losses;
   for (const BatchRecord& b : s->batches) losses.push_back(b.loss);
   if (strategy == "channels_last") {
-    EXPECT_TRUE(model->named_parameters()["conv1.weight"].is_contiguous(c10::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(
+        model->named_parameters()["conv1.weight"].is_contiguous(c10::MemoryFormat::ChannelsLast));
   }
   return losses;
 }

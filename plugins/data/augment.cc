@@ -25,8 +25,8 @@ void GatherBatch(const ImageDataset& ds, const int64_t* indices, int64_t n, uint
 void CropImage(const uint8_t* in, int dx, int dy, uint8_t* out) {
   // Output pixel (y, x) reads input pixel (y + dy - 4, x + dx - 4), zero where that is outside.
   const int sx = dx - kCropPadding, sy = dy - kCropPadding;
-  const int x0 = std::max(0, -sx);                        // first output column inside
-  const int x1 = std::min<int>(kWidth, kWidth - sx);      // one past the last
+  const int x0 = std::max(0, -sx);                    // first output column inside
+  const int x1 = std::min<int>(kWidth, kWidth - sx);  // one past the last
   for (int c = 0; c < kChannels; ++c) {
     const uint8_t* plane = in + c * kPlaneBytes;
     uint8_t* o = out + c * kPlaneBytes;

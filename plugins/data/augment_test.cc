@@ -23,10 +23,12 @@ std::vector<uint8_t> ReferenceCrop(const std::vector<uint8_t>& in, int dx, int d
   std::vector<uint8_t> padded(3 * p * p, 0), out(kImageBytes);
   for (int c = 0; c < 3; ++c)
     for (int y = 0; y < 32; ++y)
-      for (int x = 0; x < 32; ++x) padded[c * p * p + (y + 4) * p + x + 4] = in[c * 1024 + y * 32 + x];
+      for (int x = 0; x < 32; ++x)
+        padded[c * p * p + (y + 4) * p + x + 4] = in[c * 1024 + y * 32 + x];
   for (int c = 0; c < 3; ++c)
     for (int y = 0; y < 32; ++y)
-      for (int x = 0; x < 32; ++x) out[c * 1024 + y * 32 + x] = padded[c * p * p + (y + dy) * p + x + dx];
+      for (int x = 0; x < 32; ++x)
+        out[c * 1024 + y * 32 + x] = padded[c * p * p + (y + dy) * p + x + dx];
   return out;
 }
 
@@ -87,14 +89,14 @@ TEST(Normalize, GivesTorchvisionsValuesForCifarStatistics) {
   // Expected values: (float32(v) / 255 - mean) / std in float32, computed with numpy.
   const NormalizeTable table(kCifar10Mean, kCifar10Std);
   std::vector<uint8_t> img(kImageBytes, 0);
-  img[0] = 255;                  // R
-  img[kPlaneBytes + 1] = 128;    // G
+  img[0] = 255;                // R
+  img[kPlaneBytes + 1] = 128;  // G
   std::vector<float> out(kImageBytes);
   NormalizeBatch(img.data(), 1, table, out.data());
   EXPECT_FLOAT_EQ(out[0], 2.5140879154205322f);
-  EXPECT_FLOAT_EQ(out[1], -2.429065704345703f);                  // R, zero
-  EXPECT_FLOAT_EQ(out[kPlaneBytes + 1], 0.09910139441490173f);   // G, 128
-  EXPECT_FLOAT_EQ(out[2 * kPlaneBytes + 5], -2.22139310836792f); // B, zero
+  EXPECT_FLOAT_EQ(out[1], -2.429065704345703f);                   // R, zero
+  EXPECT_FLOAT_EQ(out[kPlaneBytes + 1], 0.09910139441490173f);    // G, 128
+  EXPECT_FLOAT_EQ(out[2 * kPlaneBytes + 5], -2.22139310836792f);  // B, zero
 }
 
 TEST(DrawAugment, CoversEveryOffsetAndFlipsAboutHalfTheTime) {

@@ -76,13 +76,12 @@ absl::StatusOr<ImageDataset> ReadCifar10(const std::string& dir, Split split) {
       return s;
     }
   }
-  ds.load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ds.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return ds;
 }
 
-absl::Status WriteCifar10File(const std::string& path, const uint8_t* pixels,
-                              const uint8_t* labels, int64_t n) {
+absl::Status WriteCifar10File(const std::string& path, const uint8_t* pixels, const uint8_t* labels,
+                              int64_t n) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return absl::UnavailableError(absl::StrCat(path, ": cannot create"));
   for (int64_t i = 0; i < n; ++i) {

@@ -32,8 +32,8 @@ absl::StatusOr<ImageDataset> ReadCifar10(const std::string& dir, Split split);
 absl::Status ReadCifar10File(const std::string& path, ImageDataset& into);
 
 // Writes `n` records (pixels: n * 3072 bytes CHW, labels: n bytes) in the binary format.
-absl::Status WriteCifar10File(const std::string& path, const uint8_t* pixels,
-                              const uint8_t* labels, int64_t n);
+absl::Status WriteCifar10File(const std::string& path, const uint8_t* pixels, const uint8_t* labels,
+                              int64_t n);
 
 }  // namespace trainlab::data
 

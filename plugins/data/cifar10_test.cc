@@ -40,9 +40,9 @@ TEST(Cifar10, RecordLayoutIsLabelThenRedGreenBluePlanes) {
   const std::string path = TempDir("layout") + "/one.bin";
   std::vector<uint8_t> rec(kCifar10RecordBytes);
   rec[0] = 7;
-  rec[1] = 11;                    // R(0,0)
-  rec[1 + 1024] = 22;             // G(0,0)
-  rec[1 + 2048 + 33] = 33;        // B(1,1)
+  rec[1] = 11;              // R(0,0)
+  rec[1 + 1024] = 22;       // G(0,0)
+  rec[1 + 2048 + 33] = 33;  // B(1,1)
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<char*>(rec.data()), rec.size());
   ImageDataset ds;
   ASSERT_TRUE(ReadCifar10File(path, ds).ok());

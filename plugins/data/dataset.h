@@ -15,8 +15,8 @@ namespace trainlab::data {
 inline constexpr int64_t kChannels = 3;
 inline constexpr int64_t kHeight = 32;
 inline constexpr int64_t kWidth = 32;
-inline constexpr int64_t kPlaneBytes = kHeight * kWidth;          // 1024
-inline constexpr int64_t kImageBytes = kChannels * kPlaneBytes;   // 3072
+inline constexpr int64_t kPlaneBytes = kHeight * kWidth;         // 1024
+inline constexpr int64_t kImageBytes = kChannels * kPlaneBytes;  // 3072
 inline constexpr int kNumClasses = 10;
 
 enum class Split { kTrain, kTest };
@@ -28,13 +28,13 @@ inline constexpr std::array<float, 3> kCifar10Mean = {0.4914f, 0.4822f, 0.4465f}
 inline constexpr std::array<float, 3> kCifar10Std = {0.2023f, 0.1994f, 0.2010f};
 
 struct ImageDataset {
-  std::string name;                  // e.g. "cifar10/train"
-  int64_t size = 0;                  // number of images
-  std::vector<uint8_t> pixels;       // size * kImageBytes
-  std::vector<uint8_t> labels;       // size
-  std::array<float, 3> mean{};       // per-channel normalisation, in [0, 1] units
+  std::string name;             // e.g. "cifar10/train"
+  int64_t size = 0;             // number of images
+  std::vector<uint8_t> pixels;  // size * kImageBytes
+  std::vector<uint8_t> labels;  // size
+  std::array<float, 3> mean{};  // per-channel normalisation, in [0, 1] units
   std::array<float, 3> std{};
-  double load_seconds = 0;           // reading + decoding time of this split
+  double load_seconds = 0;  // reading + decoding time of this split
 
   const uint8_t* image(int64_t i) const { return pixels.data() + i * kImageBytes; }
 };

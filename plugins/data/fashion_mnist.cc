@@ -36,7 +36,8 @@ absl::StatusOr<std::vector<uint8_t>> ReadAll(const std::string& path) {
     const int n = gzread(f.get(), chunk.data(), static_cast<unsigned>(chunk.size()));
     if (n < 0) {
       int err = 0;
-      return absl::DataLossError(absl::StrCat(path, ": corrupt gzip data: ", gzerror(f.get(), &err)));
+      return absl::DataLossError(
+          absl::StrCat(path, ": corrupt gzip data: ", gzerror(f.get(), &err)));
     }
     if (n == 0) break;
     out.insert(out.end(), chunk.begin(), chunk.begin() + n);
@@ -82,8 +83,8 @@ absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, Split spli
   const int64_t rows = BigEndian32(images->data() + 8);
   const int64_t cols = BigEndian32(images->data() + 12);
   if (rows != kSide || cols != kSide) {
-    return absl::DataLossError(absl::StrCat(images_path, ": images are ", rows, "x", cols,
-                                            ", expected 28x28"));
+    return absl::DataLossError(
+        absl::StrCat(images_path, ": images are ", rows, "x", cols, ", expected 28x28"));
   }
   if (static_cast<int64_t>(images->size()) != 16 + n * kSide * kSide) {
     return absl::DataLossError(absl::StrCat(images_path, ": header says ", n, " images (",
@@ -100,8 +101,8 @@ absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, Split spli
   }
   const int64_t n_labels = BigEndian32(labels->data() + 4);
   if (n_labels != n) {
-    return absl::DataLossError(absl::StrCat(labels_path, ": ", n_labels, " labels for ", n,
-                                            " images in ", images_path));
+    return absl::DataLossError(
+        absl::StrCat(labels_path, ": ", n_labels, " labels for ", n, " images in ", images_path));
   }
   if (static_cast<int64_t>(labels->size()) != 8 + n) {
     return absl::DataLossError(absl::StrCat(labels_path, ": header says ", n,
@@ -132,8 +133,7 @@ absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, Split spli
     std::copy(dst, dst + kPlaneBytes, dst + kPlaneBytes);
     std::copy(dst, dst + kPlaneBytes, dst + 2 * kPlaneBytes);
   }
-  ds.load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ds.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return ds;
 }
 

@@ -17,7 +17,8 @@ void Put32(std::vector<uint8_t>& v, uint32_t x) {
 void WriteGz(const std::string& path, const std::vector<uint8_t>& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
+  ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
+            static_cast<int>(bytes.size()));
   gzclose(f);
 }
 
@@ -37,7 +38,8 @@ std::string WriteIdx(const std::string& name, const Idx& idx) {
   Put32(images, idx.n);
   Put32(images, idx.rows);
   Put32(images, idx.cols);
-  for (uint32_t i = 0; i < idx.n * idx.rows * idx.cols; ++i) images.push_back(static_cast<uint8_t>(i % 251));
+  for (uint32_t i = 0; i < idx.n * idx.rows * idx.cols; ++i)
+    images.push_back(static_cast<uint8_t>(i % 251));
   images.resize(images.size() - idx.drop_image_bytes);
   std::vector<uint8_t> labels;
   Put32(labels, idx.labels_magic);
@@ -80,7 +82,8 @@ TEST(FashionMnist, WrongMagicIsNamed) {
   idx.images_magic = 0x801;
   absl::StatusOr<ImageDataset> ds = ReadFashionMnist(WriteIdx("magic", idx), Split::kTrain);
   ASSERT_FALSE(ds.ok());
-  EXPECT_NE(ds.status().message().find("wrong IDX magic number 0x00000801"), std::string::npos) << ds.status();
+  EXPECT_NE(ds.status().message().find("wrong IDX magic number 0x00000801"), std::string::npos)
+      << ds.status();
   EXPECT_NE(ds.status().message().find("train-images-idx3-ubyte.gz"), std::string::npos);
 }
 
@@ -123,7 +126,8 @@ TEST(FashionMnist, MissingFileIsNamed) {
 
 // On the real files from Debian's dataset-fashion-mnist (installed by ./bazelw).
 TEST(FashionMnist, DebianPackageReadsAndMatchesTheNormalisationConstants) {
-  if (!std::filesystem::exists(std::string(kDebianFashionMnistDir) + "/t10k-images-idx3-ubyte.gz")) {
+  if (!std::filesystem::exists(std::string(kDebianFashionMnistDir) +
+                               "/t10k-images-idx3-ubyte.gz")) {
     GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   }
   absl::StatusOr<ImageDataset> test = ReadFashionMnist(kDebianFashionMnistDir, Split::kTest);

@@ -86,7 +86,8 @@ struct BatchLoader::Scratch {
 absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(
     std::shared_ptr<const ImageDataset> dataset, LoaderOptions options) {
   if (options.batch_size < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("batch size must be at least 1, got ", options.batch_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch size must be at least 1, got ", options.batch_size));
   }
   if (options.num_workers < 0) {
     return absl::InvalidArgumentError(
@@ -104,7 +105,8 @@ absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(
     return absl::InvalidArgumentError("the dataset is empty");
   }
   if (options.pin_memory && !torch::cuda::is_available()) {
-    return absl::FailedPreconditionError("pinned batches need CUDA, and no CUDA device is available");
+    return absl::FailedPreconditionError(
+        "pinned batches need CUDA, and no CUDA device is available");
   }
   return std::unique_ptr<BatchLoader>(new BatchLoader(std::move(dataset), options));
 }
@@ -124,12 +126,14 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOpti
     // Enough slots for every batch made ahead, the one being trained on and the one being
     // copied; allocated here so that pinned memory is never requested by a worker.
     std::lock_guard<std::mutex> lock(pool_->mu);
-    for (int64_t i = 0; i < capacity_ + 2; ++i) pool_->free.push_back(pool_->AddSlotLocked(options_.pin_memory));
+    for (int64_t i = 0; i < capacity_ + 2; ++i)
+      pool_->free.push_back(pool_->AddSlotLocked(options_.pin_memory));
   }
   if (options_.num_workers == 0) {
     inline_scratch_ = std::make_unique<Scratch>(options_.batch_size);
   }
-  for (int w = 0; w < options_.num_workers; ++w) workers_.emplace_back([this, w] { WorkerLoop(w); });
+  for (int w = 0; w < options_.num_workers; ++w)
+    workers_.emplace_back([this, w] { WorkerLoop(w); });
 }
 
 BatchLoader::~BatchLoader() {
@@ -144,7 +148,8 @@ BatchLoader::~BatchLoader() {
 void BatchLoader::start_epoch(int64_t epoch) {
   std::vector<int64_t> order(static_cast<size_t>(dataset_->size));
   if (options_.shuffle) {
-    order = Permutation(dataset_->size, MixSeed(options_.seed, kOrderStream, static_cast<uint64_t>(epoch)));
+    order = Permutation(dataset_->size,
+                        MixSeed(options_.seed, kOrderStream, static_cast<uint64_t>(epoch)));
   } else {
     std::iota(order.begin(), order.end(), 0);
   }
@@ -174,7 +179,8 @@ std::optional<Batch> BatchLoader::next() {
   std::unique_lock<std::mutex> lock(mu_);
   if (next_consume_ >= epoch_batches_) return std::nullopt;
   ready_cv_.wait(lock, [&] { return ready_.count(next_consume_) > 0 || !worker_error_.empty(); });
-  if (!worker_error_.empty()) throw std::runtime_error("data loader worker failed: " + worker_error_);
+  if (!worker_error_.empty())
+    throw std::runtime_error("data loader worker failed: " + worker_error_);
   auto node = ready_.extract(next_consume_);
   ++next_consume_;
   lock.unlock();
@@ -249,9 +255,11 @@ Batch BatchLoader::Produce(const std::vector<int64_t>& order, int64_t epoch, int
   auto lease = std::make_shared<SlotLease>(pool_, slot.index);
   Batch batch;
   batch.index = b;
-  batch.images = at::from_blob(images, {n, kChannels, kHeight, kWidth}, [lease](void*) {},
-                               at::TensorOptions().dtype(at::kFloat));
-  batch.labels = at::from_blob(labels, {n}, [lease](void*) {}, at::TensorOptions().dtype(at::kLong));
+  batch.images = at::from_blob(
+      images, {n, kChannels, kHeight, kWidth}, [lease](void*) {},
+      at::TensorOptions().dtype(at::kFloat));
+  batch.labels = at::from_blob(
+      labels, {n}, [lease](void*) {}, at::TensorOptions().dtype(at::kLong));
   lease.reset();
   const Clock::time_point t6 = Clock::now();
 

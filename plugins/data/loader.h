@@ -42,9 +42,9 @@ namespace trainlab::data {
 
 struct LoaderOptions {
   int64_t batch_size = 128;
-  int num_workers = 2;             // the lab's default
+  int num_workers = 2;  // the lab's default
   bool shuffle = true;
-  bool augment = true;             // crop + flip (training); false: normalise only (test set)
+  bool augment = true;  // crop + flip (training); false: normalise only (test set)
   uint64_t seed = 0;
   int64_t max_batches = 0;         // batches per epoch; 0 = the whole dataset
   int prefetch_per_worker = 2;     // PyTorch's prefetch_factor default
@@ -91,7 +91,8 @@ class BatchLoader {
   struct Scratch;
   struct SlotLease;
   struct StageNanos {
-    std::atomic<int64_t> read{0}, crop{0}, flip{0}, normalize{0}, assemble{0}, batches{0}, images{0};
+    std::atomic<int64_t> read{0}, crop{0}, flip{0}, normalize{0}, assemble{0}, batches{0},
+        images{0};
   };
 
   BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOptions options);

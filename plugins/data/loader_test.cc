@@ -157,7 +157,9 @@ TEST(BatchLoader, AugmentedImagesAreCropsOrFlipsOfTheOriginals) {
   EXPECT_GT((aug.select(1, 0) == pad_r).sum().item<int64_t>(), 0);
   EXPECT_EQ((plain.select(1, 0) == pad_r).sum().item<int64_t>(),
             (at::from_blob(const_cast<uint8_t*>(ds->pixels.data()), {64, 3, 32, 32}, at::kByte)
-                 .select(1, 0) == 0).sum().item<int64_t>());
+                 .select(1, 0) == 0)
+                .sum()
+                .item<int64_t>());
   // Stage times were recorded for every stage.
   auto loader = Make(ds, o);
   Epoch(*loader, 0);

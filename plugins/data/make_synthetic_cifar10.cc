@@ -17,7 +17,8 @@ DEFINE_uint64(seed, 1, "Seed of the generator.");
 
 int main(int argc, char** argv) {
   trainlab::ParseFlags(&argc, &argv,
-                       "make_synthetic_cifar10: writes a synthetic data set in CIFAR-10's binary format (not CIFAR-10).\n"
+                       "make_synthetic_cifar10: writes a synthetic data set in CIFAR-10's binary "
+                       "format (not CIFAR-10).\n"
                        "  make_synthetic_cifar10 --out=DIR [--train=5000] [--test=1000] [--seed=1]",
                        {{"Flags", {"out", "train", "test", "seed"}}});
   if (FLAGS_out.empty()) {
@@ -29,10 +30,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string out = FLAGS_out;
-  if (const char* wd = std::getenv("BUILD_WORKING_DIRECTORY"); wd && !out.empty() && out[0] != '/') {
+  if (const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+      wd && !out.empty() && out[0] != '/') {
     out = std::string(wd) + "/" + out;
   }
-  absl::Status s = trainlab::data::WriteSyntheticCifar10Dir(out, FLAGS_train, FLAGS_test, FLAGS_seed);
+  absl::Status s =
+      trainlab::data::WriteSyntheticCifar10Dir(out, FLAGS_train, FLAGS_test, FLAGS_seed);
   if (!s.ok()) {
     std::fprintf(stderr, "make_synthetic_cifar10: error: %s\n", std::string(s.message()).c_str());
     return 1;

@@ -56,7 +56,8 @@ absl::Status WriteSyntheticCifar10Dir(const std::string& dir, int64_t train_n, i
   if (train_n < 5 || test_n < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "a synthetic CIFAR-10 folder needs at least 5 training images (one per data_batch file) "
-        "and 1 test image, got ", train_n, " and ", test_n));
+        "and 1 test image, got ",
+        train_n, " and ", test_n));
   }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

@@ -56,15 +56,15 @@ torch::nn::Sequential ResNet18Impl::MakeGroup(int64_t planes, int64_t stride) {
 }
 
 at::Tensor ResNet18Impl::forward(const at::Tensor& x) {
-  at::Tensor out = conv1_->forward(x);        // (B, 64, 32, 32)
+  at::Tensor out = conv1_->forward(x);  // (B, 64, 32, 32)
   if (bn1_) out = bn1_->forward(out);
   out = at::relu(out);
-  out = layer1_->forward(out);                // (B, 64, 32, 32)
-  out = layer2_->forward(out);                // (B, 128, 16, 16)
-  out = layer3_->forward(out);                // (B, 256, 8, 8)
-  out = layer4_->forward(out);                // (B, 512, 4, 4)
+  out = layer1_->forward(out);                            // (B, 64, 32, 32)
+  out = layer2_->forward(out);                            // (B, 128, 16, 16)
+  out = layer3_->forward(out);                            // (B, 256, 8, 8)
+  out = layer4_->forward(out);                            // (B, 512, 4, 4)
   out = at::adaptive_avg_pool2d(out, {1, 1}).flatten(1);  // (B, 512)
-  return linear_->forward(out);               // (B, num_classes)
+  return linear_->forward(out);                           // (B, num_classes)
 }
 
 }  // namespace trainlab::models

@@ -20,10 +20,10 @@ TEST(ResNet18, MapsCifarImagesToTenLogits) {
 
 TEST(ResNet18, HasTheLabsLayerCounts) {
   ResNet18 net;
-  EXPECT_EQ(CountConv2d(*net), 20);                      // Q1, shortcuts included
-  EXPECT_EQ(CountConv2d(*net, /*min_kernel=*/3), 17);    // without the three 1x1 shortcuts
-  EXPECT_EQ(LastLinearInFeatures(*net), 512);            // Q2
-  EXPECT_EQ(CountTrainableParameters(*net), 11173962);   // Q3
+  EXPECT_EQ(CountConv2d(*net), 20);                     // Q1, shortcuts included
+  EXPECT_EQ(CountConv2d(*net, /*min_kernel=*/3), 17);   // without the three 1x1 shortcuts
+  EXPECT_EQ(LastLinearInFeatures(*net), 512);           // Q2
+  EXPECT_EQ(CountTrainableParameters(*net), 11173962);  // Q3
 }
 
 TEST(ResNet18, WithoutBatchNormHasNoBatchNormModules) {

@@ -54,7 +54,8 @@ Adadelta::Adadelta(std::vector<torch::optim::OptimizerParamGroup> param_groups,
   TORCH_CHECK(defaults.lr() >= 0, "Invalid learning rate: ", defaults.lr());
   TORCH_CHECK(defaults.rho() >= 0 && defaults.rho() <= 1, "Invalid rho value: ", defaults.rho());
   TORCH_CHECK(defaults.eps() >= 0, "Invalid epsilon value: ", defaults.eps());
-  TORCH_CHECK(defaults.weight_decay() >= 0, "Invalid weight_decay value: ", defaults.weight_decay());
+  TORCH_CHECK(defaults.weight_decay() >= 0,
+              "Invalid weight_decay value: ", defaults.weight_decay());
 }
 
 at::Tensor Adadelta::step(LossClosure closure) {
@@ -100,14 +101,13 @@ void Adadelta::load(torch::serialize::InputArchive& archive) { serialize(*this, 
 namespace {
 
 const bool kRegistered = OptimizerRegistry::Global().Register(
-    "adadelta",
-    {.description = "Adadelta, rho 0.9, eps 1e-6 (PyTorch's update rule)",
-     .capturable = true,
-     .make = [](std::vector<at::Tensor> params, const OptimizerSettings& s)
-         -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
-       return std::make_unique<Adadelta>(std::move(params),
-                                         AdadeltaOptions(s.lr).weight_decay(s.weight_decay));
-     }});
+    "adadelta", {.description = "Adadelta, rho 0.9, eps 1e-6 (PyTorch's update rule)",
+                 .capturable = true,
+                 .make = [](std::vector<at::Tensor> params, const OptimizerSettings& s)
+                     -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
+                   return std::make_unique<Adadelta>(
+                       std::move(params), AdadeltaOptions(s.lr).weight_decay(s.weight_decay));
+                 }});
 
 }  // namespace
 }  // namespace trainlab::optim

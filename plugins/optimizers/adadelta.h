@@ -40,8 +40,7 @@ struct AdadeltaOptions : public torch::optim::OptimizerCloneableOptions<Adadelta
   friend bool operator==(const AdadeltaOptions& a, const AdadeltaOptions& b);
 };
 
-struct AdadeltaParamState
-    : public torch::optim::OptimizerCloneableParamState<AdadeltaParamState> {
+struct AdadeltaParamState : public torch::optim::OptimizerCloneableParamState<AdadeltaParamState> {
   TORCH_ARG(at::Tensor, square_avg);
   TORCH_ARG(at::Tensor, acc_delta);
   TORCH_ARG(int64_t, step) = 0;
@@ -57,8 +56,8 @@ class Adadelta : public torch::optim::Optimizer {
   explicit Adadelta(std::vector<torch::optim::OptimizerParamGroup> param_groups,
                     AdadeltaOptions defaults = {});
   explicit Adadelta(std::vector<at::Tensor> params, AdadeltaOptions defaults = {})
-      : Adadelta(std::vector<torch::optim::OptimizerParamGroup>{
-                     torch::optim::OptimizerParamGroup(std::move(params))},
+      : Adadelta(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(
+                     std::move(params))},
                  defaults) {}
 
   at::Tensor step(LossClosure closure = nullptr) override;

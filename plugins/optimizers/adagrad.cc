@@ -7,10 +7,11 @@ namespace trainlab::optim {
 namespace {
 
 const bool kRegistered = OptimizerRegistry::Global().Register(
-    "adagrad", TorchOptimizer<torch::optim::Adagrad>(
-                   "Adagrad, eps 1e-10, no lr decay", /*capturable=*/true, [](const OptimizerSettings& s) {
-                     return torch::optim::AdagradOptions(s.lr).weight_decay(s.weight_decay);
-                   }));
+    "adagrad",
+    TorchOptimizer<torch::optim::Adagrad>(
+        "Adagrad, eps 1e-10, no lr decay", /*capturable=*/true, [](const OptimizerSettings& s) {
+          return torch::optim::AdagradOptions(s.lr).weight_decay(s.weight_decay);
+        }));
 
 }  // namespace
 }  // namespace trainlab::optim

@@ -23,7 +23,8 @@ at::Tensor FromArray(const double* v, std::vector<int64_t> shape) {
   return at::from_blob(const_cast<double*>(v), {n}, at::kDouble).clone().reshape(shape);
 }
 
-std::unique_ptr<torch::optim::Optimizer> Make(const std::string& name, std::vector<at::Tensor> params) {
+std::unique_ptr<torch::optim::Optimizer> Make(const std::string& name,
+                                              std::vector<at::Tensor> params) {
   absl::StatusOr<const OptimizerEntry*> entry = OptimizerRegistry::Global().Find(name);
   EXPECT_TRUE(entry.ok()) << entry.status();
   OptimizerSettings lab;  // lr 0.1, weight decay 5e-4, momentum 0.9
@@ -59,8 +60,8 @@ INSTANTIATE_TEST_SUITE_P(AllOptimizers, Golden, testing::ValuesIn(kGoldenRuns),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(OptimizerRegistry, HasEverySevenAndGoldenCoversThemAll) {
-  const std::vector<std::string> want = {"adadelta", "adagrad", "adam", "adamw",
-                                         "rmsprop", "sgd", "sgd_nesterov"};
+  const std::vector<std::string> want = {"adadelta", "adagrad", "adam",        "adamw",
+                                         "rmsprop",  "sgd",     "sgd_nesterov"};
   EXPECT_EQ(OptimizerRegistry::Global().Names(), want);
   std::set<std::string> golden;
   for (const GoldenRun& r : kGoldenRuns) golden.insert(r.name);
@@ -71,7 +72,8 @@ TEST(OptimizerRegistry, UnknownNameListsTheKnownOnes) {
   absl::StatusOr<const OptimizerEntry*> e = OptimizerRegistry::Global().Find("lamb");
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.status().message(),
-            "unknown optimizer 'lamb'; known: adadelta, adagrad, adam, adamw, rmsprop, sgd, sgd_nesterov");
+            "unknown optimizer 'lamb'; known: adadelta, adagrad, adam, adamw, rmsprop, sgd, "
+            "sgd_nesterov");
 }
 
 TEST(OptimizerRegistry, NesterovWithoutMomentumIsRefused) {

@@ -14,11 +14,14 @@ const bool kRegistered = OptimizerRegistry::Global().Register(
      .make = [](std::vector<at::Tensor> params, const OptimizerSettings& s)
          -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
        if (s.momentum <= 0) {
-         return absl::InvalidArgumentError("sgd_nesterov needs momentum > 0 (PyTorch refuses Nesterov without it)");
+         return absl::InvalidArgumentError(
+             "sgd_nesterov needs momentum > 0 (PyTorch refuses Nesterov without it)");
        }
-       return std::make_unique<torch::optim::SGD>(
-           std::move(params),
-           torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay).nesterov(true));
+       return std::make_unique<torch::optim::SGD>(std::move(params),
+                                                  torch::optim::SGDOptions(s.lr)
+                                                      .momentum(s.momentum)
+                                                      .weight_decay(s.weight_decay)
+                                                      .nesterov(true));
      }});
 
 }  // namespace
