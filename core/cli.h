@@ -83,20 +83,64 @@ inline std::string FormatHelp(const std::string& usage, const std::vector<FlagGr
   return out;
 }
 
-// gflags::ParseCommandLineFlags, except that --help (or -h) prints FormatHelp(usage, groups) to
-// stdout and exits 0. --helpfull, --helpon, --version and the rest behave as gflags makes them.
-inline void ParseFlags(int* argc, char*** argv, const std::string& usage,
-                       const std::vector<FlagGroup>& groups) {
+// Parses argv into gflags' flags. --help (or -h) prints FormatHelp(usage, groups) to stdout and
+// exits 0; --helpfull, --helpon=FILE and --version do what gflags makes them do. Unlike
+// gflags::ParseCommandLineFlags, a bad flag does not exit: the error comes back as one line
+// ("unknown flag --x", "--lr=abc: not a valid double") for the caller to report. Arguments that
+// are not flags (and everything after "--") are left in argv after the program name.
+inline std::string ParseFlags(int* argc, char*** argv, const std::string& usage,
+                              const std::vector<FlagGroup>& groups) {
   gflags::SetUsageMessage(usage);
+  std::vector<char*> positional = {(*argv)[0]};
+  std::string error;
   for (int i = 1; i < *argc; ++i) {
-    const std::string_view a = (*argv)[i];
-    if (a == "--") break;
-    if (a == "--help" || a == "-help" || a == "-h" || a == "--h" || a == "--help=true") {
+    const std::string arg = (*argv)[i];
+    if (arg == "--") {
+      for (++i; i < *argc; ++i) positional.push_back((*argv)[i]);
+      break;
+    }
+    if (arg.size() < 2 || arg[0] != '-') {
+      positional.push_back((*argv)[i]);
+      continue;
+    }
+    const std::string body = arg.substr(arg[1] == '-' ? 2 : 1);
+    const size_t eq = body.find('=');
+    std::string name = body.substr(0, eq);
+    if (name == "help" || name == "h") {
       std::fputs(FormatHelp(usage, groups).c_str(), stdout);
       std::exit(0);
     }
+    gflags::CommandLineFlagInfo info;
+    std::string value;
+    if (!gflags::GetCommandLineFlagInfo(name.c_str(), &info)) {
+      // --noFLAG for a bool FLAG.
+      if (eq == std::string::npos && name.rfind("no", 0) == 0 &&
+          gflags::GetCommandLineFlagInfo(name.substr(2).c_str(), &info) && info.type == "bool") {
+        name = name.substr(2);
+        value = "false";
+      } else {
+        if (error.empty()) error = "unknown flag --" + name + " (--help lists the flags)";
+        continue;
+      }
+    } else if (eq != std::string::npos) {
+      value = body.substr(eq + 1);
+    } else if (info.type == "bool") {
+      value = "true";
+    } else if (i + 1 < *argc) {
+      value = (*argv)[++i];  // --flag value
+    } else {
+      if (error.empty()) error = "--" + name + " needs a value (--" + name + "=VALUE)";
+      continue;
+    }
+    if (gflags::SetCommandLineOption(name.c_str(), value.c_str()).empty() && error.empty()) {
+      error = "--" + name + "=" + value + ": not a valid " + info.type +
+              (info.type == "bool" ? " (true or false)" : "");
+    }
   }
-  gflags::ParseCommandLineFlags(argc, argv, /*remove_flags=*/true);
+  *argc = static_cast<int>(positional.size());
+  for (size_t i = 0; i < positional.size(); ++i) (*argv)[i] = positional[i];
+  if (error.empty()) gflags::HandleCommandLineHelpFlags();  // --helpfull, --version, ...
+  return error;
 }
 
 }  // namespace trainlab

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "absl/status/status.h"
+
 namespace trainlab {
 
 // One mini-batch on the host.
@@ -39,13 +41,16 @@ concept Optimizer = requires(O& o) {
   o.step();
 };
 
-// A source of batches, epoch by epoch. `start_epoch(e)` reshuffles for epoch e; `next()` gives
-// the epoch's batches in order and then std::nullopt.
+// A source of batches, epoch by epoch. `start_epoch(e, first)` reshuffles for epoch e and
+// starts at batch `first` (0 for a whole epoch; a resumed run skips what it trained); `next()`
+// gives the epoch's batches in order and then std::nullopt; after a nullopt, `status()` says
+// whether the epoch ended or failed (errors are values: a loader never throws into the trainer).
 //   Example: trainlab::data::BatchLoader (plugins/data/loader.h).
 template <class L>
-concept Loader = requires(L& l, int64_t epoch) {
-  l.start_epoch(epoch);
+concept Loader = requires(L& l, const L& cl, int64_t epoch) {
+  l.start_epoch(epoch, epoch);
   { l.next() } -> std::same_as<std::optional<Batch>>;
+  { cl.status() } -> std::convertible_to<absl::Status>;
   { l.batches_per_epoch() } -> std::convertible_to<int64_t>;
 };
 

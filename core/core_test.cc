@@ -46,7 +46,8 @@ class VectorLoader {
       batches_.push_back({x, y, b});
     }
   }
-  void start_epoch(int64_t) { next_ = 0; }
+  void start_epoch(int64_t, int64_t first_batch = 0) { next_ = first_batch; }
+  absl::Status status() const { return absl::OkStatus(); }
   std::optional<Batch> next() {
     if (next_ >= static_cast<int64_t>(batches_.size())) return std::nullopt;
     return batches_[next_++];
@@ -94,7 +95,9 @@ TEST(Trainer, LossFallsOverEpochsAndStatsAddUp) {
   EXPECT_LE(last.load_s + last.copy_s + last.train_s, last.epoch_s);
   EXPECT_FALSE(last.diverged.has_value());
 
-  EvalStats eval = trainer.Evaluate(loader);
+  absl::StatusOr<EvalStats> evaluated = trainer.Evaluate(loader);
+  ASSERT_TRUE(evaluated.ok()) << evaluated.status();
+  const EvalStats& eval = *evaluated;
   EXPECT_EQ(eval.samples, 96);
   EXPECT_GT(eval.top1, 90.0);
   EXPECT_TRUE(net.is_training());

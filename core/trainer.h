@@ -11,7 +11,7 @@
 // Example:
 //   Trainer trainer(*model, optimizer, loader, {.device = torch::kCPU});
 //   absl::StatusOr<EpochStats> s = trainer.TrainEpoch(0);
-//   EvalStats test = trainer.Evaluate(test_loader);
+//   absl::StatusOr<EvalStats> test = trainer.Evaluate(test_loader);
 #ifndef TRAINLAB_CORE_TRAINER_H_
 #define TRAINLAB_CORE_TRAINER_H_
 
@@ -43,6 +43,10 @@ struct TrainerOptions {
   // Called after every batch with the epoch's progress (a progress line); nothing is timed in it
   // that the lab's figures count, except the few microseconds it takes.
   std::function<void(const EpochProgress&)> on_batch;
+  // Called after every batch with the epoch so far (its batches, times, and epoch_s = the time
+  // elapsed): where checkpoints are written and a stop is asked for. A non-OK Status ends the
+  // epoch and TrainEpoch returns it.
+  std::function<absl::Status(const EpochStats& so_far)> after_batch;
 };
 
 // Applies `step` to `model` (cuDNN mode, weight memory format) and builds the step runner over
@@ -79,7 +83,9 @@ class Trainer {
       : model_(model), optimizer_(optimizer), loader_(loader), options_(std::move(options)) {}
 
   // Trains one epoch (`epoch` is 0-based; EpochStats::epoch is 1-based as the lab prints it).
-  absl::StatusOr<EpochStats> TrainEpoch(int64_t epoch) {
+  // `resume`: the batches of this epoch trained before a stop (from a checkpoint); the epoch goes
+  // on after them, and the returned stats cover the whole epoch, as if it had not stopped.
+  absl::StatusOr<EpochStats> TrainEpoch(int64_t epoch, std::optional<EpochStats> resume = {}) {
     if (!runner_) {
       if (absl::Status s = Prepare(); !s.ok()) return s;
     }
@@ -91,8 +97,18 @@ class Trainer {
     stats.epoch = epoch + 1;
     double loss_sum = 0;
     int64_t correct = 0;
+    double earlier_s = 0;  // epoch time spent before a resume
+    if (resume) {
+      stats = std::move(*resume);
+      stats.epoch = epoch + 1;
+      earlier_s = stats.epoch_s;
+      for (const BatchRecord& r : stats.batches) {
+        loss_sum += r.loss;
+        correct += r.correct;
+      }
+    }
 
-    loader_.start_epoch(epoch);
+    loader_.start_epoch(epoch, static_cast<int64_t>(stats.batches.size()));
     const Clock::time_point epoch_start = Clock::now();
     for (;;) {
       const Clock::time_point t0 = Clock::now();
@@ -156,8 +172,13 @@ class Trainer {
             Divergence{stats.epoch, static_cast<int64_t>(stats.batches.size()), rec.loss};
         break;
       }
+      if (options_.after_batch) {
+        stats.epoch_s = earlier_s + Seconds(Clock::now() - epoch_start);
+        if (absl::Status s = options_.after_batch(stats); !s.ok()) return s;
+      }
     }
-    stats.epoch_s = Seconds(Clock::now() - epoch_start);
+    stats.epoch_s = earlier_s + Seconds(Clock::now() - epoch_start);
+    if (absl::Status s = loader_.status(); !s.ok()) return s;
     if (stats.batches.empty()) {
       return absl::FailedPreconditionError("the loader gave no batch for this epoch");
     }
@@ -169,7 +190,7 @@ class Trainer {
   // Loss and top-1 over every batch of `test_loader` (no augmentation is the loader's business),
   // in eval mode without gradients. Leaves the model in train mode.
   template <Loader TL>
-  EvalStats Evaluate(TL& test_loader, int64_t epoch = 0) {
+  absl::StatusOr<EvalStats> Evaluate(TL& test_loader, int64_t epoch = 0) {
     torch::NoGradGuard no_grad;
     model_.eval();
     EvalStats stats;
@@ -193,6 +214,7 @@ class Trainer {
       stats.samples += x.size(0);
     }
     model_.train();
+    if (absl::Status s = test_loader.status(); !s.ok()) return s;
     if (stats.samples > 0) {
       stats.loss = loss_sum / static_cast<double>(stats.samples);
       stats.top1 = 100.0 * static_cast<double>(correct) / static_cast<double>(stats.samples);

@@ -22,6 +22,7 @@
 #include "experiments/config.h"
 #include "experiments/experiment.h"
 #include "experiments/report.h"
+#include "experiments/stop.h"
 
 namespace trainlab::experiments {
 namespace {
@@ -50,13 +51,18 @@ void Set(ExperimentConfig& c, const std::string& flag, const nlohmann::json& val
   c.settings[flag] = value;
 }
 
-absl::Status RunAll(const ExperimentConfig& config) {
+// `stopped_in`: the session of the experiment a stop (Ctrl-C) interrupted, for the resume message.
+absl::Status RunAll(const ExperimentConfig& config, std::unique_ptr<Session>* stopped_in) {
   if (config.results_dir.empty()) {
     return absl::InvalidArgumentError(
         "--results_dir is required: the report is made from the results written there");
   }
   const auto start = std::chrono::steady_clock::now();
-  TRAINLAB_ASSIGN_OR_RETURN(Session base, Session::Start(config));
+  ExperimentConfig base_config = config;  // checkpoints are per experiment, not the driver's
+  base_config.checkpoint_dir.clear();
+  base_config.resume = false;
+  base_config.checkpoint_every = 0;
+  TRAINLAB_ASSIGN_OR_RETURN(Session base, Session::Start(base_config));
   std::printf("- Profile: %s; results and report in %s\n", config.profile.c_str(),
               base.ResultsDir().c_str());
   for (const std::string& name : LabOrder()) {
@@ -79,11 +85,19 @@ absl::Status RunAll(const ExperimentConfig& config) {
         Set(c, "strategies", "eager,channels_last");
       }
     }
+    // --resume continues the experiments that had started; the others start afresh.
+    if (c.resume && !std::filesystem::exists(
+                        absl::StrCat(UserPath(c.checkpoint_dir), "/", name, ".ckpt"))) {
+      c.resume = false;
+    }
     std::printf("\n==================== %s ====================\n", name.c_str());
     std::fflush(stdout);
     const auto t0 = std::chrono::steady_clock::now();
     TRAINLAB_ASSIGN_OR_RETURN(Session s, base.With(std::move(c)));
-    TRAINLAB_RETURN_IF_ERROR(RunAndWrite(name, s).status());
+    if (absl::Status st = RunAndWrite(name, s).status(); !st.ok()) {
+      if (absl::IsCancelled(st)) *stopped_in = std::make_unique<Session>(std::move(s));
+      return st;
+    }
     TRAINLAB_RETURN_IF_ERROR(s.WriteTrace());
     std::printf("(%s took %.1fs)\n", name.c_str(),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -115,6 +129,9 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   if (!config.ok()) return ReportError(program, config.status());
-  const absl::Status status = Guarded([&] { return RunAll(*config); });
-  return status.ok() ? 0 : ReportError(program, status);
+  InstallStopHandlers();
+  std::unique_ptr<Session> stopped_in;
+  const absl::Status status = Guarded([&] { return RunAll(*config, &stopped_in); });
+  if (stopped_in) stopped_in->config.command_line = config->command_line;
+  return ExitCode(program, status, stopped_in.get());
 }

@@ -43,6 +43,10 @@ DEFINE_bool(malloc_tuning, true,
 DEFINE_string(results_dir, "", "Write <experiment>.json and <experiment>_batches.csv here.");
 DEFINE_string(progress, "auto", "auto | on | off: progress line on stderr (auto: on a terminal).");
 DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this file.");
+DEFINE_string(checkpoint_dir, "",
+              "Save <experiment>.ckpt here after every epoch (and --checkpoint_every batches).");
+DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
+DEFINE_bool(resume, false, "Continue from --checkpoint_dir's checkpoint, exactly where it stopped.");
 DEFINE_int32(repeats, 1, "Runs per configuration; tables show median (min-max).");
 // --- Experiment-specific -----------------------------------------------------------------------
 DEFINE_string(workers, "",
@@ -66,6 +70,8 @@ absl::Status Bad(const std::string& flag, const auto& value, const std::string& 
   return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": ", want));
 }
 
+constexpr int kMaxThreads = 1024;
+
 absl::Status Validate(const ExperimentConfig& c) {
   const RunConfig& r = c.run;
   if (r.num_workers < 0) return Bad("num_workers", r.num_workers, "must be >= 0");
@@ -78,6 +84,21 @@ absl::Status Validate(const ExperimentConfig& c) {
   if (c.synthetic_train < 1) return Bad("synthetic_train", c.synthetic_train, "must be >= 1");
   if (c.synthetic_test < 1) return Bad("synthetic_test", c.synthetic_test, "must be >= 1");
   if (c.repeats < 1) return Bad("repeats", c.repeats, "must be >= 1");
+  if (c.checkpoint_every < 0) return Bad("checkpoint_every", c.checkpoint_every, "must be >= 0");
+  if (c.resume && c.checkpoint_dir.empty()) {
+    return absl::InvalidArgumentError("--resume needs --checkpoint_dir (where the checkpoint is)");
+  }
+  if (c.checkpoint_every > 0 && c.checkpoint_dir.empty()) {
+    return absl::InvalidArgumentError("--checkpoint_every needs --checkpoint_dir");
+  }
+  // Past these, a typo would start thousands of threads or ask for terabytes.
+  if (c.threads > kMaxThreads) return Bad("threads", c.threads, absl::StrCat("must be <= ", kMaxThreads));
+  if (r.num_workers > kMaxThreads) {
+    return Bad("num_workers", r.num_workers, absl::StrCat("must be <= ", kMaxThreads));
+  }
+  if (c.max_workers > kMaxThreads) {
+    return Bad("max_workers", c.max_workers, absl::StrCat("must be <= ", kMaxThreads));
+  }
   if (c.max_workers < 0) return Bad("max_workers", c.max_workers, "must be >= 0");
   if (c.best_workers < -1)
     return Bad("best_workers", c.best_workers, "must be >= 0 (or -1: find it)");
@@ -136,6 +157,7 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
         "evaluate"}},
       {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning"}},
       {"Output", {"results_dir", "progress", "trace", "repeats"}},
+      {"Checkpoints", {"checkpoint_dir", "checkpoint_every", "resume"}},
   };
   return *groups;
 }
@@ -177,7 +199,9 @@ absl::StatusOr<ExperimentConfig> ReadConfig(
   for (const auto& [flag, value] : defaults) {
     gflags::SetCommandLineOptionWithMode(flag.c_str(), value.c_str(), gflags::SET_FLAGS_DEFAULT);
   }
-  ParseFlags(&argc, &argv, usage, groups);
+  if (std::string error = ParseFlags(&argc, &argv, usage, groups); !error.empty()) {
+    return absl::InvalidArgumentError(error);
+  }
   if (argc > 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("unexpected argument '", argv[1], "' (flags are --name=value)"));
@@ -215,6 +239,9 @@ absl::StatusOr<ExperimentConfig> ReadConfig(
   c.results_dir = FLAGS_results_dir;
   c.progress = FLAGS_progress;
   c.repeats = FLAGS_repeats;
+  c.checkpoint_dir = FLAGS_checkpoint_dir;
+  c.checkpoint_every = FLAGS_checkpoint_every;
+  c.resume = FLAGS_resume;
   c.max_workers = FLAGS_max_workers;
   c.best_workers = FLAGS_best_workers;
   c.profile = FLAGS_profile;

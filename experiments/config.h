@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <utility>
@@ -43,6 +44,8 @@ struct RunConfig {
   bool evaluate = false;     // test-set loss and top-1 after each epoch
   bool print_blocks = true;  // the lab's per-epoch block on stdout
   bool record_trace = true;  // spans into the session's trace, when --trace is set
+  // For tests: LoaderOptions::before_batch of the training loader (a failure to inject).
+  std::function<void(int64_t epoch, int64_t batch)> loader_fault;
 };
 
 // Everything one binary was asked to do.
@@ -65,6 +68,10 @@ struct ExperimentConfig {
   std::string results_dir;  // <experiment>.json and <experiment>_batches.csv go here
   std::string progress = "auto";
   int repeats = 1;
+  // Checkpoints
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = 0;  // batches; 0: at epoch ends only
+  bool resume = false;
   // Experiment-specific
   std::vector<int> workers;  // c3: explicit worker counts (empty: the automatic sweep)
   int max_workers = 64;      // c3: upper bound of the automatic sweep

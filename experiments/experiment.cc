@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "experiments/results.h"
+#include "experiments/stop.h"
 
 namespace trainlab::experiments {
 
@@ -42,6 +43,28 @@ absl::StatusOr<ExperimentResult> RunAndWrite(const std::string& name, Session& s
   return result;
 }
 
+int ExitCode(const std::string& program, const absl::Status& status, const Session* session) {
+  if (status.ok()) return 0;
+  const int signal = StopSignal();
+  if (!absl::IsCancelled(status) || signal == 0) return ReportError(program, status);
+  std::fflush(stdout);
+  std::string how;
+  if (session != nullptr && session->checkpointer) {
+    std::string command;
+    for (const std::string& a : session->config.command_line) {
+      if (a != "--resume") command += a + " ";
+    }
+    how = absl::StrCat("checkpoint written to ", session->checkpointer->path(), " (",
+                       session->checkpointer->LastPosition(), "); resume with: ", command,
+                       "--resume");
+  } else {
+    how = "nothing saved (no --checkpoint_dir)";
+  }
+  std::fprintf(stderr, "%s: stopped by %s: %s\n", program.c_str(), SignalName(signal).c_str(),
+               how.c_str());
+  return 128 + signal;
+}
+
 int ExperimentMain(int argc, char** argv, const std::string& name) {
   const std::string program = std::filesystem::path(argv[0]).filename().string();
   absl::StatusOr<const Experiment*> experiment = ExperimentRegistry::Global().Find(name);
@@ -52,15 +75,18 @@ int ExperimentMain(int argc, char** argv, const std::string& name) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   if (!config.ok()) return ReportError(program, config.status());
+  InstallStopHandlers();
+  std::optional<Session> session;
   const absl::Status status = Guarded([&]() -> absl::Status {
-    absl::StatusOr<Session> session = e.trains ? Session::Start(*config) : Session::Bare(*config);
-    TRAINLAB_RETURN_IF_ERROR(session.status());
+    absl::StatusOr<Session> started = e.trains ? Session::Start(*config) : Session::Bare(*config);
+    TRAINLAB_RETURN_IF_ERROR(started.status());
+    session.emplace(std::move(*started));
     TRAINLAB_ASSIGN_OR_RETURN(ExperimentResult result, e.run(*session));
     TRAINLAB_RETURN_IF_ERROR(WriteResults(*session, result));
     return session->WriteTrace();
   });
   std::fflush(stdout);
-  return status.ok() ? 0 : ReportError(program, status);
+  return ExitCode(program, status, session ? &*session : nullptr);
 }
 
 absl::StatusOr<WorkerChoice> ChooseWorkers(const Session& session) {

@@ -46,6 +46,10 @@ absl::Status Guarded(const std::function<absl::Status()>& body);
 // Prints "<program>: error: <message>" (one line) to stderr; returns 1.
 int ReportError(const std::string& program, const absl::Status& status);
 
+// The exit code for `status`: 0; 128 + the signal for a stop by SIGINT/SIGTERM (after saying
+// where the checkpoint is and how to resume); else 1, after ReportError.
+int ExitCode(const std::string& program, const absl::Status& status, const Session* session);
+
 // main() of an experiment binary: reads the flags, starts the session, runs the experiment,
 // writes its results and trace. Any error is one line on stderr and exit code 1.
 int ExperimentMain(int argc, char** argv, const std::string& name);

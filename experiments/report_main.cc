@@ -22,7 +22,7 @@ DEFINE_string(compare, "",
 int main(int argc, char** argv) {
   using namespace trainlab::experiments;
   const std::string program = std::filesystem::path(argv[0]).filename().string();
-  trainlab::ParseFlags(
+  const std::string flag_error = trainlab::ParseFlags(
       &argc, &argv,
       "report: renders DIR/REPORT.md and its SVG plots from the results files an experiment run\n"
       "left in DIR (--results_dir), without training.\n"
@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
       {{"Flags of report", {"compare"}}});
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  if (!flag_error.empty()) return ReportError(program, absl::InvalidArgumentError(flag_error));
   if (argc != 2) {
     return ReportError(
         program,

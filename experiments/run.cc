@@ -13,7 +13,9 @@
 #include "core/status_macros.h"
 #include "core/strategy.h"
 #include "core/trainer.h"
+#include "experiments/checkpoint.h"
 #include "experiments/progress.h"
+#include "experiments/stop.h"
 #include "plugins/models/resnet18.h"
 
 namespace trainlab::experiments {
@@ -47,7 +49,43 @@ bool ConfigResult::diverged() const {
                      [](const RunResult& r) { return r.diverged.has_value(); });
 }
 
+namespace {
+
+// Prints an epoch's block, its divergence and test lines, as a run prints them.
+void PrintEpoch(const RunConfig& config, const EpochStats& stats, const EvalStats* test) {
+  if (!config.print_blocks) return;
+  std::fputs(FormatLabBlock(stats).c_str(), stdout);
+  if (stats.diverged) {
+    std::printf("Diverged: %s, epoch %" PRId64 ", batch %" PRId64 ": loss %g; run stopped.\n",
+                config.label.c_str(), stats.diverged->epoch, stats.diverged->batch,
+                stats.diverged->loss);
+  }
+  if (test != nullptr) {
+    std::printf("- Test Loss: %.4f, Test Accuracy (Top-1): %.2f%% (%" PRId64 " images)\n",
+                test->loss, test->top1, test->samples);
+  }
+  std::fflush(stdout);
+}
+
+void PrintRun(const RunConfig& config, const RunResult& r) {
+  for (size_t e = 0; e < r.epochs.size(); ++e) {
+    PrintEpoch(config, r.epochs[e], e < r.test.size() ? &r.test[e] : nullptr);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config, int repeat) {
+  Checkpointer* ckpt = session.checkpointer.get();
+  const RunKey key{config.label, repeat};
+  if (ckpt != nullptr) {
+    if (const RunResult* done = ckpt->Finished(key)) {  // finished before the stop: as it was
+      std::fprintf(stderr, "%s: run '%s' restored from %s\n", session.config.experiment.c_str(),
+                   key.str().c_str(), ckpt->path().c_str());
+      PrintRun(config, *done);
+      return *done;
+    }
+  }
   torch::manual_seed(config.seed);
   models::ResNet18 model(models::ResNet18Options().batch_norm(config.batch_norm));
   model->to(config.device);
@@ -66,6 +104,7 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
   lo.max_batches = config.max_batches_per_epoch;
   lo.pin_memory = config.device.is_cuda();
   lo.trace = trace;
+  lo.before_batch = config.loader_fault;
   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<data::BatchLoader> loader,
                             data::BatchLoader::Create(session.train, lo));
   std::unique_ptr<data::BatchLoader> test_loader;
@@ -74,46 +113,81 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
     to.shuffle = false;
     to.augment = false;
     to.trace = nullptr;
+    to.before_batch = nullptr;
     TRAINLAB_ASSIGN_OR_RETURN(test_loader, data::BatchLoader::Create(session.test, to));
+  }
+
+  RunResult result;
+  result.repeat = repeat;
+  int64_t first_epoch = 0;
+  std::optional<EpochStats> partial;
+  if (ckpt != nullptr) {
+    // Restores the model and optimizer when the checkpoint's run in progress is this one.
+    TRAINLAB_ASSIGN_OR_RETURN(std::optional<InProgress> p, ckpt->Resume(key, *model, *optimizer));
+    if (p) {
+      result = std::move(p->done);
+      result.repeat = repeat;
+      first_epoch = p->epoch;
+      partial = std::move(p->partial);
+      std::fprintf(stderr, "%s: resuming run '%s' at epoch %" PRId64 ", batch %zu, from %s\n",
+                   session.config.experiment.c_str(), key.str().c_str(), first_epoch + 1,
+                   partial ? partial->batches.size() : size_t{0}, ckpt->path().c_str());
+      PrintRun(config, result);
+    }
   }
 
   ProgressLine progress(session.progress,
                         absl::StrCat(session.config.experiment, " ", config.label), config.epochs);
+  int64_t e = first_epoch;
+  const int64_t every = session.config.checkpoint_every;
   TrainerOptions topts;
   topts.device = config.device;
   topts.step = step;
   topts.optimizer_capturable = entry->capturable;
   topts.trace = trace;
   topts.on_batch = [&progress](const EpochProgress& p) { progress.Update(p); };
+  topts.after_batch = [&](const EpochStats& so_far) -> absl::Status {
+    const int signal = StopSignal();
+    const bool due = every > 0 && static_cast<int64_t>(so_far.batches.size()) % every == 0;
+    if (ckpt != nullptr && (due || signal != 0)) {
+      TRAINLAB_RETURN_IF_ERROR(ckpt->Save(key, result, so_far, e, *model, *optimizer));
+    }
+    if (signal != 0) {
+      progress.Clear();
+      return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
+    }
+    return absl::OkStatus();
+  };
   Trainer<models::ResNet18Impl, torch::optim::Optimizer, data::BatchLoader> trainer(
       *model, *optimizer, *loader, topts);
-  RunResult result;
-  result.repeat = repeat;
-  for (int e = 0; e < config.epochs; ++e) {
-    absl::StatusOr<EpochStats> epoch = trainer.TrainEpoch(e);
+  for (; e < config.epochs; ++e) {
+    absl::StatusOr<EpochStats> epoch = trainer.TrainEpoch(e, std::move(partial));
+    partial.reset();
     progress.Clear();
     TRAINLAB_RETURN_IF_ERROR(epoch.status());
     EpochStats& stats = *epoch;
     result.loader_stages.push_back(loader->stage_times());
     result.total_s += stats.epoch_s;
-    if (config.print_blocks) std::fputs(FormatLabBlock(stats).c_str(), stdout);
-    if (stats.diverged) {
-      result.diverged = stats.diverged;
-      std::printf("Diverged: %s, epoch %" PRId64 ", batch %" PRId64 ": loss %g; run stopped.\n",
-                  config.label.c_str(), stats.diverged->epoch, stats.diverged->batch,
-                  stats.diverged->loss);
-      result.epochs.push_back(std::move(stats));
-      break;
-    }
+    const bool diverged = stats.diverged.has_value();
+    if (diverged) result.diverged = stats.diverged;
     result.epochs.push_back(std::move(stats));
-    if (test_loader) {
-      EvalStats t = trainer.Evaluate(*test_loader, e);
+    if (test_loader && !diverged) {
+      TRAINLAB_ASSIGN_OR_RETURN(EvalStats t, trainer.Evaluate(*test_loader, e));
       result.test.push_back(t);
-      if (config.print_blocks) {
-        std::printf("- Test Loss: %.4f, Test Accuracy (Top-1): %.2f%% (%" PRId64 " images)\n",
-                    t.loss, t.top1, t.samples);
-      }
     }
+    PrintEpoch(config, result.epochs.back(), result.test.size() == result.epochs.size() ? &result.test.back() : nullptr);
+    if (diverged) break;
+    if (ckpt != nullptr && e + 1 < config.epochs) {
+      TRAINLAB_RETURN_IF_ERROR(ckpt->Save(key, result, std::nullopt, e + 1, *model, *optimizer));
+    }
+    if (const int signal = StopSignal(); signal != 0) {
+      return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
+    }
+  }
+  if (ckpt != nullptr) {
+    TRAINLAB_RETURN_IF_ERROR(ckpt->Finish(key, result));
+    std::printf("Final state digest (%s): %s\n", key.str().c_str(),
+                StateDigest(*model, *optimizer).c_str());
     std::fflush(stdout);
   }
   return result;
@@ -139,7 +213,8 @@ absl::StatusOr<ConfigResult> RunVariant(const Session& session, const Variant& v
     }
     absl::StatusOr<RunResult> r = RunTraining(session, out.config, i);
     if (!r.ok()) {
-      if (!skip_on_error) return r.status();
+      // A stop (Ctrl-C) is never a configuration that "cannot run here".
+      if (!skip_on_error || absl::IsCancelled(r.status())) return r.status();
       out.skipped = std::string(r.status().message());
       out.repeats.clear();
       return out;

@@ -24,24 +24,13 @@
 #include "absl/status/statusor.h"
 #include "core/stats.h"
 #include "experiments/config.h"
+#include "experiments/run_result.h"
 #include "experiments/session.h"
 #include "experiments/spread.h"
 #include "plugins/data/loader.h"
 
 namespace trainlab::experiments {
 
-// One training run: its epochs, as measured.
-struct RunResult {
-  int repeat = 1;  // 1-based
-  std::vector<EpochStats> epochs;
-  std::vector<data::LoaderStageTimes> loader_stages;  // per epoch
-  std::vector<EvalStats> test;                        // per epoch, when evaluated
-  std::optional<Divergence> diverged;
-  double total_s = 0;  // sum of epoch times
-
-  double mean(double EpochStats::*field) const;
-  double total(double EpochStats::*field) const;
-};
 
 // One configuration of an experiment ("4 workers", "adam", "channels_last").
 struct Variant {

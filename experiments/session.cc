@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/host.h"
 #include "core/status_macros.h"
 #include "experiments/results.h"
@@ -27,6 +28,33 @@ absl::StatusOr<c10::Device> ChooseDevice(const ExperimentConfig& c) {
   }
   if (c.device == "auto" && cuda && !c.disable_cuda) return c10::Device(c10::kCUDA, 0);
   return c10::Device(c10::kCPU);
+}
+
+// FNV-1a over the images and labels: the dataset's identity in a checkpoint's fingerprint.
+std::string DatasetDigest(const data::ImageDataset& d) {
+  uint64_t h = 1469598103934665603ull;
+  for (const std::vector<uint8_t>* v : {&d.pixels, &d.labels}) {
+    for (uint8_t b : *v) h = (h ^ b) * 1099511628211ull;
+  }
+  return absl::StrFormat("%016x", h);
+}
+
+// Opens the session's checkpoint file when --checkpoint_dir is set.
+absl::Status OpenCheckpointer(Session& s) {
+  if (s.config.checkpoint_dir.empty()) return absl::OkStatus();
+  TRAINLAB_ASSIGN_OR_RETURN(s.checkpointer,
+                            Checkpointer::Open(UserPath(s.config.checkpoint_dir), s.config.experiment,
+                                               s.Fingerprint(), s.config.resume));
+  return absl::OkStatus();
+}
+
+absl::Status CheckBatchSize(const Session& s) {
+  if (s.train && s.config.run.batch_size > s.train->size) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch_size=", s.config.run.batch_size,
+                                                   ": larger than the training set (",
+                                                   s.train->size, " images)"));
+  }
+  return absl::OkStatus();
 }
 
 bool WantProgress(const std::string& mode) {
@@ -115,6 +143,8 @@ absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
   s.train = std::make_shared<const data::ImageDataset>(std::move(chosen.train));
   s.test = std::make_shared<const data::ImageDataset>(std::move(chosen.test));
   if (!c.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
+  TRAINLAB_RETURN_IF_ERROR(CheckBatchSize(s));
+  TRAINLAB_RETURN_IF_ERROR(OpenCheckpointer(s));
 
   const RunConfig& r = c.run;
   std::printf("Settings:\n");
@@ -136,6 +166,10 @@ absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
                 r.max_batches_per_epoch);
   }
   if (c.repeats > 1) std::printf("- Each configuration runs %d times (--repeats)\n", c.repeats);
+  if (s.checkpointer) {
+    std::printf("- Checkpoints: %s%s\n", s.checkpointer->path().c_str(),
+                c.resume ? " (resuming)" : "");
+  }
   std::fflush(stdout);
   return s;
 }
@@ -159,7 +193,40 @@ absl::StatusOr<Session> Session::With(ExperimentConfig other) const {
   s.allocator = allocator;
   s.progress = progress;
   if (!s.config.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
+  TRAINLAB_RETURN_IF_ERROR(CheckBatchSize(s));
+  TRAINLAB_RETURN_IF_ERROR(OpenCheckpointer(s));
   return s;
+}
+
+nlohmann::json Session::Fingerprint() const {
+  const RunConfig& r = config.run;
+  nlohmann::json f = {
+      {"lr", r.optimizer_settings.lr},
+      {"weight_decay", r.optimizer_settings.weight_decay},
+      {"momentum", r.optimizer_settings.momentum},
+      {"optimizer", r.optimizer},
+      {"strategy", r.strategy},
+      {"batch_norm", r.batch_norm},
+      {"batch_size", r.batch_size},
+      {"seed", r.seed},
+      {"epochs", r.epochs},
+      {"max_batches_per_epoch", r.max_batches_per_epoch},
+      {"evaluate", r.evaluate},
+      {"repeats", config.repeats},
+      {"workers", config.workers},
+      {"max_workers", config.max_workers},
+      {"best_workers", config.best_workers},
+      {"optimizers", config.optimizers},
+      {"strategies", config.strategies},
+      {"device", device.str()},
+  };
+  if (train) {
+    f["dataset"] = {{"name", train->name},
+                    {"train_images", train->size},
+                    {"test_images", test ? test->size : 0},
+                    {"digest", DatasetDigest(*train)}};
+  }
+  return f;
 }
 
 RunConfig Session::DefaultRun() const {

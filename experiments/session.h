@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/trace.h"
+#include "experiments/checkpoint.h"
 #include "experiments/config.h"
 #include "plugins/data/dataset.h"
 
@@ -39,6 +40,7 @@ struct Session {
   std::string allocator;                 // glibc's setting, as printed
   std::unique_ptr<TraceRecorder> trace;  // when --trace is set
   bool progress = false;                 // draw the progress line on stderr
+  std::unique_ptr<Checkpointer> checkpointer;  // when --checkpoint_dir is set
 
   // Checks that --results_dir can be written (before any training), resolves the device,
   // applies threads and allocator settings, loads the data and prints the "Settings:" paragraph.
@@ -51,6 +53,8 @@ struct Session {
 
   // The run the flags describe, on this session's device.
   RunConfig DefaultRun() const;
+  // The settings a checkpoint must have been made with to be resumed by this session.
+  nlohmann::json Fingerprint() const;
   // The results folder resolved against the user's directory ("" when not set).
   std::string ResultsDir() const;
   // Writes the trace file when --trace was given (call once, at the end).

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <numeric>
 #include <stdexcept>
 
@@ -145,7 +146,7 @@ BatchLoader::~BatchLoader() {
   for (auto& t : workers_) t.join();
 }
 
-void BatchLoader::start_epoch(int64_t epoch) {
+void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   std::vector<int64_t> order(static_cast<size_t>(dataset_->size));
   if (options_.shuffle) {
     order = Permutation(dataset_->size,
@@ -160,8 +161,9 @@ void BatchLoader::start_epoch(int64_t epoch) {
     epoch_ = epoch;
     order_ = std::make_shared<const std::vector<int64_t>>(std::move(order));
     epoch_batches_ = batches_per_epoch_;
-    next_claim_ = 0;
-    next_consume_ = 0;
+    next_claim_ = std::clamp<int64_t>(first_batch, 0, epoch_batches_);
+    next_consume_ = next_claim_;
+    error_ = fatal_error_;
     dropped.swap(ready_);
     for (auto* a : {&stages_.read, &stages_.crop, &stages_.flip, &stages_.normalize,
                     &stages_.assemble, &stages_.batches, &stages_.images}) {
@@ -173,14 +175,19 @@ void BatchLoader::start_epoch(int64_t epoch) {
 
 std::optional<Batch> BatchLoader::next() {
   if (options_.num_workers == 0) {
-    if (next_consume_ >= epoch_batches_) return std::nullopt;
-    return Produce(*order_, epoch_, next_consume_++, *inline_scratch_);
+    if (next_consume_ >= epoch_batches_ || !error_.ok()) return std::nullopt;
+    absl::StatusOr<Batch> b = TryProduce(*order_, epoch_, next_consume_, *inline_scratch_);
+    if (!b.ok()) {
+      error_ = b.status();
+      return std::nullopt;
+    }
+    ++next_consume_;
+    return std::move(*b);
   }
   std::unique_lock<std::mutex> lock(mu_);
-  if (next_consume_ >= epoch_batches_) return std::nullopt;
-  ready_cv_.wait(lock, [&] { return ready_.count(next_consume_) > 0 || !worker_error_.empty(); });
-  if (!worker_error_.empty())
-    throw std::runtime_error("data loader worker failed: " + worker_error_);
+  if (next_consume_ >= epoch_batches_ || !error_.ok()) return std::nullopt;
+  ready_cv_.wait(lock, [&] { return ready_.count(next_consume_) > 0 || !error_.ok(); });
+  if (!error_.ok()) return std::nullopt;
   auto node = ready_.extract(next_consume_);
   ++next_consume_;
   lock.unlock();
@@ -188,7 +195,46 @@ std::optional<Batch> BatchLoader::next() {
   return std::move(node.mapped());
 }
 
+absl::Status BatchLoader::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+absl::StatusOr<Batch> BatchLoader::TryProduce(const std::vector<int64_t>& order, int64_t epoch,
+                                              int64_t b, Scratch& scratch) {
+  std::string why;
+  try {
+    if (options_.before_batch) options_.before_batch(epoch, b);
+    return Produce(order, epoch, b, scratch);
+  } catch (const std::exception& e) {
+    why = e.what();
+  } catch (...) {
+    why = "unknown exception";
+  }
+  return absl::InternalError(
+      absl::StrCat("data loader: batch ", b, " of epoch ", epoch + 1, ": ", why));
+}
+
 void BatchLoader::WorkerLoop(int worker) {
+  // Nothing escapes a worker thread: a failure before the loop (naming the thread, the scratch
+  // buffers) fails every epoch from now on instead of leaving next() waiting forever.
+  std::string why;
+  try {
+    RunWorker(worker);
+    return;
+  } catch (const std::exception& e) {
+    why = e.what();
+  } catch (...) {
+    why = "unknown exception";
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  fatal_error_ = absl::InternalError(
+      absl::StrCat("data loader: worker ", worker, " could not start: ", why));
+  error_ = fatal_error_;
+  ready_cv_.notify_all();
+}
+
+void BatchLoader::RunWorker(int worker) {
   if (options_.trace) options_.trace->NameThisThread(absl::StrCat("loader worker ", worker));
   Scratch scratch(options_.batch_size);
   std::unique_lock<std::mutex> lock(mu_);
@@ -202,23 +248,16 @@ void BatchLoader::WorkerLoop(int worker) {
     const int64_t epoch = epoch_;
     std::shared_ptr<const std::vector<int64_t>> order = order_;
     lock.unlock();
-    std::optional<Batch> batch;
-    std::string error;
-    try {
-      batch = Produce(*order, epoch, b, scratch);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
+    absl::StatusOr<Batch> batch = TryProduce(*order, epoch, b, scratch);
     lock.lock();
-    if (!error.empty()) {
-      worker_error_ = error;
+    if (generation != generation_) continue;  // an epoch since started: drop it
+    if (!batch.ok()) {
+      if (error_.ok()) error_ = batch.status();
       ready_cv_.notify_all();
-      return;
+      continue;
     }
-    if (generation == generation_) {
-      ready_.emplace(b, std::move(*batch));
-      ready_cv_.notify_all();
-    }
+    ready_.emplace(b, std::move(*batch));
+    ready_cv_.notify_all();
   }
 }
 

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -50,6 +51,9 @@ struct LoaderOptions {
   int prefetch_per_worker = 2;     // PyTorch's prefetch_factor default
   bool pin_memory = false;         // page-locked batches for asynchronous copies to a GPU
   TraceRecorder* trace = nullptr;  // spans per batch stage on the workers' tracks
+  // For tests: called before each batch is made, on the thread that makes it; whatever it
+  // throws becomes that batch's error (see BatchLoader::status()).
+  std::function<void(int64_t epoch, int64_t batch)> before_batch;
 };
 
 // Seconds spent in each stage since start_epoch, summed over the threads that made batches.
@@ -74,10 +78,17 @@ class BatchLoader {
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
-  // Starts epoch `epoch` (0-based); batches of an unfinished epoch are dropped.
-  void start_epoch(int64_t epoch);
-  // The epoch's next batch, or nullopt at its end. Throws std::runtime_error if a worker failed.
+  // Starts epoch `epoch` (0-based) at batch `first_batch` (a resumed run skips the batches it
+  // trained before it stopped); batches of an unfinished epoch are dropped, and an error of the
+  // previous epoch is cleared.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
+  // The epoch's next batch, or nullopt at its end or when making a batch failed: then status()
+  // says which batch and why. Never throws.
   std::optional<Batch> next();
+  // OK, or the first failure of this epoch ("batch 3 of epoch 1: <cause>"). A failure ends the
+  // epoch (next() returns nullopt); the next start_epoch() clears it and the workers, which
+  // survive a failed batch, go on. A worker that could not start at all fails every epoch.
+  absl::Status status() const;
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
 
   LoaderStageTimes stage_times() const;
@@ -97,7 +108,11 @@ class BatchLoader {
 
   BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOptions options);
   Batch Produce(const std::vector<int64_t>& order, int64_t epoch, int64_t b, Scratch& scratch);
+  // Produce(), with any exception turned into a Status naming the batch.
+  absl::StatusOr<Batch> TryProduce(const std::vector<int64_t>& order, int64_t epoch, int64_t b,
+                                   Scratch& scratch);
   void WorkerLoop(int worker);
+  void RunWorker(int worker);
 
   const std::shared_ptr<const ImageDataset> dataset_;
   const LoaderOptions options_;
@@ -118,7 +133,8 @@ class BatchLoader {
   int64_t next_claim_ = 0;
   int64_t next_consume_ = 0;
   std::map<int64_t, Batch> ready_;
-  std::string worker_error_;
+  absl::Status error_;        // this epoch's first failure
+  absl::Status fatal_error_;  // a worker that could not start: every epoch fails
   bool stop_ = false;
   std::vector<std::thread> workers_;
 };

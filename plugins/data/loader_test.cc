@@ -186,3 +186,67 @@ TEST(BatchLoader, RejectsBadOptions) {
 
 }  // namespace
 }  // namespace trainlab::data
+
+namespace trainlab::data {
+namespace {
+
+// A failing batch reaches the consumer as a Status naming the batch and the cause, at 0, 1 and
+// several workers; the epoch ends there, and the next epoch runs whole.
+class LoaderFailure : public ::testing::TestWithParam<int> {};
+
+TEST_P(LoaderFailure, FailedBatchIsAStatusAndTheNextEpochRecovers) {
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.num_workers = GetParam();
+  o.before_batch = [](int64_t epoch, int64_t batch) {
+    if (epoch == 0 && batch == 2) throw std::runtime_error("injected failure");
+  };
+  std::unique_ptr<BatchLoader> loader = Make(Indexed(40), o);
+  loader->start_epoch(0);
+  std::vector<int64_t> got;
+  while (std::optional<Batch> b = loader->next()) got.push_back(b->index);
+  EXPECT_EQ(got, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(loader->status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(loader->status().message(), "data loader: batch 2 of epoch 1: injected failure");
+  EXPECT_FALSE(loader->next().has_value());  // still failed, never a throw
+
+  EXPECT_EQ(Epoch(*loader, 1).size(), 10u);  // not poisoned
+  EXPECT_TRUE(loader->status().ok()) << loader->status();
+}
+
+TEST_P(LoaderFailure, AnythingThrownIsCaught) {
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.num_workers = GetParam();
+  o.before_batch = [](int64_t, int64_t batch) {
+    if (batch == 0) throw 42;  // not a std::exception
+  };
+  std::unique_ptr<BatchLoader> loader = Make(Indexed(40), o);
+  EXPECT_TRUE(Epoch(*loader, 0).empty());
+  EXPECT_EQ(loader->status().message(), "data loader: batch 0 of epoch 1: unknown exception");
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, LoaderFailure, ::testing::Values(0, 1, 3));
+
+// A resumed epoch starts at the batch it stopped before, with the same batches as a whole one.
+TEST(BatchLoader, StartEpochAtABatchGivesTheRestOfTheSameEpoch) {
+  for (int workers : {0, 2}) {
+    LoaderOptions o;
+    o.batch_size = 4;
+    o.num_workers = workers;
+    std::unique_ptr<BatchLoader> loader = Make(Indexed(40), o);
+    const std::vector<Batch> whole = Epoch(*loader, 3);
+    loader->start_epoch(3, 6);
+    std::vector<Batch> rest;
+    while (std::optional<Batch> b = loader->next()) rest.push_back(*b);
+    ASSERT_EQ(rest.size(), 4u);
+    for (size_t i = 0; i < rest.size(); ++i) {
+      EXPECT_EQ(rest[i].index, whole[6 + i].index);
+      EXPECT_TRUE(at::equal(rest[i].images, whole[6 + i].images)) << "batch " << 6 + i;
+      EXPECT_TRUE(at::equal(rest[i].labels, whole[6 + i].labels));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace trainlab::data

@@ -1,0 +1,24 @@
+// A clean stop on Ctrl-C (SIGINT) or SIGTERM. The first signal asks the training loop to stop
+// after the batch it is on (it writes a checkpoint when --checkpoint_dir is set, and the
+// binary exits with 128 + the signal: 130 or 143); a second one exits at once.
+//
+// Example:
+//   InstallStopHandlers();
+//   ... after each batch: if (StopSignal() != 0) return absl::CancelledError("stopped");
+#ifndef TRAINLAB_EXPERIMENTS_STOP_H_
+#define TRAINLAB_EXPERIMENTS_STOP_H_
+
+#include <string>
+
+namespace trainlab::experiments {
+
+// Installs the SIGINT and SIGTERM handlers (once per process).
+void InstallStopHandlers();
+// The signal that asked for a stop (SIGINT or SIGTERM), or 0.
+int StopSignal();
+// "SIGINT", "SIGTERM".
+std::string SignalName(int signal);
+
+}  // namespace trainlab::experiments
+
+#endif  // TRAINLAB_EXPERIMENTS_STOP_H_
