@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "core/optimizer.h"
 #include "core/status_macros.h"
 #include "experiments/experiment.h"
 
@@ -15,6 +16,9 @@ namespace trainlab::experiments {
 namespace {
 
 absl::StatusOr<ExperimentResult> RunC6(Session& session) {
+  for (const std::string& name : session.config.optimizers) {  // all known before any trains
+    TRAINLAB_RETURN_IF_ERROR(OptimizerRegistry::Global().Find(name).status());
+  }
   TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
   std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
   ExperimentResult result;

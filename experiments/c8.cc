@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/status_macros.h"
 #include "core/strategy.h"
 #include "experiments/experiment.h"
@@ -37,6 +38,11 @@ absl::StatusOr<ExperimentResult> RunC8(Session& session) {
   std::vector<std::string> names = session.config.strategies;
   if (std::find(names.begin(), names.end(), "eager") == names.end())
     names.insert(names.begin(), "eager");
+  for (const std::string& name : names) {  // a typo is an error, not a strategy skipped here
+    for (const std::string& part : std::vector<std::string>(absl::StrSplit(name, '+'))) {
+      TRAINLAB_RETURN_IF_ERROR(StrategyRegistry::Global().Find(part).status());
+    }
+  }
   TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
   std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
   ExperimentResult result;

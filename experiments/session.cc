@@ -48,6 +48,22 @@ absl::Status OpenCheckpointer(Session& s) {
   return absl::OkStatus();
 }
 
+// The trace is written at the end: its folder must be writable from the start.
+absl::Status CheckTracePath(const ExperimentConfig& c) {
+  if (c.trace.empty()) return absl::OkStatus();
+  const std::filesystem::path path(UserPath(c.trace));
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  if (!std::filesystem::is_directory(dir) || access(dir.c_str(), W_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--trace=", c.trace, ": cannot write there (", dir.string(),
+                     " is not a writable directory)"));
+  }
+  if (std::filesystem::is_directory(path)) {
+    return absl::InvalidArgumentError(absl::StrCat("--trace=", c.trace, ": is a directory"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckBatchSize(const Session& s) {
   if (s.train && s.config.run.batch_size > s.train->size) {
     return absl::InvalidArgumentError(absl::StrCat("--batch_size=", s.config.run.batch_size,
@@ -128,6 +144,7 @@ absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
   const ExperimentConfig& c = s.config;
   // Fail before an hour of training, not after it.
   if (!c.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
+  TRAINLAB_RETURN_IF_ERROR(CheckTracePath(c));
   TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(c));
 
   at::set_num_threads(c.threads > 0 ? c.threads : AllCores());

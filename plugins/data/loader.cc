@@ -164,6 +164,7 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
     next_claim_ = std::clamp<int64_t>(first_batch, 0, epoch_batches_);
     next_consume_ = next_claim_;
     error_ = fatal_error_;
+    error_batch_ = 0;
     dropped.swap(ready_);
     for (auto* a : {&stages_.read, &stages_.crop, &stages_.flip, &stages_.normalize,
                     &stages_.assemble, &stages_.batches, &stages_.images}) {
@@ -179,15 +180,18 @@ std::optional<Batch> BatchLoader::next() {
     absl::StatusOr<Batch> b = TryProduce(*order_, epoch_, next_consume_, *inline_scratch_);
     if (!b.ok()) {
       error_ = b.status();
+      error_batch_ = next_consume_;
       return std::nullopt;
     }
     ++next_consume_;
     return std::move(*b);
   }
   std::unique_lock<std::mutex> lock(mu_);
-  if (next_consume_ >= epoch_batches_ || !error_.ok()) return std::nullopt;
-  ready_cv_.wait(lock, [&] { return ready_.count(next_consume_) > 0 || !error_.ok(); });
-  if (!error_.ok()) return std::nullopt;
+  // Batches before a failed one are still delivered, in order; the failed one ends the epoch.
+  auto failed = [&] { return !error_.ok() && next_consume_ >= error_batch_; };
+  if (next_consume_ >= epoch_batches_ || failed()) return std::nullopt;
+  ready_cv_.wait(lock, [&] { return ready_.count(next_consume_) > 0 || failed(); });
+  if (failed()) return std::nullopt;
   auto node = ready_.extract(next_consume_);
   ++next_consume_;
   lock.unlock();
@@ -231,6 +235,7 @@ void BatchLoader::WorkerLoop(int worker) {
   fatal_error_ = absl::InternalError(
       absl::StrCat("data loader: worker ", worker, " could not start: ", why));
   error_ = fatal_error_;
+  error_batch_ = 0;
   ready_cv_.notify_all();
 }
 
@@ -252,7 +257,10 @@ void BatchLoader::RunWorker(int worker) {
     lock.lock();
     if (generation != generation_) continue;  // an epoch since started: drop it
     if (!batch.ok()) {
-      if (error_.ok()) error_ = batch.status();
+      if (error_.ok() || b < error_batch_) {
+        error_ = batch.status();
+        error_batch_ = b;
+      }
       ready_cv_.notify_all();
       continue;
     }

@@ -133,7 +133,8 @@ class BatchLoader {
   int64_t next_claim_ = 0;
   int64_t next_consume_ = 0;
   std::map<int64_t, Batch> ready_;
-  absl::Status error_;        // this epoch's first failure
+  absl::Status error_;        // this epoch's failure at the lowest batch index
+  int64_t error_batch_ = 0;   // that batch: batches before it are still delivered
   absl::Status fatal_error_;  // a worker that could not start: every epoch fails
   bool stop_ = false;
   std::vector<std::thread> workers_;

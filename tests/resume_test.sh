@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# A run stopped by a signal mid-epoch and resumed ends bit-identical to an uninterrupted one (one
+# thread, CPU), prints the same blocks, and multi-run experiments resume at the run where they
+# stopped. Also: exit codes 130 / 143, the resume command, and a second signal exiting at once.
+set -uo pipefail
+C2="$1" C6="$2"
+tmp="${TEST_TMPDIR:-$(mktemp -d)}"
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+T=(--dataset=synthetic --synthetic_train=64 --synthetic_test=16 --batch_size=8 --threads=1
+   --max_batches_per_epoch=4 --epochs=4)
+
+# The lines that must not change: losses, accuracies, and recap rows without their time column.
+numbers() { grep -E '^- (Loss|Accuracy)|^(sgd|adam) ' "$1" | sed -E 's/ {2,}[0-9.]+ +/ T /'; }
+
+# start_and_signal NAME SIGNAL WAIT_FOR CMD...: runs CMD in the background, sends SIGNAL once
+# stdout shows WAIT_FOR (and a little more time), returns the exit code.
+start_and_signal() {
+  local name="$1" sig="$2" want="$3"; shift 3
+  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  local pid=$! i
+  for i in $(seq 600); do
+    grep -q "$want" "$tmp/$name.out" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  sleep 0.3
+  kill "-$sig" "$pid" 2>/dev/null
+  wait "$pid"
+}
+
+# --- c2: SIGINT mid-run, --resume: the same numbers and the same final state -------------------
+"$C2" "${T[@]}" --checkpoint_dir="$tmp/whole" >"$tmp/whole.out" 2>"$tmp/whole.err" || fail "uninterrupted c2: $(cat "$tmp/whole.err")"
+start_and_signal stop INT "Epoch 1 Summary" "$C2" "${T[@]}" --checkpoint_dir="$tmp/ck" --num_workers=3
+rc=$?
+[[ $rc == 130 ]] && pass "SIGINT: exit 130" || fail "SIGINT: exit $rc, want 130: $(cat "$tmp/stop.err")"
+grep -qE "^c2: stopped by SIGINT: checkpoint written to $tmp/ck/c2.ckpt \(run 'sgd', .*\); resume with: .* --resume$" "$tmp/stop.err" \
+  && pass "says how to resume" || fail "resume message: $(cat "$tmp/stop.err")"
+if "$C2" "${T[@]}" --checkpoint_dir="$tmp/ck" --resume --num_workers=0 >"$tmp/resumed.out" 2>"$tmp/resumed.err"; then
+  grep -q "^c2: resuming run 'sgd #1' at epoch " "$tmp/resumed.err" || fail "no resuming line: $(cat "$tmp/resumed.err")"
+  whole=$(grep '^Final state digest' "$tmp/whole.out")
+  [[ -n "$whole" && "$whole" == "$(grep '^Final state digest' "$tmp/resumed.out")" ]] \
+    && pass "resumed run bit-identical to the uninterrupted one ($whole)" \
+    || fail "state differs: '$whole' vs '$(grep '^Final state digest' "$tmp/resumed.out")'"
+  diff <(numbers "$tmp/whole.out") <(numbers "$tmp/resumed.out") >/dev/null \
+    && pass "resumed run prints the same blocks (all 4 epochs)" || fail "blocks differ: $(diff <(numbers "$tmp/whole.out") <(numbers "$tmp/resumed.out"))"
+else
+  fail "resume exited non-zero: $(cat "$tmp/resumed.err")"
+fi
+
+# --- SIGTERM with a checkpoint every batch: exit 143, and still identical --------------------------
+start_and_signal term TERM "Epoch 2 Summary" "$C2" "${T[@]}" --checkpoint_dir="$tmp/ck2" --checkpoint_every=1
+rc=$?
+[[ $rc == 143 ]] && pass "SIGTERM: exit 143" || fail "SIGTERM: exit $rc, want 143: $(cat "$tmp/term.err")"
+"$C2" "${T[@]}" --checkpoint_dir="$tmp/ck2" --checkpoint_every=1 --resume >"$tmp/resumed2.out" 2>"$tmp/resumed2.err" \
+  || fail "resume after SIGTERM: $(cat "$tmp/resumed2.err")"
+[[ "$(grep '^Final state digest' "$tmp/whole.out")" == "$(grep '^Final state digest' "$tmp/resumed2.out")" ]] \
+  && pass "SIGTERM + --checkpoint_every=1: identical" || fail "SIGTERM resume differs"
+
+# --- c6: stopped during the second optimizer, resumed: the first is restored, the recap is equal -
+"$C6" "${T[@]}" --epochs=2 --optimizers=sgd,adam --checkpoint_dir="$tmp/c6whole" >"$tmp/c6whole.out" 2>&1 || fail "c6 uninterrupted"
+start_and_signal c6stop INT "##### Optimizer: adam #####" "$C6" "${T[@]}" --epochs=2 --optimizers=sgd,adam --checkpoint_dir="$tmp/c6ck"
+rc=$?
+[[ $rc == 130 ]] || fail "c6 SIGINT: exit $rc: $(cat "$tmp/c6stop.err")"
+if "$C6" "${T[@]}" --epochs=2 --optimizers=sgd,adam --checkpoint_dir="$tmp/c6ck" --resume >"$tmp/c6res.out" 2>"$tmp/c6res.err"; then
+  grep -q "^c6: run 'sgd #1' restored from $tmp/c6ck/c6.ckpt$" "$tmp/c6res.err" && pass "c6 restores the finished run" \
+    || fail "c6 did not restore sgd: $(cat "$tmp/c6res.err")"
+  diff <(numbers "$tmp/c6whole.out") <(numbers "$tmp/c6res.out") >/dev/null \
+    && pass "c6 resumed: same blocks and recap" || fail "c6 differs: $(diff <(numbers "$tmp/c6whole.out") <(numbers "$tmp/c6res.out"))"
+  [[ "$(grep '^Final state digest (adam' "$tmp/c6whole.out")" == "$(grep '^Final state digest (adam' "$tmp/c6res.out")" ]] \
+    && pass "c6: adam's final state identical" || fail "c6: adam's state differs"
+else
+  fail "c6 resume exited non-zero: $(cat "$tmp/c6res.err")"
+fi
+
+# --- a second signal exits at once ----------------------------------------------------------------
+# (Batches of 32 take about a second here: the second signal lands while the first batch runs.
+# Two signals sent at once would merge into one.)
+"$C2" "${T[@]}" --batch_size=32 --epochs=50 >"$tmp/twice.out" 2>"$tmp/twice.err" &
+pid=$!
+for i in $(seq 600); do grep -q "Epoch 1 Summary" "$tmp/twice.out" 2>/dev/null && break; sleep 0.05; done
+kill -INT "$pid"; sleep 0.1; kill -INT "$pid"
+wait "$pid"; rc=$?
+[[ $rc == 130 ]] && grep -q "second signal: exiting now" "$tmp/twice.err" && pass "second SIGINT exits at once" \
+  || fail "second signal: exit $rc: $(cat "$tmp/twice.err")"
+
+echo "resume_test: $failures failure(s)"
+exit $((failures > 0))
