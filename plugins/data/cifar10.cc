@@ -26,6 +26,34 @@ bool LooksLikeCifar10Dir(const std::string& dir) {
   return true;
 }
 
+absl::Status ParseCifar10Records(const uint8_t* data, size_t size, const std::string& name,
+                                 ImageDataset& into) {
+  const auto bytes = static_cast<int64_t>(size);
+  if (bytes == 0 || bytes % kCifar10RecordBytes != 0) {
+    return absl::DataLossError(absl::StrCat(name, ": size ", bytes,
+                                            " is not a whole number of 3073-byte CIFAR-10 "
+                                            "records (truncated or not CIFAR-10 binary)"));
+  }
+  const int64_t n = bytes / kCifar10RecordBytes;
+  for (int64_t r = 0; r < n; ++r) {  // check every label before touching `into`
+    const uint8_t label = data[r * kCifar10RecordBytes];
+    if (label >= kNumClasses) {
+      return absl::DataLossError(absl::StrCat(name, ": record ", r, " has label ",
+                                              static_cast<int>(label), " (must be 0-9)"));
+    }
+  }
+  const int64_t first = into.size;
+  into.pixels.resize(static_cast<size_t>((first + n) * kImageBytes));
+  into.labels.resize(static_cast<size_t>(first + n));
+  for (int64_t r = 0; r < n; ++r) {
+    const uint8_t* rec = data + r * kCifar10RecordBytes;
+    into.labels[first + r] = rec[0];
+    std::copy(rec + 1, rec + kCifar10RecordBytes, into.pixels.begin() + (first + r) * kImageBytes);
+  }
+  into.size = first + n;
+  return absl::OkStatus();
+}
+
 absl::Status ReadCifar10File(const std::string& path, ImageDataset& into) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
@@ -33,32 +61,16 @@ absl::Status ReadCifar10File(const std::string& path, ImageDataset& into) {
   }
   const auto bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
   if (ec) return absl::UnavailableError(absl::StrCat(path, ": cannot stat: ", ec.message()));
-  if (bytes == 0 || bytes % kCifar10RecordBytes != 0) {
-    return absl::DataLossError(absl::StrCat(path, ": size ", bytes,
-                                            " is not a whole number of 3073-byte CIFAR-10 "
-                                            "records (truncated or not CIFAR-10 binary)"));
+  if (bytes == 0 || bytes % kCifar10RecordBytes != 0) {  // before reading a huge wrong file
+    return ParseCifar10Records(nullptr, static_cast<size_t>(bytes), path, into);
   }
-  const int64_t n = bytes / kCifar10RecordBytes;
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::UnavailableError(absl::StrCat(path, ": cannot open"));
   std::vector<uint8_t> buf(static_cast<size_t>(bytes));
   if (!in.read(reinterpret_cast<char*>(buf.data()), bytes)) {
     return absl::DataLossError(absl::StrCat(path, ": short read"));
   }
-  const int64_t first = into.size;
-  into.pixels.resize(static_cast<size_t>((first + n) * kImageBytes));
-  into.labels.resize(static_cast<size_t>(first + n));
-  for (int64_t r = 0; r < n; ++r) {
-    const uint8_t* rec = buf.data() + r * kCifar10RecordBytes;
-    if (rec[0] >= kNumClasses) {
-      return absl::DataLossError(absl::StrCat(path, ": record ", r, " has label ",
-                                              static_cast<int>(rec[0]), " (must be 0-9)"));
-    }
-    into.labels[first + r] = rec[0];
-    std::copy(rec + 1, rec + kCifar10RecordBytes, into.pixels.begin() + (first + r) * kImageBytes);
-  }
-  into.size = first + n;
-  return absl::OkStatus();
+  return ParseCifar10Records(buf.data(), buf.size(), path, into);
 }
 
 absl::StatusOr<ImageDataset> ReadCifar10(const std::string& dir, Split split) {

@@ -28,6 +28,11 @@ bool LooksLikeCifar10Dir(const std::string& dir);
 // not a whole number of records, a label above 9.
 absl::StatusOr<ImageDataset> ReadCifar10(const std::string& dir, Split split);
 
+// Parses CIFAR-10 binary records (label byte + 3072 pixel bytes each) from memory into `into`
+// (appended); `name` is what errors call the input. `into` is unchanged on error.
+absl::Status ParseCifar10Records(const uint8_t* data, size_t size, const std::string& name,
+                                 ImageDataset& into);
+
 // Reads one file of records.
 absl::Status ReadCifar10File(const std::string& path, ImageDataset& into);
 

@@ -22,8 +22,9 @@ struct GzCloser {
 };
 using GzFile = std::unique_ptr<std::remove_pointer_t<gzFile>, GzCloser>;
 
-// Reads the whole (possibly gzipped) file.
-absl::StatusOr<std::vector<uint8_t>> ReadAll(const std::string& path) {
+}  // namespace
+
+absl::StatusOr<std::vector<uint8_t>> ReadMaybeGzipped(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return absl::NotFoundError(absl::StrCat(path, ": missing Fashion-MNIST file"));
@@ -44,6 +45,8 @@ absl::StatusOr<std::vector<uint8_t>> ReadAll(const std::string& path) {
   }
   return out;
 }
+
+namespace {
 
 uint32_t BigEndian32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -66,11 +69,23 @@ absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, Split spli
   const std::string images_path = (std::filesystem::path(dir) / files[0]).string();
   const std::string labels_path = (std::filesystem::path(dir) / files[1]).string();
 
-  absl::StatusOr<std::vector<uint8_t>> images = ReadAll(images_path);
+  absl::StatusOr<std::vector<uint8_t>> images = ReadMaybeGzipped(images_path);
   if (!images.ok()) return images.status();
-  absl::StatusOr<std::vector<uint8_t>> labels = ReadAll(labels_path);
+  absl::StatusOr<std::vector<uint8_t>> labels = ReadMaybeGzipped(labels_path);
   if (!labels.ok()) return labels.status();
+  absl::StatusOr<ImageDataset> ds = ParseFashionMnist(*images, images_path, *labels, labels_path, split);
+  if (ds.ok()) {
+    ds->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return ds;
+}
 
+absl::StatusOr<ImageDataset> ParseFashionMnist(const std::vector<uint8_t>& images_bytes,
+                                               const std::string& images_path,
+                                               const std::vector<uint8_t>& labels_bytes,
+                                               const std::string& labels_path, Split split) {
+  const std::vector<uint8_t>* images = &images_bytes;
+  const std::vector<uint8_t>* labels = &labels_bytes;
   if (images->size() < 16) {
     return absl::DataLossError(absl::StrCat(images_path, ": shorter than an IDX header"));
   }
@@ -133,7 +148,6 @@ absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, Split spli
     std::copy(dst, dst + kPlaneBytes, dst + kPlaneBytes);
     std::copy(dst, dst + kPlaneBytes, dst + 2 * kPlaneBytes);
   }
-  ds.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return ds;
 }
 

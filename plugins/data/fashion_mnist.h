@@ -34,6 +34,17 @@ std::array<std::string, 2> FashionMnistFiles(Split split);
 // truncated data, a label above 9.
 absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, Split split);
 
+// The IDX parsing of ReadFashionMnist, from memory (what the fuzzer drives): `images_bytes` and
+// `labels_bytes` are the decompressed files; the paths are what errors call them.
+absl::StatusOr<ImageDataset> ParseFashionMnist(const std::vector<uint8_t>& images_bytes,
+                                               const std::string& images_path,
+                                               const std::vector<uint8_t>& labels_bytes,
+                                               const std::string& labels_path, Split split);
+
+// The whole file, gunzipped when it is gzip (plain files pass through). Errors: missing file,
+// corrupt gzip data.
+absl::StatusOr<std::vector<uint8_t>> ReadMaybeGzipped(const std::string& path);
+
 }  // namespace trainlab::data
 
 #endif  // TRAINLAB_PLUGINS_DATA_FASHION_MNIST_H_

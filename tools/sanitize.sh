@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the test suite under each sanitizer, each in its own output base (a sanitizer build is a
+# full rebuild; separate bases keep the default build's cache warm), and prints one line each.
+#
+#   tools/sanitize.sh                 # asan, ubsan and tsan
+#   tools/sanitize.sh asan            # just one
+# asan and ubsan run every test; tsan runs the threaded parts (the loader and its benchmark,
+# the checkpoint and signal tests are single-threaded apart from the loader).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+configs=("$@")
+((${#configs[@]})) || configs=(asan ubsan tsan)
+status=0
+for c in "${configs[@]}"; do
+  case "$c" in
+    asan | ubsan) targets=(//...) ;;
+    tsan) targets=(//plugins/data:all //benchmarks:loader_benchmark_smoke_test) ;;
+    *) echo "sanitize.sh: unknown config $c (asan, ubsan or tsan)" >&2; exit 2 ;;
+  esac
+  log="$(mktemp)"
+  start=$(date +%s)
+  ./bazelw --output_base="${HOME}/.cache/trainlab/bazel-$c" test --config="$c" --symlink_prefix=/ \
+    "${targets[@]}" >"$log" 2>&1
+  rc=$?
+  passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
+  failed=$(grep -cE '^//[^ ]+ +.*(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)' "$log")
+  reports=$(grep -rlE 'ERROR: (AddressSanitizer|ThreadSanitizer|LeakSanitizer)|runtime error:|WARNING: ThreadSanitizer' \
+    "${HOME}/.cache/trainlab/bazel-$c"/execroot/trainlab/bazel-out/*/testlogs 2>/dev/null | wc -l)
+  echo "sanitize.sh: $c: $passed passed, $failed failed, $reports test logs with a sanitizer report, $(( $(date +%s) - start )) s"
+  if ((rc != 0)); then
+    grep -E '^//.*(FAILED|TIMEOUT)|ERROR:' "$log" | head -20
+    status=1
+  fi
+  rm -f "$log"
+done
+exit $status
