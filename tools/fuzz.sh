@@ -27,10 +27,23 @@ for pkg in clang libclang-rt-14-dev; do
 done
 base="${HOME}/.cache/trainlab/bazel-fuzz"
 labels=()
-for t in "${targets[@]}"; do labels+=("//tests/fuzz:${t}_fuzzer"); done
-TRAINLAB_NO_INSTALL=1 ./bazelw --output_base="$base" build --config=fuzz --symlink_prefix=/ "${labels[@]}"
-bin="$(TRAINLAB_NO_INSTALL=1 ./bazelw --output_base="$base" info --config=fuzz bazel-bin 2>/dev/null)"
+for t in "${targets[@]}"; do [[ $t == checkpoint ]] || labels+=("//tests/fuzz:${t}_fuzzer"); done
+if ((${#labels[@]})); then
+  TRAINLAB_NO_INSTALL=1 ./bazelw --output_base="$base" build --config=fuzz --symlink_prefix=/ "${labels[@]}"
+  bin="$(TRAINLAB_NO_INSTALL=1 ./bazelw --output_base="$base" info --config=fuzz bazel-bin 2>/dev/null)"
+fi
 for t in "${targets[@]}"; do
+  if [[ $t == checkpoint ]]; then
+    # No libFuzzer build of LibTorch code with clang here (tests/fuzz/BUILD.bazel): mutations of
+    # the corpus, in a GCC ASan build, --runs of them per corpus file.
+    asan="${HOME}/.cache/trainlab/bazel-asan"
+    ./bazelw --output_base="$asan" build --config=asan --symlink_prefix=/ //tests/fuzz:checkpoint_corpus_test
+    abin="$(./bazelw --output_base="$asan" info --config=asan bazel-bin 2>/dev/null)"
+    echo "=== checkpoint: $runs mutants of each corpus file (ASan, not coverage-guided)"
+    ASAN_OPTIONS=detect_leaks=0 "$abin/tests/fuzz/checkpoint_corpus_test" tests/fuzz/corpus/checkpoint --mutations="$runs" \
+      || { echo "fuzz.sh: checkpoint crashed" >&2; exit 1; }
+    continue
+  fi
   corpus="tests/fuzz/corpus/$t"
   work="$(mktemp -d)"  # new inputs found this run; the kept corpus stays small
   limit=(-runs="$runs")
