@@ -86,8 +86,8 @@ absl::Status RunAll(const ExperimentConfig& config, std::unique_ptr<Session>* st
       }
     }
     // --resume continues the experiments that had started; the others start afresh.
-    if (c.resume && !std::filesystem::exists(
-                        absl::StrCat(UserPath(c.checkpoint_dir), "/", name, ".ckpt"))) {
+    if (c.resume &&
+        !std::filesystem::exists(absl::StrCat(UserPath(c.checkpoint_dir), "/", name, ".ckpt"))) {
       c.resume = false;
     }
     std::printf("\n==================== %s ====================\n", name.c_str());

@@ -14,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "experiments/experiment.h"
-#include "experiments/results.h"
 
 namespace trainlab::experiments {
 namespace {
@@ -46,14 +45,10 @@ absl::StatusOr<std::pair<int, std::string>> BestWorkers(const Session& session) 
   const ExperimentConfig& c = session.config;
   if (c.best_workers >= 0)
     return std::make_pair(c.best_workers, std::string("from --best_workers"));
-  if (!c.results_dir.empty()) {
-    TRAINLAB_ASSIGN_OR_RETURN(std::optional<nlohmann::json> c3,
-                              ReadResults(session.ResultsDir(), "c3"));
-    if (c3 && (*c3)["summary"].contains("best_workers_total")) {
-      return std::make_pair(
-          (*c3)["summary"]["best_workers_total"].get<int>(),
-          absl::StrCat("C3's best for total runtime, from ", session.ResultsDir(), "/c3.json"));
-    }
+  TRAINLAB_ASSIGN_OR_RETURN(std::optional<int> c3_best, C3BestWorkers(session));
+  if (c3_best) {
+    return std::make_pair(*c3_best, absl::StrCat("C3's best for total runtime, from ",
+                                                 session.ResultsDir(), "/c3.json"));
   }
   TRAINLAB_ASSIGN_OR_RETURN(int best, SweepForBest(session));
   return std::make_pair(best, std::string("from a one-epoch sweep of 0, 2, 4, 8 workers"));

@@ -17,8 +17,8 @@ namespace trainlab::experiments {
 namespace {
 
 absl::StatusOr<ExperimentResult> RunC5(Session& session) {
-  TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
-  std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
+  WorkerChoice workers;
+  TRAINLAB_ASSIGN_OR_RETURN(const RunConfig base, RunWithChosenWorkers(session, &workers));
   const std::vector<c10::Device> devices = AvailableDevices(session.config.disable_cuda);
   ExperimentResult result;
   if (devices.size() == 1) {
@@ -27,9 +27,8 @@ absl::StatusOr<ExperimentResult> RunC5(Session& session) {
     result.notes.push_back("No GPU here: only the CPU ran.");
   }
   for (const c10::Device& d : devices) {
-    Variant v{.label = d.str(), .config = session.DefaultRun(), .params = {{"device", d.str()}}};
+    Variant v{.label = d.str(), .config = base, .params = {{"device", d.str()}}};
     v.config.device = d;
-    v.config.num_workers = workers.workers;
     TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
     result.configs.push_back(std::move(r));
   }

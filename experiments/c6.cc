@@ -19,16 +19,14 @@ absl::StatusOr<ExperimentResult> RunC6(Session& session) {
   for (const std::string& name : session.config.optimizers) {  // all known before any trains
     TRAINLAB_RETURN_IF_ERROR(OptimizerRegistry::Global().Find(name).status());
   }
-  TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
-  std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
+  TRAINLAB_ASSIGN_OR_RETURN(const RunConfig base, RunWithChosenWorkers(session));
   ExperimentResult result;
   for (const std::string& name : session.config.optimizers) {
     Variant v{.label = name,
               .header = absl::StrCat("Optimizer: ", name),
-              .config = session.DefaultRun(),
+              .config = base,
               .params = {{"optimizer", name}}};
     v.config.optimizer = name;
-    v.config.num_workers = workers.workers;
     TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
     result.configs.push_back(std::move(r));
   }

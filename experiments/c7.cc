@@ -12,16 +12,13 @@ namespace trainlab::experiments {
 namespace {
 
 absl::StatusOr<ExperimentResult> RunC7(Session& session) {
-  TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
-  std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
+  TRAINLAB_ASSIGN_OR_RETURN(const RunConfig base, RunWithChosenWorkers(session));
   ExperimentResult result;
   for (bool bn : {true, false}) {
-    const RunConfig base = session.DefaultRun();
     Variant v{.label = absl::StrCat(base.optimizer, bn ? " with BN" : " without BN"),
               .config = base,
               .params = {{"batch_norm", bn}}};
     v.config.batch_norm = bn;
-    v.config.num_workers = workers.workers;
     TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
     result.configs.push_back(std::move(r));
   }

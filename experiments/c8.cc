@@ -43,16 +43,14 @@ absl::StatusOr<ExperimentResult> RunC8(Session& session) {
       TRAINLAB_RETURN_IF_ERROR(StrategyRegistry::Global().Find(part).status());
     }
   }
-  TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
-  std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
+  TRAINLAB_ASSIGN_OR_RETURN(const RunConfig base, RunWithChosenWorkers(session));
   ExperimentResult result;
   for (const std::string& name : names) {
     Variant v{.label = name,
               .header = absl::StrCat("Strategy: ", name),
-              .config = session.DefaultRun(),
+              .config = base,
               .params = {{"strategy", name}}};
     v.config.strategy = name;
-    v.config.num_workers = workers.workers;
     if (absl::StatusOr<StepOptions> o = ResolveStrategies(name, session.device); !o.ok()) {
       result.configs.push_back({.label = name,
                                 .config = v.config,
@@ -94,7 +92,7 @@ absl::StatusOr<ExperimentResult> RunC8(Session& session) {
     std::printf("(Fewer than 6 epochs: the steady-state column averages epochs %d-%d.)\n",
                 first_steady, epochs);
   }
-  result.summary = {{"first_steady_epoch", first_steady}, {"num_workers", workers.workers}};
+  result.summary = {{"first_steady_epoch", first_steady}, {"num_workers", base.num_workers}};
   return result;
 }
 

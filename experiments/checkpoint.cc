@@ -36,8 +36,9 @@ double FromD(const json& j) {
 }
 
 json StagesToJson(const data::LoaderStageTimes& t) {
-  return {{"read_s", t.read_s},         {"crop_s", t.crop_s},     {"flip_s", t.flip_s},
-          {"normalize_s", t.normalize_s}, {"assemble_s", t.assemble_s}, {"batches", t.batches},
+  return {{"read_s", t.read_s},         {"crop_s", t.crop_s},
+          {"flip_s", t.flip_s},         {"normalize_s", t.normalize_s},
+          {"assemble_s", t.assemble_s}, {"batches", t.batches},
           {"images", t.images}};
 }
 data::LoaderStageTimes StagesFromJson(const json& j) {
@@ -91,9 +92,9 @@ json EpochToJson(const EpochStats& e) {
   for (const BatchRecord& b : e.batches) {
     batches.push_back({b.index, b.size, b.wait_s, b.copy_s, b.train_s, D(b.loss), b.correct});
   }
-  json j = {{"epoch", e.epoch},     {"loss", D(e.loss)},     {"top1", e.top1},
-            {"load_s", e.load_s},   {"copy_s", e.copy_s},    {"train_s", e.train_s},
-            {"epoch_s", e.epoch_s}, {"samples", e.samples},  {"batches", std::move(batches)}};
+  json j = {{"epoch", e.epoch},     {"loss", D(e.loss)},    {"top1", e.top1},
+            {"load_s", e.load_s},   {"copy_s", e.copy_s},   {"train_s", e.train_s},
+            {"epoch_s", e.epoch_s}, {"samples", e.samples}, {"batches", std::move(batches)}};
   if (e.diverged) j["diverged"] = {e.diverged->epoch, e.diverged->batch, D(e.diverged->loss)};
   return j;
 }
@@ -135,8 +136,11 @@ json RunResultToJson(const RunResult& r) {
   for (const EpochStats& e : r.epochs) epochs.push_back(EpochToJson(e));
   for (const auto& s : r.loader_stages) stages.push_back(StagesToJson(s));
   for (const EvalStats& t : r.test) test.push_back({D(t.loss), t.top1, t.samples});
-  return {{"repeat", r.repeat},          {"total_s", r.total_s},  {"epochs", std::move(epochs)},
-          {"loader_stages", std::move(stages)}, {"test", std::move(test)}};
+  return {{"repeat", r.repeat},
+          {"total_s", r.total_s},
+          {"epochs", std::move(epochs)},
+          {"loader_stages", std::move(stages)},
+          {"test", std::move(test)}};
 }
 
 absl::StatusOr<RunResult> RunResultFromJson(const json& j) {
@@ -150,7 +154,8 @@ absl::StatusOr<RunResult> RunResultFromJson(const json& j) {
       r.epochs.push_back(std::move(stats));
     }
     for (const json& s : j.at("loader_stages")) r.loader_stages.push_back(StagesFromJson(s));
-    for (const json& t : j.at("test")) r.test.push_back(EvalStats{FromD(t.at(0)), t.at(1), t.at(2)});
+    for (const json& t : j.at("test"))
+      r.test.push_back(EvalStats{FromD(t.at(0)), t.at(1), t.at(2)});
     return r;
   } catch (const json::exception& ex) {
     return absl::DataLossError(absl::StrCat("run record: ", ex.what()));
@@ -213,8 +218,9 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Open(const std::stri
   if (!resume) {
     if (exists) {
       return absl::AlreadyExistsError(absl::StrCat(
-          path, ": a checkpoint is already there; pass --resume to continue it, or remove it (or "
-                "choose another --checkpoint_dir) to start afresh"));
+          path,
+          ": a checkpoint is already there; pass --resume to continue it, or remove it (or "
+          "choose another --checkpoint_dir) to start afresh"));
     }
     return c;
   }
@@ -246,9 +252,8 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Open(const std::stri
                                                       kCheckpointFormatVersion));
   }
   if (meta.value("experiment", "") != experiment) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": a checkpoint of ",
-                                                      meta.value("experiment", "?"), ", not of ",
-                                                      experiment));
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, ": a checkpoint of ", meta.value("experiment", "?"), ", not of ", experiment));
   }
   const json& theirs = meta["fingerprint"];
   std::vector<std::string> diffs;
@@ -260,9 +265,9 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Open(const std::stri
     }
   }
   if (!diffs.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": made with other settings: ", absl::StrJoin(diffs, "; "),
-        " (resume with the settings it was made with, or start afresh elsewhere)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": made with other settings: ", absl::StrJoin(diffs, "; "),
+                     " (resume with the settings it was made with, or start afresh elsewhere)"));
   }
   for (const auto& [key, run] : meta["finished"].items()) {
     absl::StatusOr<RunResult> r = RunResultFromJson(run);
@@ -350,8 +355,8 @@ absl::Status Checkpointer::Save(const RunKey& key, const RunResult& done,
                                 const torch::optim::Optimizer& optimizer) {
   json current = {{"key", key.str()}, {"epoch", epoch}, {"done", RunResultToJson(done)}};
   if (partial) current["partial"] = EpochToJson(*partial);
-  last_position_ = partial ? absl::StrCat("run '", key.config, "', epoch ", epoch + 1, ", after batch ",
-                                          partial->batches.size())
+  last_position_ = partial ? absl::StrCat("run '", key.config, "', epoch ", epoch + 1,
+                                          ", after batch ", partial->batches.size())
                            : absl::StrCat("run '", key.config, "', after epoch ", epoch);
   return Write(current, &model, &optimizer);
 }

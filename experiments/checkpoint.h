@@ -19,9 +19,9 @@
 #ifndef TRAINLAB_EXPERIMENTS_CHECKPOINT_H_
 #define TRAINLAB_EXPERIMENTS_CHECKPOINT_H_
 
-#include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <map>
@@ -47,8 +47,8 @@ struct RunKey {
 
 // The state of the run in progress, as read from a checkpoint.
 struct InProgress {
-  int64_t epoch = 0;         // 0-based: the epoch to train next (or to finish)
-  RunResult done;            // the epochs it finished
+  int64_t epoch = 0;                  // 0-based: the epoch to train next (or to finish)
+  RunResult done;                     // the epochs it finished
   std::optional<EpochStats> partial;  // batches of `epoch` already trained, when stopped mid-epoch
 };
 
@@ -58,9 +58,9 @@ class Checkpointer {
   // checkpoint of this experiment with the same fingerprint and format version; without it, DIR
   // must not hold one (it would be overwritten). Errors name the file and what does not match.
   static absl::StatusOr<std::unique_ptr<Checkpointer>> Open(const std::string& dir,
-                                                          const std::string& experiment,
-                                                          const nlohmann::json& fingerprint,
-                                                          bool resume);
+                                                            const std::string& experiment,
+                                                            const nlohmann::json& fingerprint,
+                                                            bool resume);
 
   const std::string& path() const { return path_; }
 
@@ -73,9 +73,9 @@ class Checkpointer {
 
   // Writes the run in progress: `done` epochs finished, `partial` the epoch under way (or
   // nullopt at an epoch boundary), with the model's and optimizer's current state.
-  absl::Status Save(const RunKey& key, const RunResult& done, const std::optional<EpochStats>& partial,
-                    int64_t epoch, const torch::nn::Module& model,
-                    const torch::optim::Optimizer& optimizer);
+  absl::Status Save(const RunKey& key, const RunResult& done,
+                    const std::optional<EpochStats>& partial, int64_t epoch,
+                    const torch::nn::Module& model, const torch::optim::Optimizer& optimizer);
   // Records `key` as finished (its full result) and drops the run-in-progress state.
   absl::Status Finish(const RunKey& key, const RunResult& result);
 
@@ -90,9 +90,9 @@ class Checkpointer {
 
   std::string path_;
   nlohmann::json fingerprint_;
-  std::map<std::string, RunResult> finished_;      // by RunKey::str()
-  nlohmann::json current_;                         // the run in progress when read, or null
-  std::string archive_bytes_;                      // the file as read, for Resume
+  std::map<std::string, RunResult> finished_;  // by RunKey::str()
+  nlohmann::json current_;                     // the run in progress when read, or null
+  std::string archive_bytes_;                  // the file as read, for Resume
   std::string last_position_;
 };
 

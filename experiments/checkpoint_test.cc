@@ -64,7 +64,8 @@ RunResult SomeRun() {
 
 TEST(Checkpoint, RunResultsRoundTripExactly) {
   const RunResult r = SomeRun();
-  absl::StatusOr<RunResult> back = RunResultFromJson(nlohmann::json::parse(RunResultToJson(r).dump()));
+  absl::StatusOr<RunResult> back =
+      RunResultFromJson(nlohmann::json::parse(RunResultToJson(r).dump()));
   ASSERT_TRUE(back.ok()) << back.status();
   ASSERT_EQ(back->epochs.size(), 1u);
   EXPECT_EQ(back->repeat, 2);
@@ -132,12 +133,16 @@ TEST(Checkpoint, RefusesWhatItCannotResume) {
   const std::string dir = TempDir("ckpt_bad");
   // Nothing to resume.
   auto none = Checkpointer::Open(dir, "c2", {}, true);
-  EXPECT_EQ(none.status().message(), dir + "/c2.ckpt: no checkpoint to resume (run without --resume to start)");
+  EXPECT_EQ(none.status().message(),
+            dir + "/c2.ckpt: no checkpoint to resume (run without --resume to start)");
   // Other settings: named, with both values.
-  ASSERT_TRUE((*Checkpointer::Open(dir, "c2", {{"lr", 0.1}, {"seed", 1}}, false))->Finish({"sgd", 1}, SomeRun()).ok());
+  ASSERT_TRUE((*Checkpointer::Open(dir, "c2", {{"lr", 0.1}, {"seed", 1}}, false))
+                  ->Finish({"sgd", 1}, SomeRun())
+                  .ok());
   auto other = Checkpointer::Open(dir, "c2", {{"lr", 0.05}, {"seed", 1}}, true);
   ASSERT_FALSE(other.ok());
-  EXPECT_NE(other.status().message().find("made with other settings: lr was 0.1, now 0.05"), std::string::npos)
+  EXPECT_NE(other.status().message().find("made with other settings: lr was 0.1, now 0.05"),
+            std::string::npos)
       << other.status();
   // Present, but --resume not given: never overwritten silently.
   auto exists = Checkpointer::Open(dir, "c2", {{"lr", 0.1}, {"seed", 1}}, false);
@@ -147,16 +152,19 @@ TEST(Checkpoint, RefusesWhatItCannotResume) {
   std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
   auto truncated = Checkpointer::Open(dir, "c2", {{"lr", 0.1}, {"seed", 1}}, true);
   ASSERT_FALSE(truncated.ok());
-  EXPECT_NE(truncated.status().message().find(path + ": not a usable checkpoint"), std::string::npos)
+  EXPECT_NE(truncated.status().message().find(path + ": not a usable checkpoint"),
+            std::string::npos)
       << truncated.status();
   // Another format version.
   {
     torch::serialize::OutputArchive archive;
-    archive.write("meta", c10::IValue(std::string(R"({"format_version": 99, "experiment": "c2"})")));
+    archive.write("meta",
+                  c10::IValue(std::string(R"({"format_version": 99, "experiment": "c2"})")));
     archive.save_to(path);
   }
   auto version = Checkpointer::Open(dir, "c2", {}, true);
-  EXPECT_EQ(version.status().message(), path + ": checkpoint format version 99, this build reads version 1");
+  EXPECT_EQ(version.status().message(),
+            path + ": checkpoint format version 99, this build reads version 1");
   // Garbage.
   std::ofstream(path, std::ios::trunc) << "not a checkpoint at all";
   auto garbage = Checkpointer::Open(dir, "c2", {}, true);

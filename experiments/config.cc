@@ -46,7 +46,8 @@ DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this 
 DEFINE_string(checkpoint_dir, "",
               "Save <experiment>.ckpt here after every epoch (and --checkpoint_every batches).");
 DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
-DEFINE_bool(resume, false, "Continue from --checkpoint_dir's checkpoint, exactly where it stopped.");
+DEFINE_bool(resume, false,
+            "Continue from --checkpoint_dir's checkpoint, exactly where it stopped.");
 DEFINE_int32(repeats, 1, "Runs per configuration; tables show median (min-max).");
 // --- Experiment-specific -----------------------------------------------------------------------
 DEFINE_string(workers, "",
@@ -92,7 +93,8 @@ absl::Status Validate(const ExperimentConfig& c) {
     return absl::InvalidArgumentError("--checkpoint_every needs --checkpoint_dir");
   }
   // Past these, a typo would start thousands of threads or ask for terabytes.
-  if (c.threads > kMaxThreads) return Bad("threads", c.threads, absl::StrCat("must be <= ", kMaxThreads));
+  if (c.threads > kMaxThreads)
+    return Bad("threads", c.threads, absl::StrCat("must be <= ", kMaxThreads));
   if (r.num_workers > kMaxThreads) {
     return Bad("num_workers", r.num_workers, absl::StrCat("must be <= ", kMaxThreads));
   }

@@ -89,21 +89,34 @@ int ExperimentMain(int argc, char** argv, const std::string& name) {
   return ExitCode(program, status, session ? &*session : nullptr);
 }
 
+absl::StatusOr<std::optional<int>> C3BestWorkers(const Session& session) {
+  if (session.config.results_dir.empty()) return std::optional<int>();
+  TRAINLAB_ASSIGN_OR_RETURN(std::optional<nlohmann::json> c3,
+                            ReadResults(session.ResultsDir(), "c3"));
+  if (!c3 || !(*c3)["summary"].contains("best_workers_total")) return std::optional<int>();
+  return std::optional<int>((*c3)["summary"]["best_workers_total"].get<int>());
+}
+
 absl::StatusOr<WorkerChoice> ChooseWorkers(const Session& session) {
   const ExperimentConfig& c = session.config;
   if (c.IsExplicit("num_workers")) return WorkerChoice{c.run.num_workers, "from --num_workers"};
-  if (!c.results_dir.empty()) {
-    TRAINLAB_ASSIGN_OR_RETURN(std::optional<nlohmann::json> c3,
-                              ReadResults(session.ResultsDir(), "c3"));
-    if (c3 && (*c3)["summary"].contains("best_workers_total")) {
-      const int best = (*c3)["summary"]["best_workers_total"].get<int>();
-      return WorkerChoice{best, absl::StrCat("C3's best for total runtime, from ",
-                                             session.ResultsDir(), "/c3.json")};
-    }
+  TRAINLAB_ASSIGN_OR_RETURN(std::optional<int> best, C3BestWorkers(session));
+  if (best) {
+    return WorkerChoice{*best, absl::StrCat("C3's best for total runtime, from ",
+                                            session.ResultsDir(), "/c3.json")};
   }
   return WorkerChoice{c.run.num_workers,
                       absl::StrCat("--num_workers' default (no C3 results",
                                    c.results_dir.empty() ? "" : " in --results_dir", ")")};
+}
+
+absl::StatusOr<RunConfig> RunWithChosenWorkers(const Session& session, WorkerChoice* chosen) {
+  TRAINLAB_ASSIGN_OR_RETURN(WorkerChoice workers, ChooseWorkers(session));
+  std::printf("Loader workers: %d (%s)\n", workers.workers, workers.source.c_str());
+  RunConfig run = session.DefaultRun();
+  run.num_workers = workers.workers;
+  if (chosen != nullptr) *chosen = workers;
+  return run;
 }
 
 }  // namespace trainlab::experiments

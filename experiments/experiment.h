@@ -10,6 +10,7 @@
 #define TRAINLAB_EXPERIMENTS_EXPERIMENT_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,13 +58,21 @@ int ExperimentMain(int argc, char** argv, const std::string& name);
 // Runs a registered experiment in `session` and writes its results (the `all` driver).
 absl::StatusOr<ExperimentResult> RunAndWrite(const std::string& name, Session& session);
 
-// The loader worker count c4-c8 train with, and where it came from: --num_workers when given,
-// else C3's best for total runtime from --results_dir/c3.json, else --num_workers' default.
+// C3's best worker count for total runtime, from --results_dir/c3.json; nullopt when there is
+// no --results_dir or no c3.json in it.
+absl::StatusOr<std::optional<int>> C3BestWorkers(const Session& session);
+
+// The loader worker count c5-c8 train with, and where it came from: --num_workers when given,
+// else C3's best (C3BestWorkers), else --num_workers' default.
 struct WorkerChoice {
   int workers = 2;
   std::string source;  // a sentence for the output and the results
 };
 absl::StatusOr<WorkerChoice> ChooseWorkers(const Session& session);
+
+// The session's default run with ChooseWorkers' count, after printing "Loader workers: N (why)".
+absl::StatusOr<RunConfig> RunWithChosenWorkers(const Session& session,
+                                               WorkerChoice* chosen = nullptr);
 
 }  // namespace trainlab::experiments
 

@@ -175,7 +175,8 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
       TRAINLAB_ASSIGN_OR_RETURN(EvalStats t, trainer.Evaluate(*test_loader, e));
       result.test.push_back(t);
     }
-    PrintEpoch(config, result.epochs.back(), result.test.size() == result.epochs.size() ? &result.test.back() : nullptr);
+    PrintEpoch(config, result.epochs.back(),
+               result.test.size() == result.epochs.size() ? &result.test.back() : nullptr);
     if (diverged) break;
     if (ckpt != nullptr && e + 1 < config.epochs) {
       TRAINLAB_RETURN_IF_ERROR(ckpt->Save(key, result, std::nullopt, e + 1, *model, *optimizer));

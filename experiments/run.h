@@ -31,7 +31,6 @@
 
 namespace trainlab::experiments {
 
-
 // One configuration of an experiment ("4 workers", "adam", "channels_last").
 struct Variant {
   std::string label;

@@ -42,9 +42,9 @@ std::string DatasetDigest(const data::ImageDataset& d) {
 // Opens the session's checkpoint file when --checkpoint_dir is set.
 absl::Status OpenCheckpointer(Session& s) {
   if (s.config.checkpoint_dir.empty()) return absl::OkStatus();
-  TRAINLAB_ASSIGN_OR_RETURN(s.checkpointer,
-                            Checkpointer::Open(UserPath(s.config.checkpoint_dir), s.config.experiment,
-                                               s.Fingerprint(), s.config.resume));
+  TRAINLAB_ASSIGN_OR_RETURN(
+      s.checkpointer, Checkpointer::Open(UserPath(s.config.checkpoint_dir), s.config.experiment,
+                                         s.Fingerprint(), s.config.resume));
   return absl::OkStatus();
 }
 
@@ -54,9 +54,8 @@ absl::Status CheckTracePath(const ExperimentConfig& c) {
   const std::filesystem::path path(UserPath(c.trace));
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
   if (!std::filesystem::is_directory(dir) || access(dir.c_str(), W_OK) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--trace=", c.trace, ": cannot write there (", dir.string(),
-                     " is not a writable directory)"));
+    return absl::InvalidArgumentError(absl::StrCat("--trace=", c.trace, ": cannot write there (",
+                                                   dir.string(), " is not a writable directory)"));
   }
   if (std::filesystem::is_directory(path)) {
     return absl::InvalidArgumentError(absl::StrCat("--trace=", c.trace, ": is a directory"));

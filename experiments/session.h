@@ -37,9 +37,9 @@ struct Session {
   std::shared_ptr<const data::ImageDataset> train, test;
   c10::Device device = c10::kCPU;
   std::string data_note;
-  std::string allocator;                 // glibc's setting, as printed
-  std::unique_ptr<TraceRecorder> trace;  // when --trace is set
-  bool progress = false;                 // draw the progress line on stderr
+  std::string allocator;                       // glibc's setting, as printed
+  std::unique_ptr<TraceRecorder> trace;        // when --trace is set
+  bool progress = false;                       // draw the progress line on stderr
   std::unique_ptr<Checkpointer> checkpointer;  // when --checkpoint_dir is set
 
   // Checks that --results_dir can be written (before any training), resolves the device,

@@ -18,8 +18,7 @@ void OnSignal(int sig) {
     (void)!write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
     _exit(128 + sig);
   }
-  static const char kMessage[] =
-      "\nstopping after this batch (a second Ctrl-C exits at once)...\n";
+  static const char kMessage[] = "\nstopping after this batch (a second Ctrl-C exits at once)...\n";
   (void)!write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
 }
 

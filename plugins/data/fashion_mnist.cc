@@ -73,9 +73,11 @@ absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, Split spli
   if (!images.ok()) return images.status();
   absl::StatusOr<std::vector<uint8_t>> labels = ReadMaybeGzipped(labels_path);
   if (!labels.ok()) return labels.status();
-  absl::StatusOr<ImageDataset> ds = ParseFashionMnist(*images, images_path, *labels, labels_path, split);
+  absl::StatusOr<ImageDataset> ds =
+      ParseFashionMnist(*images, images_path, *labels, labels_path, split);
   if (ds.ok()) {
-    ds->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ds->load_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   return ds;
 }

@@ -232,8 +232,8 @@ void BatchLoader::WorkerLoop(int worker) {
     why = "unknown exception";
   }
   std::lock_guard<std::mutex> lock(mu_);
-  fatal_error_ = absl::InternalError(
-      absl::StrCat("data loader: worker ", worker, " could not start: ", why));
+  fatal_error_ =
+      absl::InternalError(absl::StrCat("data loader: worker ", worker, " could not start: ", why));
   error_ = fatal_error_;
   error_batch_ = 0;
   ready_cv_.notify_all();

@@ -13,7 +13,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string dir = [] {
     // Memory-backed /dev/shm when there is one: a file per input is the cost of this target.
     const char* base = std::getenv("TEST_TMPDIR");
-    std::string d = std::string(base != nullptr ? base : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/ckpt_fuzzer." + std::to_string(getpid());
+    std::string d = std::string(base != nullptr                 ? base
+                                : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                                : "/tmp") +
+                    "/ckpt_fuzzer." + std::to_string(getpid());
     std::filesystem::create_directories(d);
     return d;
   }();

@@ -11,7 +11,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = [] {
     // Memory-backed /dev/shm when there is one: a file per input is the cost of this target.
     const char* dir = std::getenv("TEST_TMPDIR");
-    return std::string(dir != nullptr ? dir : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/gz_fuzzer." + std::to_string(getpid()) + ".gz";
+    return std::string(dir != nullptr                  ? dir
+                       : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                       : "/tmp") +
+           "/gz_fuzzer." + std::to_string(getpid()) + ".gz";
   }();
   FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return 0;

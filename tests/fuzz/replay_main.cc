@@ -26,11 +26,21 @@ std::vector<uint8_t> Mutate(const std::vector<uint8_t>& in, std::mt19937_64& rng
     const size_t n = out.size();
     const size_t pos = n ? rng() % n : 0;
     switch (rng() % 5) {
-      case 0: if (n) out[pos] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;  // flip a bit
-      case 1: if (n) out[pos] = static_cast<uint8_t>(rng()); break;                // overwrite
-      case 2: out.insert(out.begin() + pos, static_cast<uint8_t>(rng())); break;   // insert
-      case 3: if (n) out.erase(out.begin() + pos); break;                          // delete
-      case 4: out.resize(pos); break;                                              // cut short
+      case 0:
+        if (n) out[pos] ^= static_cast<uint8_t>(1u << (rng() % 8));
+        break;  // flip a bit
+      case 1:
+        if (n) out[pos] = static_cast<uint8_t>(rng());
+        break;  // overwrite
+      case 2:
+        out.insert(out.begin() + pos, static_cast<uint8_t>(rng()));
+        break;  // insert
+      case 3:
+        if (n) out.erase(out.begin() + pos);
+        break;  // delete
+      case 4:
+        out.resize(pos);
+        break;  // cut short
     }
   }
   return out;
@@ -55,7 +65,8 @@ int main(int argc, char** argv) {
     for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
       if (!e.is_regular_file()) continue;
       std::ifstream in(e.path(), std::ios::binary);
-      std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                 std::istreambuf_iterator<char>());
       LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
       ++files;
       ++runs;
