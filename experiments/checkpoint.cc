@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
@@ -72,6 +73,23 @@ struct Hash {
   }
 };
 
+// The file is a frame around LibTorch's archive: magic, payload length and CRC-32, so that a
+// truncated or corrupted file is refused before LibTorch parses it (LibTorch 1.13's archive
+// reader can crash on a corrupted zip: found by mutating checkpoints, see tests/fuzz).
+constexpr char kMagic[8] = {'T', 'L', 'C', 'K', 'P', 'T', '0', '1'};
+constexpr size_t kHeaderBytes = 8 + 8 + 4;
+
+uint32_t Crc32(const std::string& bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  size_t done = 0;
+  while (done < bytes.size()) {  // crc32 takes a uInt length
+    const size_t n = std::min<size_t>(bytes.size() - done, 1u << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + done), static_cast<uInt>(n));
+    done += n;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
 absl::Status Corrupt(const std::string& path, const std::string& what) {
   return absl::DataLossError(absl::StrCat(path, ": not a usable checkpoint (", what, ")"));
 }
@@ -84,6 +102,33 @@ std::string ReadFile(const std::string& path) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> UnframeCheckpoint(const std::string& file, const std::string& path) {
+  if (file.size() < kHeaderBytes || std::memcmp(file.data(), kMagic, 8) != 0) {
+    return Corrupt(path, "not a trainlab checkpoint file: no TLCKPT01 header");
+  }
+  uint64_t length = 0;
+  uint32_t crc = 0;
+  for (int i = 0; i < 8; ++i) length |= uint64_t{static_cast<uint8_t>(file[8 + i])} << (8 * i);
+  for (int i = 0; i < 4; ++i) crc |= uint32_t{static_cast<uint8_t>(file[16 + i])} << (8 * i);
+  if (length != file.size() - kHeaderBytes) {
+    return Corrupt(path,
+                   absl::StrCat("truncated or extended: the header says ", length,
+                                " bytes of archive, the file has ", file.size() - kHeaderBytes));
+  }
+  std::string payload = file.substr(kHeaderBytes);
+  if (Crc32(payload) != crc) return Corrupt(path, "corrupted: CRC-32 mismatch");
+  return payload;
+}
+
+std::string FrameCheckpoint(const std::string& archive) {
+  std::string out(kMagic, 8);
+  const uint64_t length = archive.size();
+  const uint32_t crc = Crc32(archive);
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((length >> (8 * i)) & 0xff);
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((crc >> (8 * i)) & 0xff);
+  return out + archive;
+}
 
 std::string RunKey::str() const { return absl::StrCat(config, " #", repeat); }
 
@@ -229,7 +274,9 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Open(const std::stri
         absl::StrCat(path, ": no checkpoint to resume (run without --resume to start)"));
   }
   if (std::filesystem::is_directory(path)) return Corrupt(path, "a directory, not a file");
-  c->archive_bytes_ = ReadFile(path);
+  absl::StatusOr<std::string> archive_bytes = UnframeCheckpoint(ReadFile(path), path);
+  if (!archive_bytes.ok()) return archive_bytes.status();
+  c->archive_bytes_ = std::move(*archive_bytes);
   std::string meta_text;
   try {
     std::istringstream in(c->archive_bytes_);
@@ -346,7 +393,7 @@ absl::Status Checkpointer::Write(const json& current, const torch::nn::Module* m
     return absl::InternalError(
         absl::StrCat(path_, ": cannot serialise the checkpoint: ", e.what_without_backtrace()));
   }
-  return WriteFileAtomically(path_, bytes.str());
+  return WriteFileAtomically(path_, FrameCheckpoint(bytes.str()));
 }
 
 absl::Status Checkpointer::Save(const RunKey& key, const RunResult& done,

@@ -1,6 +1,7 @@
 // Checkpoints: a run that survives a Ctrl-C, a crash or a lost machine.
 //
-// One file per experiment, DIR/<experiment>.ckpt (a LibTorch archive), holds everything needed
+// One file per experiment, DIR/<experiment>.ckpt (a LibTorch archive in a frame with a length
+// and a CRC-32, checked before LibTorch reads it), holds everything needed
 // to continue exactly where the run stopped:
 //   meta        JSON: format version, the settings fingerprint, the runs already finished (their
 //               full results, per-batch records included), and for the run in progress its key
@@ -101,6 +102,11 @@ nlohmann::json RunResultToJson(const RunResult& r);
 absl::StatusOr<RunResult> RunResultFromJson(const nlohmann::json& j);
 nlohmann::json EpochToJson(const EpochStats& e);
 absl::StatusOr<EpochStats> EpochFromJson(const nlohmann::json& j);
+
+// The file framing: "TLCKPT01", the archive's length (8 bytes, little-endian) and CRC-32 (4
+// bytes), then LibTorch's archive. UnframeCheckpoint checks all three and names `path` in errors.
+std::string FrameCheckpoint(const std::string& archive);
+absl::StatusOr<std::string> UnframeCheckpoint(const std::string& file, const std::string& path);
 
 // A hash of the model's parameters and buffers and the optimizer's per-parameter state, in
 // parameter order: equal exactly when the training states are bit-identical.

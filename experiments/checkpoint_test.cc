@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "plugins/models/resnet18.h"
 
@@ -160,15 +161,37 @@ TEST(Checkpoint, RefusesWhatItCannotResume) {
     torch::serialize::OutputArchive archive;
     archive.write("meta",
                   c10::IValue(std::string(R"({"format_version": 99, "experiment": "c2"})")));
-    archive.save_to(path);
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    const std::string framed = FrameCheckpoint(bytes.str());
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(framed.data(), static_cast<std::streamsize>(framed.size()));
   }
   auto version = Checkpointer::Open(dir, "c2", {}, true);
   EXPECT_EQ(version.status().message(),
-            path + ": checkpoint format version 99, this build reads version 1");
+            path + ": checkpoint format version 99, this build reads version 1")
+      << version.status();
   // Garbage.
   std::ofstream(path, std::ios::trunc) << "not a checkpoint at all";
   auto garbage = Checkpointer::Open(dir, "c2", {}, true);
   EXPECT_EQ(garbage.status().code(), absl::StatusCode::kDataLoss) << garbage.status();
+  // One byte changed in the middle: the CRC catches it before LibTorch reads the archive (which
+  // can crash on a corrupted zip: tests/fuzz found it).
+  const std::string flip_dir = TempDir("ckpt_flip");
+  ASSERT_TRUE((*Checkpointer::Open(flip_dir, "c2", {{"lr", 0.1}}, false))
+                  ->Finish({"sgd", 1}, SomeRun())
+                  .ok());
+  const std::string flip = flip_dir + "/c2.ckpt";
+  {
+    std::fstream f(flip, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(std::filesystem::file_size(flip) / 2));
+    const char c = static_cast<char>(f.get());
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(flip) / 2));
+    f.put(static_cast<char>(c ^ 0x20));
+  }
+  auto flipped = Checkpointer::Open(flip_dir, "c2", {{"lr", 0.1}}, true);
+  EXPECT_EQ(flipped.status().message(),
+            flip + ": not a usable checkpoint (corrupted: CRC-32 mismatch)");
 }
 
 }  // namespace
