@@ -46,7 +46,8 @@ std::string ProfileOf(int argc, char** argv) {
   return "quick";
 }
 
-// Sets a run setting for one experiment, in the config and in the settings its results record.
+// Records a setting the driver changed for one experiment in the settings its results keep
+// (the caller changes the config itself).
 void Set(ExperimentConfig& c, const std::string& flag, const nlohmann::json& value) {
   c.settings[flag] = value;
 }

@@ -23,19 +23,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// JSON has no NaN or infinity: such doubles are written as strings.
-json D(double v) {
-  if (std::isfinite(v)) return v;
-  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
-}
-double FromD(const json& j) {
-  if (j.is_number()) return j.get<double>();
-  const std::string s = j.is_string() ? j.get<std::string>() : "nan";
-  if (s == "inf") return std::numeric_limits<double>::infinity();
-  if (s == "-inf") return -std::numeric_limits<double>::infinity();
-  return std::numeric_limits<double>::quiet_NaN();
-}
-
 json StagesToJson(const data::LoaderStageTimes& t) {
   return {{"read_s", t.read_s},         {"crop_s", t.crop_s},
           {"flip_s", t.flip_s},         {"normalize_s", t.normalize_s},
@@ -135,12 +122,14 @@ std::string RunKey::str() const { return absl::StrCat(config, " #", repeat); }
 json EpochToJson(const EpochStats& e) {
   json batches = json::array();
   for (const BatchRecord& b : e.batches) {
-    batches.push_back({b.index, b.size, b.wait_s, b.copy_s, b.train_s, D(b.loss), b.correct});
+    batches.push_back(
+        {b.index, b.size, b.wait_s, b.copy_s, b.train_s, JsonNumber(b.loss), b.correct});
   }
-  json j = {{"epoch", e.epoch},     {"loss", D(e.loss)},    {"top1", e.top1},
-            {"load_s", e.load_s},   {"copy_s", e.copy_s},   {"train_s", e.train_s},
-            {"epoch_s", e.epoch_s}, {"samples", e.samples}, {"batches", std::move(batches)}};
-  if (e.diverged) j["diverged"] = {e.diverged->epoch, e.diverged->batch, D(e.diverged->loss)};
+  json j = {{"epoch", e.epoch},     {"loss", JsonNumber(e.loss)}, {"top1", e.top1},
+            {"load_s", e.load_s},   {"copy_s", e.copy_s},         {"train_s", e.train_s},
+            {"epoch_s", e.epoch_s}, {"samples", e.samples},       {"batches", std::move(batches)}};
+  if (e.diverged)
+    j["diverged"] = {e.diverged->epoch, e.diverged->batch, JsonNumber(e.diverged->loss)};
   return j;
 }
 
@@ -148,7 +137,7 @@ absl::StatusOr<EpochStats> EpochFromJson(const json& j) {
   try {
     EpochStats e;
     e.epoch = j.at("epoch");
-    e.loss = FromD(j.at("loss"));
+    e.loss = NumberFromJson(j.at("loss"));
     e.top1 = j.at("top1");
     e.load_s = j.at("load_s");
     e.copy_s = j.at("copy_s");
@@ -162,13 +151,13 @@ absl::StatusOr<EpochStats> EpochFromJson(const json& j) {
       r.wait_s = b.at(2);
       r.copy_s = b.at(3);
       r.train_s = b.at(4);
-      r.loss = FromD(b.at(5));
+      r.loss = NumberFromJson(b.at(5));
       r.correct = b.at(6);
       e.batches.push_back(r);
     }
     if (j.contains("diverged")) {
       const json& d = j["diverged"];
-      e.diverged = Divergence{d.at(0), d.at(1), FromD(d.at(2))};
+      e.diverged = Divergence{d.at(0), d.at(1), NumberFromJson(d.at(2))};
     }
     return e;
   } catch (const json::exception& ex) {
@@ -180,7 +169,7 @@ json RunResultToJson(const RunResult& r) {
   json epochs = json::array(), stages = json::array(), test = json::array();
   for (const EpochStats& e : r.epochs) epochs.push_back(EpochToJson(e));
   for (const auto& s : r.loader_stages) stages.push_back(StagesToJson(s));
-  for (const EvalStats& t : r.test) test.push_back({D(t.loss), t.top1, t.samples});
+  for (const EvalStats& t : r.test) test.push_back({JsonNumber(t.loss), t.top1, t.samples});
   return {{"repeat", r.repeat},
           {"total_s", r.total_s},
           {"epochs", std::move(epochs)},
@@ -200,7 +189,7 @@ absl::StatusOr<RunResult> RunResultFromJson(const json& j) {
     }
     for (const json& s : j.at("loader_stages")) r.loader_stages.push_back(StagesFromJson(s));
     for (const json& t : j.at("test"))
-      r.test.push_back(EvalStats{FromD(t.at(0)), t.at(1), t.at(2)});
+      r.test.push_back(EvalStats{NumberFromJson(t.at(0)), t.at(1), t.at(2)});
     return r;
   } catch (const json::exception& ex) {
     return absl::DataLossError(absl::StrCat("run record: ", ex.what()));

@@ -29,15 +29,7 @@ namespace {
 using json = nlohmann::json;
 
 // A number from the results (a diverged loss is the string "nan" or "inf").
-double Num(const json& j) {
-  if (j.is_number()) return j.get<double>();
-  if (j.is_string()) {
-    const std::string s = j.get<std::string>();
-    if (s == "inf") return std::numeric_limits<double>::infinity();
-    if (s == "-inf") return -std::numeric_limits<double>::infinity();
-  }
-  return std::numeric_limits<double>::quiet_NaN();
-}
+double Num(const json& j) { return NumberFromJson(j); }
 
 const json& Runs(const json& config) {
   static const json* empty = new json(json::array());
@@ -425,7 +417,6 @@ void Recap(Writer& w, const json& j, const std::string& name, const std::string&
     double train, loss, top1;
   };
   std::vector<Row> ok;
-  Series none;
   std::vector<Series> loss, top1;
   for (const json& c : j["configs"]) {
     const std::string label = c.value("label", "");

@@ -14,6 +14,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -94,13 +95,20 @@ nlohmann::json EpochJson(const EpochStats& e, const data::LoaderStageTimes* stag
   return j;
 }
 
-// JSON has no NaN or infinity: a diverged loss is written as a string.
-nlohmann::json Finite(double v) {
+}  // namespace
+
+nlohmann::json JsonNumber(double v) {
   if (std::isfinite(v)) return v;
   return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
 }
 
-}  // namespace
+double NumberFromJson(const nlohmann::json& j) {
+  if (j.is_number()) return j.get<double>();
+  const std::string s = j.is_string() ? j.get<std::string>() : "nan";
+  if (s == "inf") return std::numeric_limits<double>::infinity();
+  if (s == "-inf") return -std::numeric_limits<double>::infinity();
+  return std::numeric_limits<double>::quiet_NaN();
+}
 
 absl::Status PrepareResultsDir(const std::string& dir) {
   std::error_code ec;
@@ -185,8 +193,8 @@ nlohmann::json ResultsJson(const Session& session, const ExperimentResult& resul
         nlohmann::json e =
             EpochJson(r.epochs[i], i < r.loader_stages.size() ? &r.loader_stages[i] : nullptr,
                       i < r.test.size() ? &r.test[i] : nullptr);
-        e["loss"] = Finite(r.epochs[i].loss);
-        if (e.contains("diverged")) e["diverged"]["loss"] = Finite(r.epochs[i].diverged->loss);
+        e["loss"] = JsonNumber(r.epochs[i].loss);
+        if (e.contains("diverged")) e["diverged"]["loss"] = JsonNumber(r.epochs[i].diverged->loss);
         epochs.push_back(std::move(e));
       }
       nlohmann::json run = {
@@ -194,7 +202,7 @@ nlohmann::json ResultsJson(const Session& session, const ExperimentResult& resul
       if (r.diverged) {
         run["diverged"] = {{"epoch", r.diverged->epoch},
                            {"batch", r.diverged->batch},
-                           {"loss", Finite(r.diverged->loss)}};
+                           {"loss", JsonNumber(r.diverged->loss)}};
       }
       runs.push_back(std::move(run));
     }

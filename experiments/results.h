@@ -27,6 +27,11 @@ namespace trainlab::experiments {
 
 inline constexpr int kResultsSchemaVersion = 1;
 
+// JSON has no NaN or infinity: such a double is written as the string "nan", "inf" or "-inf",
+// and read back by NumberFromJson (which gives NaN for anything else that is not a number).
+nlohmann::json JsonNumber(double v);
+double NumberFromJson(const nlohmann::json& j);
+
 // Creates `dir` if needed and proves it writable (a probe file is written and removed).
 absl::Status PrepareResultsDir(const std::string& dir);
 
