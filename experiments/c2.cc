@@ -2,6 +2,8 @@
 // for data, training time (forward, loss, backward, optimizer step, synchronized), average
 // training time per batch and total epoch time.
 //
+// With --save_model=FILE the trained weights are written as a PyTorch state_dict.
+//
 //   bazel run //experiments:c2 -- --max_batches_per_epoch=20 --epochs=3
 #include <cstdio>
 
@@ -34,7 +36,9 @@ const bool kRegistered = ExperimentRegistry::Global().Register(
     {.usage =
          "c2: trains ResNet-18 and prints the lab's per-epoch summary (C2).\n"
          "  c2 [--dataset=auto|cifar10|fashion_mnist|synthetic] [--data_dir=DIR] [--epochs=5]\n"
-         "     [--max_batches_per_epoch=N] [--results_dir=DIR] ...",
+         "     [--max_batches_per_epoch=N] [--results_dir=DIR] [--model=NAME]\n"
+         "     [--save_model=FILE] ...",
+     .flags = {"save_model"},
      .run = RunC2});
 
 }  // namespace

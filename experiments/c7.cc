@@ -12,13 +12,18 @@ namespace trainlab::experiments {
 namespace {
 
 absl::StatusOr<ExperimentResult> RunC7(Session& session) {
+  if (session.config.run.model != "resnet18") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("c7 compares resnet18 with resnet18_no_bn; --model=", session.config.run.model,
+                     " (or --nobatch_norm) does not apply"));
+  }
   TRAINLAB_ASSIGN_OR_RETURN(const RunConfig base, RunWithChosenWorkers(session));
   ExperimentResult result;
   for (bool bn : {true, false}) {
     Variant v{.label = absl::StrCat(base.optimizer, bn ? " with BN" : " without BN"),
               .config = base,
               .params = {{"batch_norm", bn}}};
-    v.config.batch_norm = bn;
+    v.config.model = bn ? "resnet18" : "resnet18_no_bn";
     TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
     result.configs.push_back(std::move(r));
   }

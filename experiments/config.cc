@@ -2,6 +2,7 @@
 
 #include <gflags/gflags.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -10,7 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/model.h"
 #include "core/status_macros.h"
+#include "core/strategy.h"
 
 // --- Data --------------------------------------------------------------------------------------
 DEFINE_string(dataset, "auto",
@@ -30,7 +33,14 @@ DEFINE_double(weight_decay, 5e-4, "Weight decay (the lab's 5e-4).");
 DEFINE_double(momentum, 0.9, "Momentum (SGD, Nesterov).");
 DEFINE_string(strategy, "eager",
               "eager, channels_last, amp_bf16, cudnn_autotune, cuda_graph, or a+b.");
-DEFINE_bool(batch_norm, true, "Build ResNet-18 with batch norm.");
+DEFINE_string(model, "resnet18",
+              "resnet18, resnet18_no_bn or torchscript (with --model_path); --help lists them.");
+DEFINE_string(model_path, "",
+              "The TorchScript file of --model=torchscript (torch.jit.script(m).save).");
+DEFINE_bool(batch_norm, true, "false: the same as --model=resnet18_no_bn (kept for the lab's C7).");
+DEFINE_string(
+    save_model, "",
+    "Write the trained weights here as a PyTorch state_dict (torch.load + load_state_dict).");
 DEFINE_uint64(seed, 0, "Seed for weights, epoch order and augmentation.");
 DEFINE_bool(evaluate, false, "Also report test-set loss and top-1 after each epoch.");
 // --- Performance -------------------------------------------------------------------------------
@@ -122,6 +132,28 @@ absl::Status Validate(const ExperimentConfig& c) {
   return absl::OkStatus();
 }
 
+// What this binary has linked, by kind: "Models (--model):\n  resnet18  the lab's ResNet-18\n..."
+template <class Entry>
+std::string ListEntries(const std::string& title) {
+  std::string out = absl::StrCat(title, ":\n");
+  for (const std::string& name : Registry<Entry>::Global().Names()) {
+    const Entry* e = *Registry<Entry>::Global().Find(name);
+    absl::StrAppend(&out, "  ", name, std::string(name.size() < 16 ? 16 - name.size() : 1, ' '),
+                    e->description, "\n");
+  }
+  return out;
+}
+
+// The plugins linked into this binary, for the flags that pick them.
+std::string PluginHelp(bool trains) {
+  std::string out = ListEntries<ModelEntry>("Models (--model)");
+  if (trains) {
+    absl::StrAppend(&out, ListEntries<OptimizerEntry>("Optimizers (--optimizer)"),
+                    ListEntries<StrategyEntry>("Strategies (--strategy, combine with +)"));
+  }
+  return out;
+}
+
 // The flag's current value as typed JSON.
 nlohmann::json FlagValue(const gflags::CommandLineFlagInfo& info) {
   const std::string& v = info.current_value;
@@ -155,8 +187,8 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
        {"dataset", "data_dir", "batch_size", "num_workers", "max_batches_per_epoch",
         "synthetic_train", "synthetic_test"}},
       {"Training",
-       {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "batch_norm", "seed",
-        "evaluate"}},
+       {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
+        "batch_norm", "seed", "evaluate"}},
       {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning"}},
       {"Output", {"results_dir", "progress", "trace", "repeats"}},
       {"Checkpoints", {"checkpoint_dir", "checkpoint_every", "resume"}},
@@ -201,7 +233,10 @@ absl::StatusOr<ExperimentConfig> ReadConfig(
   for (const auto& [flag, value] : defaults) {
     gflags::SetCommandLineOptionWithMode(flag.c_str(), value.c_str(), gflags::SET_FLAGS_DEFAULT);
   }
-  if (std::string error = ParseFlags(&argc, &argv, usage, groups); !error.empty()) {
+  const bool picks_model =
+      trains || std::find(own_flags.begin(), own_flags.end(), "model") != own_flags.end();
+  const std::string help = picks_model ? absl::StrCat(usage, "\n\n", PluginHelp(trains)) : usage;
+  if (std::string error = ParseFlags(&argc, &argv, help, groups); !error.empty()) {
     return absl::InvalidArgumentError(error);
   }
   if (argc > 1) {
@@ -271,7 +306,23 @@ absl::StatusOr<ExperimentConfig> ReadConfig(
   r.batch_size = FLAGS_batch_size;
   r.max_batches_per_epoch = FLAGS_max_batches_per_epoch;
   r.seed = FLAGS_seed;
-  r.batch_norm = FLAGS_batch_norm;
+  r.model = FLAGS_model;
+  r.model_path = UserPath(FLAGS_model_path);
+  r.save_model = UserPath(FLAGS_save_model);
+  if (!FLAGS_batch_norm) {
+    if (r.model != "resnet18" && r.model != "resnet18_no_bn") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--nobatch_norm selects --model=resnet18_no_bn; it does not apply to --model=", r.model));
+    }
+    r.model = "resnet18_no_bn";
+  }
+  if (absl::StatusOr<const ModelEntry*> m = ModelRegistry::Global().Find(r.model); !m.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--model: ", m.status().message()));
+  }
+  if (!r.save_model.empty() && c.repeats > 1) {
+    return absl::InvalidArgumentError(
+        "--save_model writes one run's weights; it takes --repeats=1");
+  }
   r.evaluate = FLAGS_evaluate;
   TRAINLAB_RETURN_IF_ERROR(Validate(c));
   return c;

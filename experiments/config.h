@@ -39,7 +39,9 @@ struct RunConfig {
   int64_t batch_size = 128;
   int64_t max_batches_per_epoch = 0;  // 0 = the whole training set
   uint64_t seed = 0;
-  bool batch_norm = true;
+  std::string model = "resnet18";  // a ModelRegistry name (core/model.h)
+  std::string model_path;          // the file of a loaded model (--model=torchscript)
+  std::string save_model;          // write the trained weights here (PyTorch state_dict)
   c10::Device device = c10::kCPU;
   bool evaluate = false;     // test-set loss and top-1 after each epoch
   bool print_blocks = true;  // the lab's per-epoch block on stdout

@@ -2,7 +2,8 @@
 //   Q1 convolutional layers; Q2 input width of the last linear layer;
 //   Q3 trainable parameters and gradients after one real forward/backward/step with SGD;
 //   Q4 the same with Adam, plus Adam's per-parameter state.
-// It takes only the flags that change an answer (--batch_norm) and --results_dir.
+// It takes only the flags that change an answer (--model, --model_path, --batch_norm) and
+// --results_dir; any registered model is counted, a TorchScript one included.
 //
 //   bazel run //experiments:q1_q4
 #include <ATen/ATen.h>
@@ -14,11 +15,12 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "core/introspect.h"
+#include "core/model.h"
 #include "core/optimizer.h"
 #include "core/status_macros.h"
 #include "experiments/experiment.h"
-#include "plugins/models/resnet18.h"
 
 namespace trainlab::experiments {
 namespace {
@@ -29,10 +31,12 @@ struct Counts {
   int64_t state = 0;  // optimizer state elements
 };
 
-// One real step of `name` on a random batch; counts before the optimizer can change anything.
-absl::StatusOr<Counts> StepAndCount(const std::string& name, bool batch_norm) {
+// One real step of optimizer `name` on a random batch; counts before the optimizer can change
+// anything.
+absl::StatusOr<Counts> StepAndCount(const std::string& name, const RunConfig& run) {
   torch::manual_seed(0);
-  models::ResNet18 model(models::ResNet18Options().batch_norm(batch_norm));
+  TRAINLAB_ASSIGN_OR_RETURN(std::shared_ptr<ClassifierImpl> model,
+                            MakeModel(run.model, {.path = run.model_path}));
   TRAINLAB_ASSIGN_OR_RETURN(const OptimizerEntry* entry, OptimizerRegistry::Global().Find(name));
   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<torch::optim::Optimizer> opt,
                             entry->make(model->parameters(), OptimizerSettings{}));
@@ -56,30 +60,39 @@ absl::StatusOr<Counts> StepAndCount(const std::string& name, bool batch_norm) {
 }
 
 absl::StatusOr<ExperimentResult> RunQ1Q4(Session& session) {
-  const bool bn = session.config.run.batch_norm;
-  models::ResNet18 model(models::ResNet18Options().batch_norm(bn));
-  if (!bn) std::printf("Model: ResNet-18 without batch norm (--nobatch_norm)\n");
-  const int64_t convs = CountConv2d(*model), convs3 = CountConv2d(*model, /*min_kernel=*/3);
-  const int64_t linear_in = LastLinearInFeatures(*model).value_or(-1);
-  std::printf("Q1: convolutional layers: %" PRId64 " (%" PRId64
-              " without the three 1x1 shortcut convolutions)\n",
+  const RunConfig& run = session.config.run;
+  TRAINLAB_ASSIGN_OR_RETURN(std::shared_ptr<ClassifierImpl> model,
+                            MakeModel(run.model, {.path = run.model_path}));
+  std::printf("Model: %s%s\n", run.model.c_str(),
+              run.model_path.empty() ? "" : absl::StrCat(" from ", run.model_path).c_str());
+  const LayerCounts layers = model->CountLayers();
+  const int64_t convs = layers.conv2d, convs3 = layers.conv2d_3x3_or_larger;
+  const int64_t linear_in = layers.last_linear_in.value_or(-1);
+  std::printf("Q1: convolutional layers: %" PRId64 " (%" PRId64 " without 1x1 convolutions)\n",
               convs, convs3);
-  std::printf("Q2: input features of the last linear layer: %" PRId64 "\n", linear_in);
-  TRAINLAB_ASSIGN_OR_RETURN(Counts sgd, StepAndCount("sgd", bn));
+  if (layers.last_linear_in) {
+    std::printf("Q2: input features of the last linear layer: %" PRId64 "\n", linear_in);
+  } else {
+    std::printf("Q2: the model has no linear layer\n");
+  }
+  TRAINLAB_ASSIGN_OR_RETURN(Counts sgd, StepAndCount("sgd", run));
   std::printf("Q3: SGD: trainable parameters %" PRId64 ", gradients %" PRId64
               " (momentum buffers %" PRId64 ")\n",
               sgd.params, sgd.grads, sgd.state);
-  TRAINLAB_ASSIGN_OR_RETURN(Counts adam, StepAndCount("adam", bn));
+  TRAINLAB_ASSIGN_OR_RETURN(Counts adam, StepAndCount("adam", run));
   std::printf("Q4: Adam: trainable parameters %" PRId64 ", gradients %" PRId64
               "; Adam also keeps exp_avg and exp_avg_sq: %" PRId64 " state elements\n",
               adam.params, adam.grads, adam.state);
-  if (bn) {
-    models::ResNet18 no_bn(models::ResNet18Options().batch_norm(false));
+  const bool bn = run.model != "resnet18_no_bn";
+  if (run.model == "resnet18") {
+    TRAINLAB_ASSIGN_OR_RETURN(std::shared_ptr<ClassifierImpl> no_bn,
+                              MakeModel("resnet18_no_bn", {}));
     std::printf("(Without batch norm, for C7: %" PRId64 " trainable parameters.)\n",
                 CountTrainableParameters(*no_bn));
   }
   ExperimentResult result;
   result.summary = {
+      {"model", run.model},
       {"batch_norm", bn},
       {"conv_layers", convs},
       {"conv_layers_without_1x1", convs3},
@@ -91,9 +104,11 @@ absl::StatusOr<ExperimentResult> RunQ1Q4(Session& session) {
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
     "q1_q4",
-    {.usage = "q1_q4: counts ResNet-18's layers, parameters and gradients (Q1-Q4) from the model.",
+    {.usage =
+         "q1_q4: counts a model's layers, parameters and gradients (Q1-Q4) from the model itself\n"
+         "  (ResNet-18 unless --model says otherwise).",
      .trains = false,
-     .flags = {"batch_norm", "results_dir"},
+     .flags = {"model", "model_path", "batch_norm", "results_dir"},
      .run = RunQ1Q4});
 
 }  // namespace

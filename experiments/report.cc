@@ -554,7 +554,13 @@ void Q1Q4(Writer& w, const json& j) {
          absl::StrCat(s["adam"].value("parameters", -1), " / ", s["adam"].value("gradients", -1),
                       " (", s["adam"].value("state", -1), ")")});
   w.Line();
-  if (!s.value("batch_norm", true)) w.Line("(Counted on ResNet-18 without batch norm.)\n");
+  const std::string model =
+      s.value("model", s.value("batch_norm", true) ? "resnet18" : "resnet18_no_bn");
+  if (model == "resnet18_no_bn") {
+    w.Line("(Counted on ResNet-18 without batch norm.)\n");
+  } else if (model != "resnet18") {
+    w.Line(absl::StrCat("(Counted on --model=", model, ".)\n"));
+  }
 }
 
 absl::StatusOr<std::map<std::string, json>> ReadAll(const std::string& dir) {

@@ -211,7 +211,7 @@ nlohmann::json ResultsJson(const Session& session, const ExperimentResult& resul
                          {"optimizer", c.config.optimizer},
                          {"strategy", c.config.strategy},
                          {"num_workers", c.config.num_workers},
-                         {"batch_norm", c.config.batch_norm},
+                         {"model", c.config.model},
                          {"device", c.config.device.str()},
                          {"runs", std::move(runs)}};
     if (!c.skipped.empty()) cj["skipped"] = c.skipped;

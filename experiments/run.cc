@@ -9,14 +9,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/model.h"
 #include "core/optimizer.h"
 #include "core/status_macros.h"
 #include "core/strategy.h"
 #include "core/trainer.h"
 #include "experiments/checkpoint.h"
 #include "experiments/progress.h"
+#include "experiments/results.h"
 #include "experiments/stop.h"
-#include "plugins/models/resnet18.h"
+#include "plugins/models/state_dict.h"
 
 namespace trainlab::experiments {
 
@@ -87,7 +89,9 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
     }
   }
   torch::manual_seed(config.seed);
-  models::ResNet18 model(models::ResNet18Options().batch_norm(config.batch_norm));
+  // A loaded model (TorchScript) starts from its file's weights; a built one from the seed.
+  TRAINLAB_ASSIGN_OR_RETURN(std::shared_ptr<ClassifierImpl> model,
+                            MakeModel(config.model, {.path = config.model_path}));
   model->to(config.device);
 
   TRAINLAB_ASSIGN_OR_RETURN(const OptimizerEntry* entry,
@@ -158,8 +162,8 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
     }
     return absl::OkStatus();
   };
-  Trainer<models::ResNet18Impl, torch::optim::Optimizer, data::BatchLoader> trainer(
-      *model, *optimizer, *loader, topts);
+  Trainer<ClassifierImpl, torch::optim::Optimizer, data::BatchLoader> trainer(*model, *optimizer,
+                                                                              *loader, topts);
   for (; e < config.epochs; ++e) {
     absl::StatusOr<EpochStats> epoch = trainer.TrainEpoch(e, std::move(partial));
     partial.reset();
@@ -184,6 +188,15 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
     if (const int signal = StopSignal(); signal != 0) {
       return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
     }
+  }
+  if (!config.save_model.empty()) {
+    TRAINLAB_ASSIGN_OR_RETURN(const std::string bytes, models::StateDictBytes(*model));
+    TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(config.save_model, bytes));
+    std::printf(
+        "Saved the trained weights to %s (a PyTorch state_dict: in Python, "
+        "model.load_state_dict(torch.load(path)))\n",
+        config.save_model.c_str());
+    std::fflush(stdout);
   }
   if (ckpt != nullptr) {
     TRAINLAB_RETURN_IF_ERROR(ckpt->Finish(key, result));

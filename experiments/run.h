@@ -6,7 +6,7 @@
 //   ExperimentResult result;
 //   for (bool bn : {true, false}) {
 //     Variant v{.label = bn ? "sgd with BN" : "sgd without BN", .config = session.DefaultRun()};
-//     v.config.batch_norm = bn;
+//     v.config.model = bn ? "resnet18" : "resnet18_no_bn";
 //     TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
 //     result.configs.push_back(std::move(r));
 //   }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/host.h"
+#include "core/model.h"
 #include "core/status_macros.h"
 #include "experiments/results.h"
 #include "plugins/data/cifar10.h"
@@ -137,6 +138,26 @@ std::vector<c10::Device> AvailableDevices(bool disable_cuda) {
   return devices;
 }
 
+namespace {
+
+// The model can be made (a TorchScript file loads and gives 10 logits), and --save_model's
+// folder exists.
+absl::Status CheckModel(const RunConfig& r) {
+  TRAINLAB_RETURN_IF_ERROR(MakeModel(r.model, {.path = r.model_path}).status());
+  if (!r.save_model.empty()) {
+    const std::filesystem::path parent =
+        std::filesystem::absolute(std::filesystem::path(r.save_model)).parent_path();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(parent, ec)) {
+      return absl::NotFoundError(absl::StrCat("--save_model=", r.save_model, ": folder ",
+                                              parent.string(), " does not exist"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
   Session s;
   s.config = std::move(config);
@@ -144,6 +165,7 @@ absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
   // Fail before an hour of training, not after it.
   if (!c.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
   TRAINLAB_RETURN_IF_ERROR(CheckTracePath(c));
+  TRAINLAB_RETURN_IF_ERROR(CheckModel(c.run));
   TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(c));
 
   at::set_num_threads(c.threads > 0 ? c.threads : AllCores());
@@ -171,6 +193,8 @@ absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
   std::printf(
       "- Device: %s%s\n", s.device.str().c_str(),
       s.device.is_cpu() && torch::cuda::is_available() ? " (CUDA available but not used)" : "");
+  std::printf("- Model: %s%s\n", r.model.c_str(),
+              r.model_path.empty() ? "" : absl::StrCat(" from ", r.model_path).c_str());
   std::printf("- Intra-op threads: %d; allocator: %s\n", at::get_num_threads(),
               s.allocator.c_str());
   std::printf("- Batch size %" PRId64
@@ -222,7 +246,8 @@ nlohmann::json Session::Fingerprint() const {
       {"momentum", r.optimizer_settings.momentum},
       {"optimizer", r.optimizer},
       {"strategy", r.strategy},
-      {"batch_norm", r.batch_norm},
+      {"model", r.model},
+      {"model_path", r.model_path},
       {"batch_size", r.batch_size},
       {"seed", r.seed},
       {"epochs", r.epochs},

@@ -2,6 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <memory>
+#include <string>
+#include <utility>
+
 namespace trainlab::models {
 namespace {
 
@@ -67,4 +71,21 @@ at::Tensor ResNet18Impl::forward(const at::Tensor& x) {
   return linear_->forward(out);                           // (B, num_classes)
 }
 
+namespace {
+
+ModelEntry ResNet18Entry(std::string description, bool batch_norm) {
+  return {.description = std::move(description),
+          .make = [batch_norm](
+                      const ModelSpec& spec) -> absl::StatusOr<std::shared_ptr<ClassifierImpl>> {
+            return std::make_shared<ResNet18Impl>(
+                ResNet18Options().num_classes(spec.num_classes).batch_norm(batch_norm));
+          }};
+}
+
+const bool kRegistered =
+    ModelRegistry::Global().Register("resnet18", ResNet18Entry("the lab's ResNet-18", true)) &&
+    ModelRegistry::Global().Register(
+        "resnet18_no_bn", ResNet18Entry("the lab's ResNet-18 without batch norm (C7)", false));
+
+}  // namespace
 }  // namespace trainlab::models

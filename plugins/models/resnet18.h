@@ -3,8 +3,11 @@
 //   4 groups of 2 BasicBlocks, widths 64/128/256/512, stride 2 at the first block of groups 2-4
 //   1x1 conv + BN shortcut where stride or width changes; conv bias off throughout
 //   global average pool -> linear 512 -> num_classes
-// Weights start as PyTorch's defaults (LibTorch's modules initialise themselves the same way).
+// Weights start as PyTorch's defaults (LibTorch's modules initialise themselves the same way):
+// with the same seed, the same initial weights as the lab's Python model (tools/lab/resnet18.py;
+// checked by resnet18_golden_test). Parameter names are the Python model's too.
 // With `batch_norm(false)` every BN is left out (the lab's C7).
+// Registered as models "resnet18" and "resnet18_no_bn" (alwayslink).
 //
 //   x: (B, 3, 32, 32) -> logits (B, num_classes)
 //
@@ -22,6 +25,8 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+
+#include "core/model.h"
 
 namespace trainlab::models {
 
@@ -43,11 +48,11 @@ class BasicBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BasicBlock);
 
-class ResNet18Impl : public torch::nn::Module {
+class ResNet18Impl : public ClassifierImpl {
  public:
   explicit ResNet18Impl(ResNet18Options options = {});
   // x: (B, 3, 32, 32) -> logits (B, num_classes)
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x) override;
 
   const ResNet18Options& options() const { return options_; }
 
