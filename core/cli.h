@@ -66,9 +66,10 @@ inline std::string FormatFlagHelp(const gflags::CommandLineFlagInfo& info) {
   return out + "\n";
 }
 
-// The text `--help` prints: usage, then each group's flags (unknown names are skipped), then one
-// line pointing to --helpfull.
-inline std::string FormatHelp(const std::string& usage, const std::vector<FlagGroup>& groups) {
+// The text `--help` prints: usage, then each group's flags (unknown names are skipped), then
+// `epilogue` (if any), then one line pointing to --helpfull.
+inline std::string FormatHelp(const std::string& usage, const std::vector<FlagGroup>& groups,
+                              const std::string& epilogue = "") {
   std::string out = usage;
   if (!out.empty() && out.back() != '\n') out += '\n';
   for (const FlagGroup& g : groups) {
@@ -79,17 +80,19 @@ inline std::string FormatHelp(const std::string& usage, const std::vector<FlagGr
     }
     if (!body.empty()) out += "\n" + g.title + ":\n" + body;
   }
+  if (!epilogue.empty()) out += "\n" + epilogue;
   out += "\n--helpfull lists every flag, LibTorch's, glog's and gflags' included.\n";
   return out;
 }
 
-// Parses argv into gflags' flags. --help (or -h) prints FormatHelp(usage, groups) to stdout and
+// Parses argv into gflags' flags. --help (or -h) prints FormatHelp(usage, groups, epilogue) and
 // exits 0; --helpfull, --helpon=FILE and --version do what gflags makes them do. Unlike
 // gflags::ParseCommandLineFlags, a bad flag does not exit: the error comes back as one line
 // ("unknown flag --x", "--lr=abc: not a valid double") for the caller to report. Arguments that
 // are not flags (and everything after "--") are left in argv after the program name.
 inline std::string ParseFlags(int* argc, char*** argv, const std::string& usage,
-                              const std::vector<FlagGroup>& groups) {
+                              const std::vector<FlagGroup>& groups,
+                              const std::string& epilogue = "") {
   gflags::SetUsageMessage(usage);
   std::vector<char*> positional = {(*argv)[0]};
   std::string error;
@@ -107,7 +110,7 @@ inline std::string ParseFlags(int* argc, char*** argv, const std::string& usage,
     const size_t eq = body.find('=');
     std::string name = body.substr(0, eq);
     if (name == "help" || name == "h") {
-      std::fputs(FormatHelp(usage, groups).c_str(), stdout);
+      std::fputs(FormatHelp(usage, groups, epilogue).c_str(), stdout);
       std::exit(0);
     }
     gflags::CommandLineFlagInfo info;

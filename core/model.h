@@ -32,9 +32,9 @@ namespace trainlab {
 
 // What the lab's Q1 and Q2 ask about a model, read from the model itself.
 struct LayerCounts {
-  int64_t conv2d = 0;                       // every 2-D convolution
-  int64_t conv2d_3x3_or_larger = 0;         // the same without 1x1 convolutions
-  std::optional<int64_t> last_linear_in;    // input width of the last linear layer
+  int64_t conv2d = 0;                     // every 2-D convolution
+  int64_t conv2d_3x3_or_larger = 0;       // the same without 1x1 convolutions
+  std::optional<int64_t> last_linear_in;  // input width of the last linear layer
 };
 
 class ClassifierImpl : public torch::nn::Module {
@@ -87,9 +87,10 @@ inline absl::StatusOr<std::shared_ptr<ClassifierImpl>> MakeModel(std::string_vie
         absl::StrCat("--model=", std::string(name), " needs --model_path=FILE"));
   }
   if (!(*entry)->needs_path && !spec.path.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("--model_path is for a model loaded from a "
-                                                   "file (--model=torchscript), not --model=",
-                                                   std::string(name)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model_path is for a model loaded from a "
+                     "file (--model=torchscript), not --model=",
+                     std::string(name)));
   }
   return (*entry)->make(spec);
 }

@@ -36,8 +36,7 @@ const bool kRegistered = ExperimentRegistry::Global().Register(
     {.usage =
          "c2: trains ResNet-18 and prints the lab's per-epoch summary (C2).\n"
          "  c2 [--dataset=auto|cifar10|fashion_mnist|synthetic] [--data_dir=DIR] [--epochs=5]\n"
-         "     [--max_batches_per_epoch=N] [--results_dir=DIR] [--model=NAME]\n"
-         "     [--save_model=FILE] ...",
+         "     [--max_batches_per_epoch=N] [--model=NAME] [--save_model=FILE] ...",
      .flags = {"save_model"},
      .run = RunC2});
 

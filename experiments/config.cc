@@ -17,7 +17,7 @@
 
 // --- Data --------------------------------------------------------------------------------------
 DEFINE_string(dataset, "auto",
-              "auto | cifar10 | fashion_mnist | synthetic (auto: CIFAR-10 if in --data_dir).");
+              "auto | cifar10 | fashion_mnist | synthetic (auto: CIFAR-10 if found).");
 DEFINE_string(data_dir, "", "CIFAR-10 binary folder (data_batch_*.bin ...), or Fashion-MNIST's.");
 DEFINE_int64(synthetic_train, 5000,
              "Training images of --dataset=synthetic (generated, for tests).");
@@ -27,20 +27,17 @@ DEFINE_int32(num_workers, 2, "Loader worker threads (0: batches made in the trai
 DEFINE_int64(max_batches_per_epoch, 0, "Batches per epoch; 0 = the whole training set.");
 // --- Training ----------------------------------------------------------------------------------
 DEFINE_int32(epochs, 5, "Epochs per training run.");
-DEFINE_string(optimizer, "sgd", "sgd, sgd_nesterov, adagrad, adadelta, adam, adamw or rmsprop.");
+DEFINE_string(optimizer, "sgd", "Optimizer by name (listed below).");
 DEFINE_double(lr, 0.1, "Learning rate (the lab's 0.1 for every optimizer).");
 DEFINE_double(weight_decay, 5e-4, "Weight decay (the lab's 5e-4).");
 DEFINE_double(momentum, 0.9, "Momentum (SGD, Nesterov).");
 DEFINE_string(strategy, "eager",
               "eager, channels_last, amp_bf16, cudnn_autotune, cuda_graph, or a+b.");
-DEFINE_string(model, "resnet18",
-              "resnet18, resnet18_no_bn or torchscript (with --model_path); --help lists them.");
+DEFINE_string(model, "resnet18", "Model by name (listed below); torchscript needs --model_path.");
 DEFINE_string(model_path, "",
-              "The TorchScript file of --model=torchscript (torch.jit.script(m).save).");
-DEFINE_bool(batch_norm, true, "false: the same as --model=resnet18_no_bn (kept for the lab's C7).");
-DEFINE_string(
-    save_model, "",
-    "Write the trained weights here as a PyTorch state_dict (torch.load + load_state_dict).");
+              "TorchScript file (torch.jit.script(m).save) of --model=torchscript.");
+DEFINE_bool(batch_norm, true, "false: --model=resnet18_no_bn (the lab's C7 switch).");
+DEFINE_string(save_model, "", "Write the trained weights here (a PyTorch state_dict).");
 DEFINE_uint64(seed, 0, "Seed for weights, epoch order and augmentation.");
 DEFINE_bool(evaluate, false, "Also report test-set loss and top-1 after each epoch.");
 // --- Performance -------------------------------------------------------------------------------
@@ -54,7 +51,7 @@ DEFINE_string(results_dir, "", "Write <experiment>.json and <experiment>_batches
 DEFINE_string(progress, "auto", "auto | on | off: progress line on stderr (auto: on a terminal).");
 DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this file.");
 DEFINE_string(checkpoint_dir, "",
-              "Save <experiment>.ckpt here after every epoch (and --checkpoint_every batches).");
+              "Save <experiment>.ckpt here each epoch (and --checkpoint_every).");
 DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
 DEFINE_bool(resume, false,
             "Continue from --checkpoint_dir's checkpoint, exactly where it stopped.");
@@ -132,16 +129,10 @@ absl::Status Validate(const ExperimentConfig& c) {
   return absl::OkStatus();
 }
 
-// What this binary has linked, by kind: "Models (--model):\n  resnet18  the lab's ResNet-18\n..."
+// What this binary has linked, by kind: "Models (--model): resnet18, resnet18_no_bn, ...".
 template <class Entry>
 std::string ListEntries(const std::string& title) {
-  std::string out = absl::StrCat(title, ":\n");
-  for (const std::string& name : Registry<Entry>::Global().Names()) {
-    const Entry* e = *Registry<Entry>::Global().Find(name);
-    absl::StrAppend(&out, "  ", name, std::string(name.size() < 16 ? 16 - name.size() : 1, ' '),
-                    e->description, "\n");
-  }
-  return out;
+  return absl::StrCat(title, ": ", absl::StrJoin(Registry<Entry>::Global().Names(), ", "), "\n");
 }
 
 // The plugins linked into this binary, for the flags that pick them.
@@ -149,7 +140,7 @@ std::string PluginHelp(bool trains) {
   std::string out = ListEntries<ModelEntry>("Models (--model)");
   if (trains) {
     absl::StrAppend(&out, ListEntries<OptimizerEntry>("Optimizers (--optimizer)"),
-                    ListEntries<StrategyEntry>("Strategies (--strategy, combine with +)"));
+                    ListEntries<StrategyEntry>("Strategies (--strategy, a+b combines)"));
   }
   return out;
 }
@@ -235,8 +226,8 @@ absl::StatusOr<ExperimentConfig> ReadConfig(
   }
   const bool picks_model =
       trains || std::find(own_flags.begin(), own_flags.end(), "model") != own_flags.end();
-  const std::string help = picks_model ? absl::StrCat(usage, "\n\n", PluginHelp(trains)) : usage;
-  if (std::string error = ParseFlags(&argc, &argv, help, groups); !error.empty()) {
+  const std::string plugins = picks_model ? PluginHelp(trains) : "";
+  if (std::string error = ParseFlags(&argc, &argv, usage, groups, plugins); !error.empty()) {
     return absl::InvalidArgumentError(error);
   }
   if (argc > 1) {

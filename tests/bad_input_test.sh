@@ -2,7 +2,7 @@
 # The bad-input corpus: every case runs a real binary and must give exactly one line on stderr
 # that names the input and the problem, exit code 1, no crash and no hang (60 s limit each).
 set -uo pipefail
-C2="$1" C3="$2" C6="$3" C8="$4" Q1Q4="$5" ALL="$6" REPORT="$7" MKDATA="$8"
+C2="$1" C3="$2" C6="$3" C8="$4" Q1Q4="$5" ALL="$6" REPORT="$7" MKDATA="$8" C7="$9"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
 failures=0 cases=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -136,6 +136,21 @@ bad "unknown optimizer 'lamb'" "$C6" "${TINY[@]}" --optimizers=sgd,lamb
 bad "unknown strategy 'warp'" "$C8" "${TINY[@]}" --strategies=eager,warp
 bad "--progress=sometimes: must be auto, on or off" "$C2" "${TINY[@]}" --progress=sometimes
 bad "--profile=fast: must be quick or lab" "$ALL" "${TINY[@]}" --profile=fast --results_dir="$tmp/r"
+
+# --- models ------------------------------------------------------------------------------------------
+M="tests/testdata/models"
+printf 'not a zip archive\n' >"$tmp/text.pt"
+bad "--model: unknown model 'resnet50'; known: resnet18, resnet18_no_bn, torchscript" "$C2" "${TINY[@]}" --model=resnet50
+bad "--model=torchscript needs --model_path=FILE" "$C2" "${TINY[@]}" --model=torchscript
+bad "/nonexistent/m.pt: no such TorchScript file" "$C2" "${TINY[@]}" --model=torchscript --model_path=/nonexistent/m.pt
+bad "$tmp/text.pt: not a TorchScript archive" "$C2" "${TINY[@]}" --model=torchscript --model_path="$tmp/text.pt"
+bad "$M/no_forward.pt: the scripted module has no forward() method" "$C2" "${TINY[@]}" --model=torchscript --model_path="$M/no_forward.pt"
+bad "$M/wrong_classes.pt: forward() maps a (2, 3, 32, 32) batch to (2, 5) Float; trainlab needs (2, 10)" "$Q1Q4" --model=torchscript --model_path="$M/wrong_classes.pt"
+bad "--model_path is for a model loaded from a file (--model=torchscript), not --model=resnet18" "$C2" "${TINY[@]}" --model_path="$M/tiny_cnn.pt"
+bad "--nobatch_norm selects --model=resnet18_no_bn; it does not apply to --model=torchscript" "$C2" "${TINY[@]}" --nobatch_norm --model=torchscript --model_path="$M/tiny_cnn.pt"
+bad "c7 compares resnet18 with resnet18_no_bn; --model=torchscript" "$C7" "${TINY[@]}" --model=torchscript --model_path="$M/tiny_cnn.pt"
+bad "--save_model=/nonexistent/dir/w.pt: folder /nonexistent/dir does not exist" "$C2" "${TINY[@]}" --save_model=/nonexistent/dir/w.pt
+bad "--save_model writes one run's weights; it takes --repeats=1" "$C2" "${TINY[@]}" --save_model="$tmp/w.pt" --repeats=2
 
 # --- contradictions and flags in the wrong place ------------------------------------------------------
 bad "--device=cuda contradicts --disable_cuda" "$C2" "${TINY[@]}" --device=cuda --disable_cuda

@@ -114,13 +114,37 @@ expect_error "--workers is not a flag of c2" "${TINY[@]}" --workers=0,1
 
 # --- q1_q4: counted from the model ------------------------------------------------------------
 if run q "$Q1Q4"; then
-  grep -q '^Q1: convolutional layers: 20 (17 without the three 1x1 shortcut convolutions)$' "$tmp/q.out" || fail "Q1"
+  grep -q '^Q1: convolutional layers: 20 (17 without 1x1 convolutions)$' "$tmp/q.out" || fail "Q1"
   grep -q '^Q2: input features of the last linear layer: 512$' "$tmp/q.out" || fail "Q2"
   grep -q '^Q3: SGD: trainable parameters 11173962, gradients 11173962' "$tmp/q.out" || fail "Q3"
   grep -q '^Q4: Adam: trainable parameters 11173962, gradients 11173962; .*: 22347924 state elements$' "$tmp/q.out" || fail "Q4"
   pass "q1_q4 counts"
 else
   fail "q1_q4 exited non-zero: $(cat "$tmp/q.err")"
+fi
+
+# --- models: a TorchScript model trains and is counted; --save_model writes a state_dict ---------
+M=tests/testdata/models
+if run q_ts "$Q1Q4" --model=torchscript --model_path="$M/tiny_cnn.pt"; then
+  grep -q '^Q1: convolutional layers: 2 (1 without 1x1 convolutions)$' "$tmp/q_ts.out" || fail "Q1 of tiny_cnn.pt"
+  grep -q '^Q2: input features of the last linear layer: 8$' "$tmp/q_ts.out" || fail "Q2 of tiny_cnn.pt"
+  grep -q '^Q3: SGD: trainable parameters 394, gradients 394' "$tmp/q_ts.out" || fail "Q3 of tiny_cnn.pt"
+  pass "q1_q4 counts a TorchScript model"
+else
+  fail "q1_q4 --model=torchscript exited non-zero: $(cat "$tmp/q_ts.err")"
+fi
+if run c2_ts "$C2" "${TINY[@]}" --epochs=2 --model=torchscript --model_path="$M/tiny_cnn.pt" \
+    --save_model="$tmp/tiny_weights.pt" --results_dir="$tmp/r_ts"; then
+  [[ $(grep -c '^Epoch [0-9]* Summary:$' "$tmp/c2_ts.out") == 2 ]] || fail "c2 --model=torchscript: epochs"
+  grep -q "^- Model: torchscript from $M/tiny_cnn.pt$" "$tmp/c2_ts.out" || fail "c2 does not name the model"
+  grep -q "^Saved the trained weights to $tmp/tiny_weights.pt" "$tmp/c2_ts.out" || fail "c2 --save_model line"
+  # A zip archive (torch.load's format) holding the pickled dict, the tensors named as in Python.
+  [[ "$(head -c 2 "$tmp/tiny_weights.pt")" == "PK" ]] || fail "--save_model did not write a zip archive"
+  grep -qa 'conv.weight' "$tmp/tiny_weights.pt" || fail "--save_model lacks the Python name conv.weight"
+  grep -q '"model": "torchscript"' "$tmp/r_ts/c2.json" || fail "c2.json does not record the model"
+  pass "c2 trains a TorchScript model and saves its weights"
+else
+  fail "c2 --model=torchscript exited non-zero: $(cat "$tmp/c2_ts.err")"
 fi
 
 # --- c3: a given worker list, its table and the two bests -------------------------------------

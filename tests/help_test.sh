@@ -25,18 +25,25 @@ check() {  # check BINARY FLAG...
   echo "ok: $name --help ($lines lines)"
 }
 
-check "$C2" $training
+check "$C2" save_model model model_path $training
 check "$C3" workers max_workers $training
 check "$C4" best_workers dataset epochs results_dir
 check "$C5" dataset epochs device results_dir
 check "$C6" optimizers dataset epochs results_dir
 check "$C7" dataset epochs batch_norm results_dir
 check "$C8" strategies dataset epochs results_dir
-check "$Q1Q4" batch_norm results_dir
+check "$Q1Q4" model model_path batch_norm results_dir
 check "$ALL" profile results_dir workers optimizers strategies
 check "$REPORT" compare
 check "$SSB" device strategies batch_sizes threads
 check "$MKDATA" out train test seed
+
+# The help lists the plugins this binary linked, by the registries' names.
+c2help=$("$C2" --help 2>&1)
+grep -q -- "Models (--model): resnet18, resnet18_no_bn, torchscript" <<<"$c2help" || fail "c2 --help: no model list"
+grep -q -- "Optimizers (--optimizer): adadelta, adagrad, adam" <<<"$c2help" || fail "c2 --help: no optimizer list"
+q1help=$("$Q1Q4" --help 2>&1)
+grep -q -- "Models (--model): resnet18" <<<"$q1help" || fail "q1_q4 --help: no model list"
 
 # c8's own default shows in its help; --helpfull still lists the libraries' flags.
 # (Output captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail.)
@@ -48,7 +55,7 @@ grep -q -- '-logtostderr' <<<"$full" || fail "c2 --helpfull lacks glog's flags"
 out=$("$C2" --workers=0,1 2>&1) && fail "c2 accepted c3's --workers" ||
   grep -q -- "--workers is not a flag of c2" <<<"$out" || fail "c2 --workers: $out"
 out=$("$Q1Q4" --epochs=3 2>&1) && fail "q1_q4 accepted --epochs" ||
-  grep -q -- "--epochs is not a flag of q1_q4 (it takes: --batch_norm, --results_dir)" <<<"$out" || fail "q1_q4 --epochs: $out"
+  grep -q -- "--epochs is not a flag of q1_q4 (it takes: --model, --model_path, --batch_norm, --results_dir)" <<<"$out" || fail "q1_q4 --epochs: $out"
 
 echo "help_test: $failures failure(s)"
 exit $((failures > 0))

@@ -65,7 +65,8 @@ TEST(TorchScriptModel, LoadsCountsAndSharesItsTensors) {
   // The Python names, and the very tensors the nn::Module view registered.
   std::map<std::string, at::Tensor> state;
   for (const auto& [name, t] : m->StateDict()) state[name] = t;
-  ASSERT_TRUE(state.count("conv.weight") && state.count("bn.running_mean") && state.count("fc.bias"));
+  ASSERT_TRUE(state.count("conv.weight") && state.count("bn.running_mean") &&
+              state.count("fc.bias"));
   EXPECT_TRUE(state["conv.weight"].is_same(m->named_parameters()["conv:weight"]));
 }
 
@@ -90,9 +91,9 @@ TEST(TorchScriptModel, TrainsThroughOurOptimizerAndSwitchesModes) {
     sgd.step();
     (step == 0 ? first : last) = loss.item<double>();
   }
-  EXPECT_LT(last, first);                                         // it learns
-  EXPECT_FALSE(at::equal(state["conv.weight"], w0));              // the scripted module's own
-  EXPECT_FALSE(at::equal(state["bn.running_mean"], mean0));       // train mode: stats move
+  EXPECT_LT(last, first);                                    // it learns
+  EXPECT_FALSE(at::equal(state["conv.weight"], w0));         // the scripted module's own
+  EXPECT_FALSE(at::equal(state["bn.running_mean"], mean0));  // train mode: stats move
 
   m->eval();  // eval mode: BN uses its statistics and leaves them alone
   EXPECT_FALSE(m->is_training());
@@ -119,8 +120,9 @@ TEST(TorchScriptModel, BadFilesGetOneClearErrorEach) {
   EXPECT_EQ(ErrorOf("torchscript", none), none + ": the scripted module has no forward() method");
   const std::string five = "tests/testdata/models/wrong_classes.pt";
   EXPECT_EQ(ErrorOf("torchscript", five),
-            five + ": forward() maps a (2, 3, 32, 32) batch to (2, 5) Float; trainlab needs "
-                   "(2, 10) floating-point logits");
+            five +
+                ": forward() maps a (2, 3, 32, 32) batch to (2, 5) Float; trainlab needs "
+                "(2, 10) floating-point logits");
 }
 
 TEST(StateDict, RoundTripsEveryTensorUnderPyTorchsNames) {

@@ -17,12 +17,13 @@ torch::nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
 }  // namespace
 
 BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, bool batch_norm) {
+  // Registered in the Python model's order, so parameters, optimizer state and state_dict
+  // entries come in PyTorch's order too (BatchNorm draws no random numbers: the order does not
+  // change the initial weights).
   conv1_ = register_module("conv1", Conv(in_planes, planes, 3, stride, 1));
+  if (batch_norm) bn1_ = register_module("bn1", torch::nn::BatchNorm2d(planes));
   conv2_ = register_module("conv2", Conv(planes, planes, 3, 1, 1));
-  if (batch_norm) {
-    bn1_ = register_module("bn1", torch::nn::BatchNorm2d(planes));
-    bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
-  }
+  if (batch_norm) bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
   if (stride != 1 || in_planes != planes) {
     torch::nn::Sequential s;
     s->push_back(Conv(in_planes, planes, 1, stride, 0));

@@ -29,8 +29,8 @@ absl::StatusOr<NamedTensors> ParseStateDict(const std::string& bytes, const std:
     v = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a pickled state_dict: ",
-                                                   what.substr(0, what.find('\n'))));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a pickled state_dict: ", what.substr(0, what.find('\n'))));
   }
   if (!v.isGenericDict()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": holds ", v.tagKind(), ", not a dict"));
@@ -38,9 +38,9 @@ absl::StatusOr<NamedTensors> ParseStateDict(const std::string& bytes, const std:
   NamedTensors out;
   for (const auto& item : v.toGenericDict()) {
     if (!item.key().isString() || !item.value().isTensor()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": not a name -> tensor dict (", item.key().tagKind(), " -> ",
-                       item.value().tagKind(), ")"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": not a name -> tensor dict (",
+                                                     item.key().tagKind(), " -> ",
+                                                     item.value().tagKind(), ")"));
     }
     out.emplace_back(item.key().toStringRef(), item.value().toTensor());
   }

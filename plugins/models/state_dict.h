@@ -1,6 +1,6 @@
 // A model's weights in the file format Python's `torch.load` reads: a dict from PyTorch's
-// parameter and buffer names to CPU tensors, pickled by LibTorch's `torch::jit::pickle_save`. Python
-// loads it into the lab's model with
+// parameter and buffer names to CPU tensors, pickled by LibTorch's `torch::jit::pickle_save`.
+// Python loads it into the lab's model with
 //   model.load_state_dict(torch.load("weights.pt"))
 // (tools/lab/check_saved_model.py checks exactly that against trainlab's own test results).
 //

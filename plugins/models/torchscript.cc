@@ -23,13 +23,17 @@ std::string FirstLine(const c10::Error& e) {
 }
 
 // torch::nn::Module names may not contain dots; scripted ones are dotted paths.
-std::string ModuleKey(const std::string& dotted) { return absl::StrReplaceAll(dotted, {{".", ":"}}); }
+std::string ModuleKey(const std::string& dotted) {
+  return absl::StrReplaceAll(dotted, {{".", ":"}});
+}
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-std::string Shape(const at::Tensor& t) { return absl::StrCat("(", absl::StrJoin(t.sizes(), ", "), ")"); }
+std::string Shape(const at::Tensor& t) {
+  return absl::StrCat("(", absl::StrJoin(t.sizes(), ", "), ")");
+}
 
 }  // namespace
 
@@ -74,20 +78,20 @@ absl::StatusOr<std::shared_ptr<TorchScriptModelImpl>> TorchScriptModelImpl::Load
     const c10::IValue out = module.forward({probe});
     module.train();
     if (!out.isTensor()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": forward() returns ", out.tagKind(), ", not a tensor of logits"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": forward() returns ", out.tagKind(), ", not a tensor of logits"));
     }
     const at::Tensor logits = out.toTensor();
     if (logits.dim() != 2 || logits.size(0) != 2 || logits.size(1) != num_classes ||
         !logits.is_floating_point()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": forward() maps a (2, 3, 32, 32) batch to ", Shape(logits), " ",
-          std::string(c10::toString(logits.scalar_type())), "; trainlab needs (2, ", num_classes,
-          ") floating-point logits"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": forward() maps a (2, 3, 32, 32) batch to ", Shape(logits), " ",
+                       std::string(c10::toString(logits.scalar_type())), "; trainlab needs (2, ",
+                       num_classes, ") floating-point logits"));
     }
   } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": forward() fails on a (2, 3, 32, 32) float batch: ", FirstLine(e)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": forward() fails on a (2, 3, 32, 32) float batch: ", FirstLine(e)));
   }
   return std::shared_ptr<TorchScriptModelImpl>(new TorchScriptModelImpl(std::move(module), path));
 }
@@ -121,7 +125,8 @@ LayerCounts TorchScriptModelImpl::CountLayers() const {
 
 std::vector<std::pair<std::string, at::Tensor>> TorchScriptModelImpl::StateDict() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& p : module_.named_parameters(/*recurse=*/true)) out.emplace_back(p.name, p.value);
+  for (const auto& p : module_.named_parameters(/*recurse=*/true))
+    out.emplace_back(p.name, p.value);
   for (const auto& b : module_.named_buffers(/*recurse=*/true)) out.emplace_back(b.name, b.value);
   return out;
 }
