@@ -23,7 +23,8 @@ std::vector<uint8_t> Image() {
   for (int c = 0; c < 3; ++c)
     for (int h = 0; h < 32; ++h)
       for (int w = 0; w < 32; ++w)
-        img[(c * 32 + h) * 32 + w] = static_cast<uint8_t>((7 * h + 13 * w + 29 * c + 3 * h * w) % 256);
+        img[(c * 32 + h) * 32 + w] =
+            static_cast<uint8_t>((7 * h + 13 * w + 29 * c + 3 * h * w) % 256);
   return img;
 }
 
@@ -35,8 +36,8 @@ TEST(AugmentGolden, MatchesTorchvisionForEveryCropAndFlip) {
   const std::vector<uint8_t> img = Image();
   const NormalizeTable table(kCifar10Mean, kCifar10Std);
   for (const auto& c : golden["cases"]) {
-    AugmentParams p{.dx = c["dx"].get<uint8_t>(), .dy = c["dy"].get<uint8_t>(),
-                    .flip = c["flip"].get<bool>()};
+    AugmentParams p{
+        .dx = c["dx"].get<uint8_t>(), .dy = c["dy"].get<uint8_t>(), .flip = c["flip"].get<bool>()};
     std::vector<uint8_t> cropped(img.size());
     CropBatch(img.data(), &p, 1, cropped.data());
     FlipBatch(cropped.data(), &p, 1);

@@ -8,7 +8,8 @@
 //     and bounds (see kExactSteps).
 // Each case runs at the generator's one thread and at two: on the machine that made the file
 // (the same libtorch_cpu.so as Python's), one thread gave the same bits for all 8 steps of all
-// four runs; two threads split the reductions differently (docs/reproducibility.md has the numbers).
+// four runs; two threads split the reductions differently (docs/reproducibility.md has the
+// numbers).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
@@ -61,8 +62,9 @@ bool Near(double got, double want, double rtol) {
 // The generator's batch: x.flat[i] = ((37 i + 11) mod 101) / 50 - 1, label[b] = (3b + 1) mod 10.
 std::pair<at::Tensor, at::Tensor> Batch(int64_t n) {
   const at::Tensor i = at::arange(n * 3 * 32 * 32, at::kLong);
-  const at::Tensor x =
-      ((i * 37 + 11).remainder(101).to(at::kDouble) / 50.0 - 1.0).to(at::kFloat).reshape({n, 3, 32, 32});
+  const at::Tensor x = ((i * 37 + 11).remainder(101).to(at::kDouble) / 50.0 - 1.0)
+                           .to(at::kFloat)
+                           .reshape({n, 3, 32, 32});
   const at::Tensor y = (at::arange(n, at::kLong) * 3 + 1).remainder(10);
   return {x, y};
 }
@@ -151,7 +153,8 @@ TEST_P(TrainingGolden, MatchesPyTorchSeedForSeed) {
       EXPECT_TRUE(Near(got, want, kRtol)) << "step " << step + 1;
     } else {
       // Later steps: still the same trajectory, not a different one.
-      EXPECT_LT(rel, bn && opt_name == "sgd" ? kLaterRtolChaotic : kLaterRtol) << "step " << step + 1;
+      EXPECT_LT(rel, bn && opt_name == "sgd" ? kLaterRtolChaotic : kLaterRtol)
+          << "step " << step + 1;
     }
   }
 }

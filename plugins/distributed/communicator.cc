@@ -1,0 +1,148 @@
+#include "plugins/distributed/communicator.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <exception>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+
+namespace trainlab::distributed {
+namespace {
+
+std::string FirstLine(const std::exception& e) {
+  std::string what;
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
+    what = c10->what_without_backtrace();
+  } else {
+    what = e.what();
+  }
+  return what.substr(0, what.find('\n'));
+}
+
+std::string Seconds(std::chrono::milliseconds t) {
+  return absl::StrCat(std::chrono::duration<double>(t).count(), " s");
+}
+
+}  // namespace
+
+Communicator::Communicator(DistEnv env, std::chrono::milliseconds timeout)
+    : env_(std::move(env)), timeout_(timeout) {}
+
+Communicator::~Communicator() = default;
+
+absl::Status Communicator::Failed(const std::string& what, const std::exception& e) const {
+  return absl::UnavailableError(absl::StrCat(
+      "rank ", env_.rank, " of ", env_.world_size, ": ", what,
+      " failed (a peer rank died, hung past the ", Seconds(timeout_),
+      " timeout, or cannot be reached): ", FirstLine(e)));
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
+    const DistEnv& env, std::chrono::milliseconds timeout) {
+  std::unique_ptr<Communicator> c(new Communicator(env, timeout));
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(env.master_port);
+    so.isServer = env.hosts_store();
+    so.numWorkers = env.agent_store ? c10::nullopt : c10::optional<size_t>(env.world_size);
+    so.waitWorkers = false;
+    so.timeout = timeout;
+    so.multiTenant = env.agent_store;
+    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    if (env.agent_store) store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix(), store);
+    c->store_ = store;
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat(
+        "rank ", env.rank, " of ", env.world_size, ": cannot ",
+        env.hosts_store() ? "host" : "reach", " the store at ", env.master_addr, ":",
+        env.master_port, " within ", Seconds(timeout), " (MASTER_ADDR/MASTER_PORT): ",
+        FirstLine(e)));
+  }
+  try {
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    // Loopback jobs bind Gloo to 127.0.0.1; others to this machine's resolved hostname.
+    const bool loopback = env.master_addr == "localhost" || env.master_addr.rfind("127.", 0) == 0;
+    options->devices.push_back(loopback
+                                   ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                   : c10d::ProcessGroupGloo::createDefaultDevice());
+    c->group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(c->store_, env.rank, env.world_size,
+                                                            options);
+  } catch (const std::exception& e) {
+    return c->Failed("joining the Gloo process group", e);
+  }
+  return c;
+}
+
+absl::Status Communicator::AverageInPlace(const std::vector<at::Tensor>& tensors) {
+  if (tensors.empty()) return absl::OkStatus();
+  try {
+    std::vector<at::Tensor> flat = {at::cat([&] {
+      std::vector<at::Tensor> parts;
+      for (const at::Tensor& t : tensors) parts.push_back(t.reshape(-1));
+      return parts;
+    }())};
+    group_->allreduce(flat)->wait(timeout_);
+    flat[0].div_(env_.world_size);
+    int64_t offset = 0;
+    for (const at::Tensor& t : tensors) {
+      t.copy_(flat[0].narrow(0, offset, t.numel()).view_as(t));
+      offset += t.numel();
+    }
+  } catch (const std::exception& e) {
+    return Failed("an all-reduce", e);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<double>> Communicator::SumOverRanks(const std::vector<double>& values) {
+  if (values.empty()) return values;
+  try {
+    std::vector<at::Tensor> t = {
+        at::tensor(at::ArrayRef<double>(values), at::TensorOptions().dtype(at::kDouble))};
+    group_->allreduce(t)->wait(timeout_);
+    const double* p = t[0].data_ptr<double>();
+    return std::vector<double>(p, p + values.size());
+  } catch (const std::exception& e) {
+    return Failed("an all-reduce of the epoch's figures", e);
+  }
+}
+
+absl::Status Communicator::Broadcast(const std::vector<at::Tensor>& tensors) {
+  try {
+    // One broadcast per dtype (parameters are float; BatchNorm's batch counters are int64).
+    std::map<at::ScalarType, std::vector<at::Tensor>> by_type;
+    for (const at::Tensor& t : tensors) by_type[t.scalar_type()].push_back(t.detach());
+    for (auto& [type, group] : by_type) {
+      std::vector<at::Tensor> parts;
+      for (const at::Tensor& t : group) parts.push_back(t.reshape(-1));
+      std::vector<at::Tensor> flat = {at::cat(parts)};
+      c10d::BroadcastOptions o;
+      o.rootRank = 0;
+      group_->broadcast(flat, o)->wait(timeout_);
+      int64_t offset = 0;
+      for (at::Tensor& t : group) {
+        t.copy_(flat[0].narrow(0, offset, t.numel()).view_as(t));
+        offset += t.numel();
+      }
+    }
+  } catch (const std::exception& e) {
+    return Failed("broadcasting rank 0's parameters", e);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Communicator::Barrier() {
+  try {
+    group_->barrier()->wait(timeout_);
+  } catch (const std::exception& e) {
+    return Failed("a barrier", e);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace trainlab::distributed

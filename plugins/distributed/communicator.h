@@ -1,0 +1,73 @@
+// The data-parallel side of training, behind one small interface: a process group of every rank
+// (PyTorch's own c10d: Gloo on the CPU), with what the trainer needs from it: average
+// these gradients, sum these numbers, start every rank from rank 0's weights. The trainer never
+// sees a backend.
+//
+// Failures are values: a rank that cannot reach the store, or a peer that died or hung, makes
+// the call return an error within `timeout` (not Gloo's default 30 minutes), naming what failed.
+//
+// Example:
+//   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm,
+//                             Communicator::Connect(*env, std::chrono::seconds(120)));
+//   TRAINLAB_RETURN_IF_ERROR(comm->Broadcast(params));      // rank 0's values everywhere
+//   TRAINLAB_RETURN_IF_ERROR(comm->AverageInPlace(grads));  // mean over ranks
+#ifndef TRAINLAB_PLUGINS_DISTRIBUTED_COMMUNICATOR_H_
+#define TRAINLAB_PLUGINS_DISTRIBUTED_COMMUNICATOR_H_
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/intrusive_ptr.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "plugins/distributed/dist_env.h"
+
+namespace c10d {
+class ProcessGroup;
+class Store;
+}  // namespace c10d
+
+namespace trainlab::distributed {
+
+class Communicator {
+ public:
+  // Connects to the store (hosting it on rank 0 unless torchrun's agent does) and builds the
+  // process group. Every rank must call it; it returns when all have joined, or an error after
+  // `timeout`.
+  static absl::StatusOr<std::unique_ptr<Communicator>> Connect(const DistEnv& env,
+                                                               std::chrono::milliseconds timeout);
+  ~Communicator();
+
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  const DistEnv& env() const { return env_; }
+
+  // Sums each tensor over the ranks and divides by the world size, in place. The tensors are
+  // flattened into one buffer per call (one all-reduce, not one per tensor).
+  absl::Status AverageInPlace(const std::vector<at::Tensor>& tensors);
+  // Element-wise sum over the ranks (loss sums, correct counts, sample counts).
+  absl::StatusOr<std::vector<double>> SumOverRanks(const std::vector<double>& values);
+  // Rank 0's values into every rank's tensors, in place.
+  absl::Status Broadcast(const std::vector<at::Tensor>& tensors);
+  // Waits for every rank.
+  absl::Status Barrier();
+
+  // The c10d process group, for c10d's own machinery (the Reducer).
+  const c10::intrusive_ptr<c10d::ProcessGroup>& group() const { return group_; }
+
+ private:
+  Communicator(DistEnv env, std::chrono::milliseconds timeout);
+  absl::Status Failed(const std::string& what, const std::exception& e) const;
+
+  DistEnv env_;
+  std::chrono::milliseconds timeout_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+};
+
+}  // namespace trainlab::distributed
+
+#endif  // TRAINLAB_PLUGINS_DISTRIBUTED_COMMUNICATOR_H_
