@@ -27,10 +27,21 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/stats.h"
 #include "core/timer.h"
 
 namespace trainlab {
+
+// Data-parallel gradient averaging around a step (plugins/distributed: c10d's Reducer), empty
+// when one process trains: `before_forward` at the start of the step, `before_backward` with
+// the loss, after which backward() returns with the gradients averaged over every rank.
+struct GradientHooks {
+  std::function<void()> before_forward;
+  std::function<void(const at::Tensor& loss)> before_backward;
+  bool active() const { return static_cast<bool>(before_backward); }
+};
 
 // What a step needs from the model and optimizer, type-erased.
 struct StepFunctions {
@@ -40,6 +51,7 @@ struct StepFunctions {
   std::function<void()> optimizer_step;                  // the optimizer's step()
   c10::Device device = c10::kCPU;
   bool optimizer_capturable = false;  // see OptimizerEntry::capturable
+  GradientHooks gradients;            // data-parallel averaging; empty for one process
 };
 
 // Device scalars; read them after the step's synchronize.
@@ -140,8 +152,10 @@ inline StepOutput EagerStep(const StepFunctions& fns, const StepOptions& options
                             const at::Tensor& x, const at::Tensor& y, PhaseTimes* phases) {
   Clock::time_point t0 = phases ? Clock::now() : Clock::time_point{};
   fns.zero_grad();
+  if (fns.gradients.before_forward) fns.gradients.before_forward();
   auto [loss, logits] = ForwardAndLoss(fns, options, x, y);
   Clock::time_point t1 = phases ? SyncAndNow(fns.device) : t0;
+  if (fns.gradients.before_backward) fns.gradients.before_backward(loss);
   loss.backward();
   Clock::time_point t2 = phases ? SyncAndNow(fns.device) : t0;
   fns.optimizer_step();
@@ -169,7 +183,14 @@ class EagerRunner final : public StepRunner {
 // The runner the options ask for: the strategy's own, or eager.
 inline absl::StatusOr<std::unique_ptr<StepRunner>> MakeStepRunner(const StepFunctions& fns,
                                                                   const StepOptions& options) {
-  if (options.make_runner) return options.make_runner(fns, options);
+  if (options.make_runner) {
+    if (fns.gradients.active()) {
+      return absl::UnimplementedError(
+          absl::StrCat("strategy ", absl::StrJoin(options.names, "+"),
+                       " brings its own step, which does not average gradients across ranks yet"));
+    }
+    return options.make_runner(fns, options);
+  }
   return std::unique_ptr<StepRunner>(std::make_unique<EagerRunner>(fns, options));
 }
 

@@ -38,6 +38,7 @@ struct TrainerOptions {
   c10::Device device = c10::kCPU;
   StepOptions step;                   // from ResolveStrategies(); default: eager
   bool optimizer_capturable = false;  // see OptimizerEntry::capturable
+  GradientHooks gradients;            // data-parallel averaging (plugins/distributed); or none
   TraceRecorder* trace = nullptr;     // spans per batch when set
   bool record_phases = false;         // forward/backward/step times per batch (syncs on CUDA)
   // Called after every batch with the epoch's progress (a progress line); nothing is timed in it
@@ -56,7 +57,8 @@ template <Model M, Optimizer O>
 absl::StatusOr<std::unique_ptr<StepRunner>> PrepareStepRunner(M& model, O& optimizer,
                                                               c10::Device device,
                                                               bool optimizer_capturable,
-                                                              const StepOptions& step) {
+                                                              const StepOptions& step,
+                                                              GradientHooks gradients = {}) {
   at::globalContext().setBenchmarkCuDNN(step.cudnn_benchmark);
   if (step.memory_format != c10::MemoryFormat::Contiguous) {
     // Module::to() has no memory-format overload in LibTorch; convert each 4-D weight.
@@ -72,6 +74,7 @@ absl::StatusOr<std::unique_ptr<StepRunner>> PrepareStepRunner(M& model, O& optim
   fns.optimizer_step = [&optimizer] { optimizer.step(); };
   fns.device = device;
   fns.optimizer_capturable = optimizer_capturable;
+  fns.gradients = std::move(gradients);
   return MakeStepRunner(fns, step);
 }
 
@@ -225,8 +228,9 @@ class Trainer {
  private:
   // Applies the step options to the model and builds the runner (once, before the first epoch).
   absl::Status Prepare() {
-    absl::StatusOr<std::unique_ptr<StepRunner>> runner = PrepareStepRunner(
-        model_, optimizer_, options_.device, options_.optimizer_capturable, options_.step);
+    absl::StatusOr<std::unique_ptr<StepRunner>> runner =
+        PrepareStepRunner(model_, optimizer_, options_.device, options_.optimizer_capturable,
+                          options_.step, options_.gradients);
     if (!runner.ok()) return runner.status();
     runner_ = std::move(*runner);
     return absl::OkStatus();

@@ -102,6 +102,10 @@ absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("max batches per epoch must be >= 0, got ", options.max_batches));
   }
+  if (options.world_size < 1 || options.rank < 0 || options.rank >= options.world_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rank ", options.rank, " is out of range for world size ", options.world_size));
+  }
   if (dataset == nullptr || dataset->size == 0) {
     return absl::InvalidArgumentError("the dataset is empty");
   }
@@ -117,7 +121,8 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOpti
       options_(options),
       table_(dataset_->mean, dataset_->std),
       batches_per_epoch_([&] {
-        const int64_t all = (dataset_->size + options.batch_size - 1) / options.batch_size;
+        const int64_t per_rank = (dataset_->size + options.world_size - 1) / options.world_size;
+        const int64_t all = (per_rank + options.batch_size - 1) / options.batch_size;
         return options.max_batches > 0 ? std::min(all, options.max_batches) : all;
       }()),
       capacity_(std::max(1, options.num_workers * options.prefetch_per_worker)),
@@ -154,6 +159,7 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   } else {
     std::iota(order.begin(), order.end(), 0);
   }
+  order = ShardOrder(order, options_.rank, options_.world_size);
   std::map<int64_t, Batch> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -273,7 +279,7 @@ Batch BatchLoader::Produce(const std::vector<int64_t>& order, int64_t epoch, int
                            Scratch& scratch) {
   TraceRecorder* trace = options_.trace;
   const int64_t begin = b * options_.batch_size;
-  const int64_t n = std::min(options_.batch_size, dataset_->size - begin);
+  const int64_t n = std::min(options_.batch_size, static_cast<int64_t>(order.size()) - begin);
 
   const Clock::time_point t0 = Clock::now();
   const Pool::Slot slot = pool_->Acquire();
@@ -288,7 +294,8 @@ Batch BatchLoader::Produce(const std::vector<int64_t>& order, int64_t epoch, int
   Clock::time_point t3 = t2, t4 = t2;
   if (options_.augment) {
     SplitMix64 rng(MixSeed(options_.seed, kAugmentStream,
-                           (static_cast<uint64_t>(epoch) << 32) ^ static_cast<uint64_t>(b)));
+                           (static_cast<uint64_t>(epoch) << 32) ^ static_cast<uint64_t>(b) ^
+                               (static_cast<uint64_t>(options_.rank) << 48)));
     for (int64_t i = 0; i < n; ++i) scratch.params[i] = DrawAugment(rng);
     CropBatch(scratch.gathered.data(), scratch.params.data(), n, scratch.cropped.data());
     t3 = Clock::now();

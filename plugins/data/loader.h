@@ -47,9 +47,14 @@ struct LoaderOptions {
   bool shuffle = true;
   bool augment = true;  // crop + flip (training); false: normalise only (test set)
   uint64_t seed = 0;
-  int64_t max_batches = 0;         // batches per epoch; 0 = the whole dataset
-  int prefetch_per_worker = 2;     // PyTorch's prefetch_factor default
-  bool pin_memory = false;         // page-locked batches for asynchronous copies to a GPU
+  int64_t max_batches = 0;      // batches per epoch; 0 = the whole dataset
+  int prefetch_per_worker = 2;  // PyTorch's prefetch_factor default
+  bool pin_memory = false;      // page-locked batches for asynchronous copies to a GPU
+  // Data-parallel training: this rank takes its DistributedSampler share of each epoch's order
+  // (random.h: ShardOrder), so `batch_size` is per rank and a W-rank job sees per step what one
+  // process with W times the batch would.
+  int rank = 0;
+  int world_size = 1;
   TraceRecorder* trace = nullptr;  // spans per batch stage on the workers' tracks
   // For tests: called before each batch is made, on the thread that makes it; whatever it
   // throws becomes that batch's error (see BatchLoader::status()).

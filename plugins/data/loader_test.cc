@@ -250,3 +250,57 @@ TEST(BatchLoader, StartEpochAtABatchGivesTheRestOfTheSameEpoch) {
 
 }  // namespace
 }  // namespace trainlab::data
+
+namespace trainlab::data {
+namespace {
+
+// The image indices of one epoch, in the order the loader gave them.
+std::vector<int64_t> Indices(BatchLoader& loader, int64_t epoch) {
+  std::vector<int64_t> out;
+  for (const Batch& b : Epoch(loader, epoch)) {
+    at::Tensor bytes =
+        (b.images.index({at::indexing::Slice(), 0, 0, at::indexing::Slice(0, 2)}) * 255)
+            .round()
+            .to(at::kLong);
+    for (int64_t i = 0; i < b.images.size(0); ++i) {
+      out.push_back(bytes[i][0].item<int64_t>() + 256 * bytes[i][1].item<int64_t>());
+    }
+  }
+  return out;
+}
+
+TEST(BatchLoader, RanksTakeDistributedSamplersSharesOfOneOrder) {
+  const int64_t n = 103;  // not a multiple of 3: the order is padded by repeating its start
+  LoaderOptions o;
+  o.batch_size = 8;
+  o.augment = false;
+  o.seed = 5;
+  auto whole = Make(Indexed(n), o);
+  const std::vector<int64_t> order = Indices(*whole, 2);
+  std::vector<int64_t> seen;
+  for (int rank = 0; rank < 3; ++rank) {
+    LoaderOptions r = o;
+    r.rank = rank;
+    r.world_size = 3;
+    r.num_workers = rank;  // worker count changes nothing
+    auto loader = Make(Indexed(n), r);
+    EXPECT_EQ(loader->batches_per_epoch(), 5);  // ceil(ceil(103 / 3) / 8)
+    const std::vector<int64_t> mine = Indices(*loader, 2);
+    ASSERT_EQ(mine.size(), 35u);  // ceil(103 / 3) each: equal lengths, so ranks step together
+    for (size_t k = 0; k < mine.size(); ++k) {
+      EXPECT_EQ(mine[k], order[(rank + 3 * k) % n]) << "rank " << rank << ", position " << k;
+    }
+    EXPECT_EQ(Indices(*loader, 2), mine);  // the same seed and epoch: the same share
+    seen.insert(seen.end(), mine.begin(), mine.end());
+  }
+  std::sort(seen.begin(), seen.end());
+  seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+  EXPECT_EQ(seen.size(), static_cast<size_t>(n));  // together: every image
+  LoaderOptions bad = o;
+  bad.rank = 3;
+  bad.world_size = 3;
+  EXPECT_FALSE(BatchLoader::Create(Indexed(n), bad).ok());
+}
+
+}  // namespace
+}  // namespace trainlab::data

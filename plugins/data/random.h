@@ -49,6 +49,22 @@ inline std::vector<int64_t> Permutation(int64_t n, uint64_t seed) {
   return p;
 }
 
+// This rank's share of an epoch's `order`, with PyTorch's DistributedSampler semantics: the
+// order is padded to a multiple of `world_size` by repeating its start, and rank r takes
+// positions r, r + world_size, r + 2 world_size, ... Every rank gets ceil(n / world_size)
+// indices; together they cover the order (a few twice, when n does not divide).
+inline std::vector<int64_t> ShardOrder(const std::vector<int64_t>& order, int rank,
+                                       int world_size) {
+  if (world_size <= 1) return order;
+  const size_t n = order.size(), w = static_cast<size_t>(world_size);
+  const size_t per_rank = (n + w - 1) / w;
+  std::vector<int64_t> out;
+  out.reserve(per_rank);
+  for (size_t k = 0; k < per_rank; ++k)
+    out.push_back(order[(static_cast<size_t>(rank) + k * w) % n]);
+  return out;
+}
+
 }  // namespace trainlab::data
 
 #endif  // TRAINLAB_PLUGINS_DATA_RANDOM_H_

@@ -36,10 +36,10 @@ Communicator::Communicator(DistEnv env, std::chrono::milliseconds timeout)
 Communicator::~Communicator() = default;
 
 absl::Status Communicator::Failed(const std::string& what, const std::exception& e) const {
-  return absl::UnavailableError(absl::StrCat(
-      "rank ", env_.rank, " of ", env_.world_size, ": ", what,
-      " failed (a peer rank died, hung past the ", Seconds(timeout_),
-      " timeout, or cannot be reached): ", FirstLine(e)));
+  return absl::UnavailableError(absl::StrCat("rank ", env_.rank, " of ", env_.world_size, ": ",
+                                             what, " failed (a peer rank died, hung past the ",
+                                             Seconds(timeout_),
+                                             " timeout, or cannot be reached): ", FirstLine(e)));
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
@@ -53,15 +53,16 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
     so.waitWorkers = false;
     so.timeout = timeout;
     so.multiTenant = env.agent_store;
-    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    c10::intrusive_ptr<c10d::Store> store =
+        c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
     if (env.agent_store) store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix(), store);
     c->store_ = store;
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat(
-        "rank ", env.rank, " of ", env.world_size, ": cannot ",
-        env.hosts_store() ? "host" : "reach", " the store at ", env.master_addr, ":",
-        env.master_port, " within ", Seconds(timeout), " (MASTER_ADDR/MASTER_PORT): ",
-        FirstLine(e)));
+    return absl::UnavailableError(absl::StrCat("rank ", env.rank, " of ", env.world_size,
+                                               ": cannot ", env.hosts_store() ? "host" : "reach",
+                                               " the store at ", env.master_addr, ":",
+                                               env.master_port, " within ", Seconds(timeout),
+                                               " (MASTER_ADDR/MASTER_PORT): ", FirstLine(e)));
   }
   try {
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -70,8 +71,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
     options->devices.push_back(loopback
                                    ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
                                    : c10d::ProcessGroupGloo::createDefaultDevice());
-    c->group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(c->store_, env.rank, env.world_size,
-                                                            options);
+    c->group_ =
+        c10::make_intrusive<c10d::ProcessGroupGloo>(c->store_, env.rank, env.world_size, options);
   } catch (const std::exception& e) {
     return c->Failed("joining the Gloo process group", e);
   }

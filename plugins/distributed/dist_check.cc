@@ -9,12 +9,20 @@
 //   allreduce  broadcast from rank 0, average and sum over ranks; checks every result
 //   die        the last rank exits right after joining; the others must fail with a clear error
 //   hang       the last rank sleeps after joining; the others must fail after --timeout
+//   train      ResNet-18 without BN (each rank seeded differently: attaching must broadcast rank
+//              0's weights), 3 SGD steps, each rank on its 1/W of a fixed batch,
+//              gradients averaged by c10d's Reducer; checks the ranks' parameters are identical
+//              and equal one process trained on the whole batch
 // Exit 0 when the rank saw what it should; 1 with one error line otherwise.
 #include <ATen/ATen.h>
 #include <glog/logging.h>
 #include <unistd.h>
 
+#include <torch/optim/sgd.h>
+
+#include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -22,11 +30,64 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/model.h"
+#include "core/step.h"
 #include "plugins/distributed/communicator.h"
+#include "plugins/distributed/data_parallel.h"
 #include "plugins/distributed/dist_env.h"
 
 namespace trainlab::distributed {
 namespace {
+
+constexpr int64_t kPerRank = 4;
+constexpr int kSteps = 3;
+
+// A fixed batch by formula: x.flat[i] = ((37 i + 11 + 13 step) mod 101) / 50 - 1.
+std::pair<at::Tensor, at::Tensor> GlobalBatch(int64_t n, int step) {
+  const at::Tensor i = at::arange(n * 3 * 32 * 32, at::kLong);
+  at::Tensor x = ((i * 37 + 11 + 13 * step).remainder(101).to(at::kDouble) / 50.0 - 1.0)
+                     .to(at::kFloat)
+                     .reshape({n, 3, 32, 32});
+  at::Tensor y = (at::arange(n, at::kLong) * 3 + 1 + step).remainder(10);
+  return {x, y};
+}
+
+struct Trained {
+  std::shared_ptr<ClassifierImpl> model;
+  std::unique_ptr<torch::optim::SGD> sgd;
+};
+
+// `rows` of each step's batch of `n`, with `hooks` around each step.
+absl::StatusOr<Trained> Train(uint64_t seed, int64_t n, int64_t first, int64_t count,
+                              Communicator* comm) {
+  Trained t;
+  torch::manual_seed(seed);
+  absl::StatusOr<std::shared_ptr<ClassifierImpl>> m = MakeModel("resnet18_no_bn", {});
+  if (!m.ok()) return m.status();
+  t.model = *m;
+  std::unique_ptr<DataParallel> dp;
+  if (comm != nullptr) {
+    absl::StatusOr<std::unique_ptr<DataParallel>> a = DataParallel::Attach(*comm, *t.model);
+    if (!a.ok()) return a.status();
+    dp = std::move(*a);
+  }
+  t.sgd = std::make_unique<torch::optim::SGD>(
+      t.model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4));
+  StepFunctions fns;
+  fns.module = t.model.get();
+  fns.forward = [&t](const at::Tensor& x) { return t.model->forward(x); };
+  fns.zero_grad = [&t] { t.sgd->zero_grad(); };
+  fns.optimizer_step = [&t] { t.sgd->step(); };
+  if (dp) fns.gradients = dp->hooks();
+  for (int step = 0; step < kSteps; ++step) {
+    auto [x, y] = GlobalBatch(n, step);
+    EagerStep(fns, StepOptions{}, x.narrow(0, first, count), y.narrow(0, first, count), nullptr);
+  }
+  return t;
+}
+
+// Data-parallel training equals one process on the union of the ranks' batches.
+int CheckTraining(Communicator& c);
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "dist_check: error: %s\n", message.c_str());
@@ -48,6 +109,7 @@ int Run(int argc, char** argv) {
   const int r = c.rank(), w = c.world_size();
   const bool last = r == w - 1;
 
+  if (mode == "train") return CheckTraining(c);
   if (mode == "die" && last) {
     std::fflush(stdout);
     _exit(3);
@@ -78,6 +140,39 @@ int Run(int argc, char** argv) {
   }
   std::printf("dist_check: %s: broadcast, average and sum over %d ranks correct\n",
               c.env().str().c_str(), w);
+  return 0;
+}
+
+int CheckTraining(Communicator& c) {
+  const int r = c.rank(), w = c.world_size();
+  const int64_t n = kPerRank * w;
+  // Seeded by rank on purpose: only Attach's broadcast makes the ranks start alike.
+  absl::StatusOr<Trained> mine;
+  try {
+    mine = Train(100 + r, n, kPerRank * r, kPerRank, &c);
+  } catch (const std::exception& e) {
+    return Fail(absl::StrCat("rank ", r, ": training failed: ", e.what()));
+  }
+  if (!mine.ok()) return Fail(std::string(mine.status().message()));
+  absl::StatusOr<Trained> one = Train(100, n, 0, n, nullptr);  // rank 0's seed, whole batch
+  if (!one.ok()) return Fail(std::string(one.status().message()));
+
+  std::vector<at::Tensor> params = mine->model->parameters(), ref = one->model->parameters();
+  std::vector<at::Tensor> rank0;
+  for (const at::Tensor& p : params) rank0.push_back(p.detach().clone());
+  if (absl::Status s = c.Broadcast(rank0); !s.ok()) return Fail(std::string(s.message()));
+  bool identical = true;
+  double worst = 0;
+  for (size_t k = 0; k < params.size(); ++k) {
+    identical = identical && at::equal(params[k], rank0[k]);
+    worst = std::max(worst, (params[k] - ref[k]).abs().max().item<double>());
+  }
+  std::printf("dist_check: rank %d of %d: %d SGD steps of %" PRId64
+              " images per rank: parameters %s across ranks; largest difference from one "
+              "process on all %" PRId64 " images: %.2e\n",
+              r, w, kSteps, kPerRank, identical ? "identical" : "DIFFERENT", n, worst);
+  if (!identical) return Fail(absl::StrCat("rank ", r, ": parameters differ from rank 0's"));
+  if (worst > 1e-5) return Fail(absl::StrCat("rank ", r, ": differs from one process by ", worst));
   return 0;
 }
 

@@ -27,9 +27,10 @@ std::string DistEnv::store_prefix() const {
 }
 
 std::string DistEnv::str() const {
-  return absl::StrCat("rank ", rank, " of ", world_size, " (local rank ", local_rank, "), store ",
-                      master_addr, ":", master_port,
-                      agent_store ? " (torchrun's agent hosts it)" : (rank == 0 ? " (hosted here)" : ""));
+  return absl::StrCat(
+      "rank ", rank, " of ", world_size, " (local rank ", local_rank, "), store ", master_addr, ":",
+      master_port,
+      agent_store ? " (torchrun's agent hosts it)" : (rank == 0 ? " (hosted here)" : ""));
 }
 
 absl::StatusOr<std::optional<DistEnv>> ReadDistEnv(const GetEnv& getenv) {
@@ -43,13 +44,15 @@ absl::StatusOr<std::optional<DistEnv>> ReadDistEnv(const GetEnv& getenv) {
 
   const char* rank = getenv("RANK");
   if (rank == nullptr || *rank == '\0') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("WORLD_SIZE=", e.world_size, " but RANK is not set (each process needs its "
-                     "rank, 0 to ", e.world_size - 1, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("WORLD_SIZE=", e.world_size,
+                                                   " but RANK is not set (each process needs its "
+                                                   "rank, 0 to ",
+                                                   e.world_size - 1, ")"));
   }
   if (!absl::SimpleAtoi(rank, &e.rank) || e.rank < 0 || e.rank >= e.world_size) {
-    return absl::InvalidArgumentError(absl::StrCat("RANK=", rank, " is out of range for WORLD_SIZE=",
-                                                   e.world_size, " (0 to ", e.world_size - 1, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("RANK=", rank,
+                                                   " is out of range for WORLD_SIZE=", e.world_size,
+                                                   " (0 to ", e.world_size - 1, ")"));
   }
   e.local_rank = e.rank;  // one machine by hand; torchrun and schedulers set LOCAL_RANK
   if (const char* lr = getenv("LOCAL_RANK"); lr != nullptr && *lr != '\0') {
@@ -59,9 +62,10 @@ absl::StatusOr<std::optional<DistEnv>> ReadDistEnv(const GetEnv& getenv) {
   }
   const char* addr = getenv("MASTER_ADDR");
   if (addr == nullptr || *addr == '\0') {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "WORLD_SIZE=", e.world_size, " needs MASTER_ADDR (the host of the store: rank 0's, or "
-        "torchrun's agent's)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("WORLD_SIZE=", e.world_size,
+                     " needs MASTER_ADDR (the host of the store: rank 0's, or "
+                     "torchrun's agent's)"));
   }
   e.master_addr = addr;
   absl::StatusOr<int> port =
@@ -70,8 +74,8 @@ absl::StatusOr<std::optional<DistEnv>> ReadDistEnv(const GetEnv& getenv) {
   if (!port.ok()) return port.status();
   e.master_port = *port;
   if (const char* agent = getenv("TORCHELASTIC_USE_AGENT_STORE"); agent != nullptr) {
-    e.agent_store = std::string(agent) == "True" || std::string(agent) == "true" ||
-                    std::string(agent) == "1";
+    e.agent_store =
+        std::string(agent) == "True" || std::string(agent) == "true" || std::string(agent) == "1";
   }
   if (e.agent_store) {
     if (const char* rc = getenv("TORCHELASTIC_RESTART_COUNT"); rc != nullptr && *rc != '\0') {

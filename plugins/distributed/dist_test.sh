@@ -28,6 +28,14 @@ else
   fail "allreduce: rc $rc0/$rc1: $(cat "$tmp"/r*.err)"
 fi
 
+two train 60
+if [[ $rc0 == 0 && $rc1 == 0 ]] && grep -q "parameters identical across ranks" "$tmp/r1.out"; then
+  echo "ok: $(cat "$tmp/r0.out")"
+  echo "ok: $(cat "$tmp/r1.out")"
+else
+  fail "train: rc $rc0/$rc1: $(cat "$tmp"/r*.err)"
+fi
+
 start=$SECONDS
 two die 20
 elapsed=$((SECONDS - start))

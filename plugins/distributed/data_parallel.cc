@@ -1,0 +1,61 @@
+#include "plugins/distributed/data_parallel.h"
+
+#include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace trainlab::distributed {
+
+DataParallel::~DataParallel() = default;
+
+absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator& comm,
+                                                                   torch::nn::Module& model,
+                                                                   int64_t bucket_bytes) {
+  std::vector<at::Tensor> state;
+  std::vector<at::Tensor> params;
+  std::unordered_map<size_t, std::string> names;
+  for (const auto& p : model.named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    names[params.size()] = p.key();
+    params.push_back(p.value());
+  }
+  for (const at::Tensor& p : model.parameters()) state.push_back(p);
+  for (const at::Tensor& b : model.buffers()) state.push_back(b);
+  if (absl::Status s = comm.Broadcast(state); !s.ok()) return s;
+
+  std::unique_ptr<DataParallel> dp(new DataParallel);
+  try {
+    c10d::verify_params_across_processes(comm.group(), params, c10::nullopt);
+    std::vector<std::vector<size_t>> buckets;
+    std::vector<size_t> limits;
+    std::tie(buckets, limits) = c10d::compute_bucket_assignment_by_size(
+        params, {static_cast<size_t>(kFirstBucketBytes), static_cast<size_t>(bucket_bytes)},
+        std::vector<bool>(params.size(), false));
+    dp->buckets_ = static_cast<int>(buckets.size());
+    dp->reducer_ = std::make_shared<c10d::Reducer>(
+        params, std::move(buckets), std::move(limits), comm.group(),
+        std::vector<bool>(params.size(), false), bucket_bytes,
+        /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false, std::move(names),
+        kFirstBucketBytes);
+  } catch (const std::exception& e) {
+    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+    std::string what = c10 ? c10->what_without_backtrace() : e.what();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "rank ", comm.rank(), ": setting up gradient averaging failed (do all ranks train the "
+        "same model?): ", what.substr(0, what.find('\n'))));
+  }
+  return dp;
+}
+
+GradientHooks DataParallel::hooks() {
+  std::shared_ptr<c10d::Reducer> r = reducer_;
+  return {.before_forward = [r] { r->prepare_for_forward(); },
+          .before_backward = [r](const at::Tensor& loss) { r->prepare_for_backward({loss}); }};
+}
+
+}  // namespace trainlab::distributed
