@@ -43,6 +43,7 @@ DEFINE_bool(evaluate, false, "Also report test-set loss and top-1 after each epo
 // --- Performance -------------------------------------------------------------------------------
 DEFINE_string(device, "auto", "auto | cpu | cuda. auto: CUDA when available.");
 DEFINE_bool(disable_cuda, false, "Train on the CPU even when CUDA is there.");
+DEFINE_int32(dist_timeout, 300, "Data-parallel: seconds to wait for the other ranks, then fail.");
 DEFINE_int32(threads, 0, "LibTorch intra-op threads; 0 = every core (LibTorch alone: half).");
 DEFINE_bool(malloc_tuning, true,
             "glibc keeps freed memory (no mmap, no trim): ~30% of a CPU step.");
@@ -92,6 +93,7 @@ absl::Status Validate(const ExperimentConfig& c) {
   if (c.synthetic_train < 1) return Bad("synthetic_train", c.synthetic_train, "must be >= 1");
   if (c.synthetic_test < 1) return Bad("synthetic_test", c.synthetic_test, "must be >= 1");
   if (c.repeats < 1) return Bad("repeats", c.repeats, "must be >= 1");
+  if (c.dist_timeout_s < 1) return Bad("dist_timeout", c.dist_timeout_s, "must be >= 1 (seconds)");
   if (c.checkpoint_every < 0) return Bad("checkpoint_every", c.checkpoint_every, "must be >= 0");
   if (c.resume && c.checkpoint_dir.empty()) {
     return absl::InvalidArgumentError("--resume needs --checkpoint_dir (where the checkpoint is)");
@@ -180,7 +182,7 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
       {"Training",
        {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
         "batch_norm", "seed", "evaluate"}},
-      {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning"}},
+      {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning", "dist_timeout"}},
       {"Output", {"results_dir", "progress", "trace", "repeats"}},
       {"Checkpoints", {"checkpoint_dir", "checkpoint_every", "resume"}},
   };
@@ -267,6 +269,7 @@ absl::StatusOr<ExperimentConfig> ReadConfig(
   c.results_dir = FLAGS_results_dir;
   c.progress = FLAGS_progress;
   c.repeats = FLAGS_repeats;
+  c.dist_timeout_s = FLAGS_dist_timeout;
   c.checkpoint_dir = FLAGS_checkpoint_dir;
   c.checkpoint_every = FLAGS_checkpoint_every;
   c.resume = FLAGS_resume;

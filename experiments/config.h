@@ -70,6 +70,7 @@ struct ExperimentConfig {
   std::string results_dir;  // <experiment>.json and <experiment>_batches.csv go here
   std::string progress = "auto";
   int repeats = 1;
+  int dist_timeout_s = 300;  // data-parallel: how long a rank waits for the others
   // Checkpoints
   std::string checkpoint_dir;
   int64_t checkpoint_every = 0;  // batches; 0: at epoch ends only

@@ -1,5 +1,6 @@
 #include "experiments/run.h"
 
+#include <c10/util/Exception.h>
 #include <torch/optim/optimizer.h>
 #include <torch/utils.h>
 
@@ -18,6 +19,7 @@
 #include "experiments/progress.h"
 #include "experiments/results.h"
 #include "experiments/stop.h"
+#include "plugins/distributed/data_parallel.h"
 #include "plugins/models/state_dict.h"
 
 namespace trainlab::experiments {
@@ -75,6 +77,42 @@ void PrintRun(const RunConfig& config, const RunResult& r) {
   }
 }
 
+// Loss and top-1 of the epoch over every rank's batches (the times stay this rank's).
+absl::Status ReduceOverRanks(distributed::Communicator& comm, EpochStats& stats) {
+  double correct = 0;
+  for (const BatchRecord& b : stats.batches) correct += static_cast<double>(b.correct);
+  const double batches = static_cast<double>(stats.batches.size());
+  TRAINLAB_ASSIGN_OR_RETURN(std::vector<double> sum,
+                            comm.SumOverRanks({stats.loss * batches, batches, correct,
+                                               static_cast<double>(stats.samples)}));
+  if (sum[1] > 0) stats.loss = sum[0] / sum[1];
+  if (sum[3] > 0) {
+    stats.top1 = 100.0 * sum[2] / sum[3];
+    stats.samples = static_cast<int64_t>(sum[3]);
+  }
+  return absl::OkStatus();
+}
+
+// trainer.TrainEpoch; data-parallel, a failure of the gradient all-reduce inside backward (a
+// peer died or hung) comes back as an error that says so, not as LibTorch's bare exception.
+template <class T>
+absl::StatusOr<EpochStats> TrainEpochOnRank(const Session& session, T& trainer, int64_t epoch,
+                                            std::optional<EpochStats> partial) {
+  if (!session.comm) return trainer.TrainEpoch(epoch, std::move(partial));
+  try {
+    return trainer.TrainEpoch(epoch, std::move(partial));
+  } catch (const std::exception& e) {
+    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+    const std::string what = c10 ? c10->what_without_backtrace() : e.what();
+    return absl::UnavailableError(
+        absl::StrCat("rank ", session.comm->rank(), " of ", session.comm->world_size(),
+                     ": averaging gradients failed in epoch ", epoch + 1,
+                     " (a peer rank died, or hung past "
+                     "--dist_timeout=",
+                     session.config.dist_timeout_s, "s): ", what.substr(0, what.find('\n'))));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config, int repeat) {
@@ -109,6 +147,10 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
   lo.pin_memory = config.device.is_cuda();
   lo.trace = trace;
   lo.before_batch = config.loader_fault;
+  if (session.comm) {  // this rank's DistributedSampler share of each epoch
+    lo.rank = session.comm->rank();
+    lo.world_size = session.comm->world_size();
+  }
   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<data::BatchLoader> loader,
                             data::BatchLoader::Create(session.train, lo));
   std::unique_ptr<data::BatchLoader> test_loader;
@@ -162,14 +204,21 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
     }
     return absl::OkStatus();
   };
+  std::unique_ptr<distributed::DataParallel> data_parallel;
+  if (session.comm) {  // after any restore: rank 0's weights go to every rank
+    TRAINLAB_ASSIGN_OR_RETURN(data_parallel,
+                              distributed::DataParallel::Attach(*session.comm, *model));
+    topts.gradients = data_parallel->hooks();
+  }
   Trainer<ClassifierImpl, torch::optim::Optimizer, data::BatchLoader> trainer(*model, *optimizer,
                                                                               *loader, topts);
   for (; e < config.epochs; ++e) {
-    absl::StatusOr<EpochStats> epoch = trainer.TrainEpoch(e, std::move(partial));
+    absl::StatusOr<EpochStats> epoch = TrainEpochOnRank(session, trainer, e, std::move(partial));
     partial.reset();
     progress.Clear();
     TRAINLAB_RETURN_IF_ERROR(epoch.status());
     EpochStats& stats = *epoch;
+    if (session.comm) TRAINLAB_RETURN_IF_ERROR(ReduceOverRanks(*session.comm, stats));
     result.loader_stages.push_back(loader->stage_times());
     result.total_s += stats.epoch_s;
     const bool diverged = stats.diverged.has_value();

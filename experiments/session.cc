@@ -156,12 +156,40 @@ absl::Status CheckModel(const RunConfig& r) {
   return absl::OkStatus();
 }
 
+// Under torchrun (or RANK/WORLD_SIZE/MASTER_* set by hand) joins the process group. Ranks other
+// than 0 then write nothing: no stdout, results, trace, progress or saved model.
+absl::Status JoinDataParallel(Session& s) {
+  TRAINLAB_ASSIGN_OR_RETURN(std::optional<distributed::DistEnv> env, distributed::ReadDistEnv());
+  if (!env) return absl::OkStatus();
+  ExperimentConfig& c = s.config;
+  if (!c.checkpoint_dir.empty()) {
+    return absl::UnimplementedError(
+        absl::StrCat("--checkpoint_dir with WORLD_SIZE=", env->world_size,
+                     ": checkpoints of data-parallel runs are not supported yet"));
+  }
+  TRAINLAB_ASSIGN_OR_RETURN(
+      std::unique_ptr<distributed::Communicator> comm,
+      distributed::Communicator::Connect(*env, std::chrono::seconds(c.dist_timeout_s)));
+  s.comm = std::move(comm);
+  if (env->rank != 0) {
+    c.results_dir.clear();
+    c.trace.clear();
+    c.progress = "off";
+    c.run.save_model.clear();
+    if (std::freopen("/dev/null", "w", stdout) == nullptr) {
+      return absl::InternalError("cannot silence stdout on a rank other than 0");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
   Session s;
   s.config = std::move(config);
   const ExperimentConfig& c = s.config;
+  TRAINLAB_RETURN_IF_ERROR(JoinDataParallel(s));
   // Fail before an hour of training, not after it.
   if (!c.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
   TRAINLAB_RETURN_IF_ERROR(CheckTracePath(c));
@@ -206,6 +234,13 @@ absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
                 r.max_batches_per_epoch);
   }
   if (c.repeats > 1) std::printf("- Each configuration runs %d times (--repeats)\n", c.repeats);
+  if (s.comm) {
+    std::printf("- Data-parallel over %d ranks (c10d, Gloo): %s; --batch_size is per rank (%" PRId64
+                " images per step in all); loss and top-1 over all ranks, times rank 0's; "
+                "batch norm statistics per rank\n",
+                s.comm->world_size(), s.comm->env().str().c_str(),
+                r.batch_size * s.comm->world_size());
+  }
   if (s.checkpointer) {
     std::printf("- Checkpoints: %s%s\n", s.checkpointer->path().c_str(),
                 c.resume ? " (resuming)" : "");
@@ -229,6 +264,7 @@ absl::StatusOr<Session> Session::With(ExperimentConfig other) const {
   TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(s.config));
   s.train = train;
   s.test = test;
+  s.comm = comm;
   s.data_note = data_note;
   s.allocator = allocator;
   s.progress = progress;

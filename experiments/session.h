@@ -19,6 +19,7 @@
 #include "experiments/checkpoint.h"
 #include "experiments/config.h"
 #include "plugins/data/dataset.h"
+#include "plugins/distributed/communicator.h"
 
 namespace trainlab::experiments {
 
@@ -41,6 +42,9 @@ struct Session {
   std::unique_ptr<TraceRecorder> trace;        // when --trace is set
   bool progress = false;                       // draw the progress line on stderr
   std::unique_ptr<Checkpointer> checkpointer;  // when --checkpoint_dir is set
+  // Data-parallel (WORLD_SIZE > 1, from torchrun or set by hand): the process group. Rank 0
+  // alone prints, writes results and saves; the others train silently.
+  std::shared_ptr<distributed::Communicator> comm;
 
   // Checks that --results_dir can be written (before any training), resolves the device,
   // applies threads and allocator settings, loads the data and prints the "Settings:" paragraph.

@@ -45,9 +45,11 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator&
   } catch (const std::exception& e) {
     const auto* c10 = dynamic_cast<const c10::Error*>(&e);
     std::string what = c10 ? c10->what_without_backtrace() : e.what();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "rank ", comm.rank(), ": setting up gradient averaging failed (do all ranks train the "
-        "same model?): ", what.substr(0, what.find('\n'))));
+    return absl::FailedPreconditionError(
+        absl::StrCat("rank ", comm.rank(),
+                     ": setting up gradient averaging failed (do all ranks train the "
+                     "same model?): ",
+                     what.substr(0, what.find('\n'))));
   }
   return dp;
 }

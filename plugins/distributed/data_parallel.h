@@ -9,8 +9,8 @@
 // rank 0's are the ones evaluated, saved and checkpointed.
 //
 // Example:
-//   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<DataParallel> dp, DataParallel::Attach(*comm, *model));
-//   trainer_options.gradients = dp->hooks();
+//   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<DataParallel> dp, DataParallel::Attach(*comm,
+//   *model)); trainer_options.gradients = dp->hooks();
 #ifndef TRAINLAB_PLUGINS_DISTRIBUTED_DATA_PARALLEL_H_
 #define TRAINLAB_PLUGINS_DISTRIBUTED_DATA_PARALLEL_H_
 
@@ -35,8 +35,9 @@ class DataParallel {
   static constexpr int64_t kBucketBytes = 25 << 20;
 
   // `model` must outlive the result; every rank calls this with the same architecture.
-  static absl::StatusOr<std::unique_ptr<DataParallel>> Attach(
-      Communicator& comm, torch::nn::Module& model, int64_t bucket_bytes = kBucketBytes);
+  static absl::StatusOr<std::unique_ptr<DataParallel>> Attach(Communicator& comm,
+                                                              torch::nn::Module& model,
+                                                              int64_t bucket_bytes = kBucketBytes);
   ~DataParallel();
 
   GradientHooks hooks();
