@@ -183,7 +183,7 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
        {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
         "batch_norm", "seed", "evaluate"}},
       {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning", "dist_timeout"}},
-      {"Output", {"results_dir", "progress", "trace", "repeats"}},
+      {"Output", {"results_dir", "repeats", "progress", "trace"}},
       {"Checkpoints", {"checkpoint_dir", "checkpoint_every", "resume"}},
   };
   return *groups;
