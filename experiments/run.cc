@@ -14,6 +14,7 @@
 #include "core/optimizer.h"
 #include "core/status_macros.h"
 #include "core/strategy.h"
+#include "core/torch_error.h"
 #include "core/trainer.h"
 #include "experiments/checkpoint.h"
 #include "experiments/progress.h"
@@ -102,14 +103,12 @@ absl::StatusOr<EpochStats> TrainEpochOnRank(const Session& session, T& trainer, 
   try {
     return trainer.TrainEpoch(epoch, std::move(partial));
   } catch (const std::exception& e) {
-    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
-    const std::string what = c10 ? c10->what_without_backtrace() : e.what();
     return absl::UnavailableError(
         absl::StrCat("rank ", session.comm->rank(), " of ", session.comm->world_size(),
                      ": averaging gradients failed in epoch ", epoch + 1,
                      " (a peer rank died, or hung past "
                      "--dist_timeout=",
-                     session.config.dist_timeout_s, "s): ", what.substr(0, what.find('\n'))));
+                     session.config.dist_timeout_s, "s): ", TorchErrorLine(e)));
   }
 }
 

@@ -10,19 +10,10 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "core/torch_error.h"
 
 namespace trainlab::distributed {
 namespace {
-
-std::string FirstLine(const std::exception& e) {
-  std::string what;
-  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
-    what = c10->what_without_backtrace();
-  } else {
-    what = e.what();
-  }
-  return what.substr(0, what.find('\n'));
-}
 
 std::string Seconds(std::chrono::milliseconds t) {
   return absl::StrCat(std::chrono::duration<double>(t).count(), " s");
@@ -36,10 +27,10 @@ Communicator::Communicator(DistEnv env, std::chrono::milliseconds timeout)
 Communicator::~Communicator() = default;
 
 absl::Status Communicator::Failed(const std::string& what, const std::exception& e) const {
-  return absl::UnavailableError(absl::StrCat("rank ", env_.rank, " of ", env_.world_size, ": ",
-                                             what, " failed (a peer rank died, hung past the ",
-                                             Seconds(timeout_),
-                                             " timeout, or cannot be reached): ", FirstLine(e)));
+  return absl::UnavailableError(
+      absl::StrCat("rank ", env_.rank, " of ", env_.world_size, ": ", what,
+                   " failed (a peer rank died, hung past the ", Seconds(timeout_),
+                   " timeout, or cannot be reached): ", TorchErrorLine(e)));
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
@@ -62,7 +53,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
                                                ": cannot ", env.hosts_store() ? "host" : "reach",
                                                " the store at ", env.master_addr, ":",
                                                env.master_port, " within ", Seconds(timeout),
-                                               " (MASTER_ADDR/MASTER_PORT): ", FirstLine(e)));
+                                               " (MASTER_ADDR/MASTER_PORT): ", TorchErrorLine(e)));
   }
   try {
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/torch_error.h"
 
 namespace trainlab::distributed {
 
@@ -43,13 +44,11 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator&
         /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false, std::move(names),
         kFirstBucketBytes);
   } catch (const std::exception& e) {
-    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
-    std::string what = c10 ? c10->what_without_backtrace() : e.what();
     return absl::FailedPreconditionError(
         absl::StrCat("rank ", comm.rank(),
                      ": setting up gradient averaging failed (do all ranks train the "
                      "same model?): ",
-                     what.substr(0, what.find('\n'))));
+                     TorchErrorLine(e)));
   }
   return dp;
 }

@@ -6,6 +6,7 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/torch_error.h"
 
 namespace trainlab::models {
 
@@ -17,9 +18,9 @@ absl::StatusOr<std::string> StateDictBytes(const ClassifierImpl& model) {
     }
     const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
     return std::string(bytes.begin(), bytes.end());
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     return absl::InternalError(
-        absl::StrCat("pickling the model's state_dict failed: ", e.what_without_backtrace()));
+        absl::StrCat("pickling the model's state_dict failed: ", TorchErrorLine(e)));
   }
 }
 
@@ -27,10 +28,9 @@ absl::StatusOr<NamedTensors> ParseStateDict(const std::string& bytes, const std:
   c10::IValue v;
   try {
     v = torch::jit::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
+  } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a pickled state_dict: ", what.substr(0, what.find('\n'))));
+        absl::StrCat(path, ": not a pickled state_dict: ", TorchErrorLine(e)));
   }
   if (!v.isGenericDict()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": holds ", v.tagKind(), ", not a dict"));

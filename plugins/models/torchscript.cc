@@ -12,15 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "core/torch_error.h"
 
 namespace trainlab::models {
 namespace {
-
-// LibTorch's first line of an error, without its C++ stack.
-std::string FirstLine(const c10::Error& e) {
-  const std::string what = e.what_without_backtrace();
-  return what.substr(0, what.find('\n'));
-}
 
 // torch::nn::Module names may not contain dots; scripted ones are dotted paths.
 std::string ModuleKey(const std::string& dotted) {
@@ -57,13 +52,10 @@ absl::StatusOr<std::shared_ptr<TorchScriptModelImpl>> TorchScriptModelImpl::Load
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, c10::Device(c10::kCPU));
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": not a TorchScript archive (write one with torch.jit.script(model).save(path)): ",
-        FirstLine(e)));
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a TorchScript archive: ", e.what()));
+        TorchErrorLine(e)));
   }
   if (!module.find_method("forward")) {
     return absl::InvalidArgumentError(
@@ -89,9 +81,9 @@ absl::StatusOr<std::shared_ptr<TorchScriptModelImpl>> TorchScriptModelImpl::Load
                        std::string(c10::toString(logits.scalar_type())), "; trainlab needs (2, ",
                        num_classes, ") floating-point logits"));
     }
-  } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": forward() fails on a (2, 3, 32, 32) float batch: ", FirstLine(e)));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": forward() fails on a (2, 3, 32, 32) float batch: ", TorchErrorLine(e)));
   }
   return std::shared_ptr<TorchScriptModelImpl>(new TorchScriptModelImpl(std::move(module), path));
 }
