@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -12,7 +13,25 @@
 
 namespace trainlab::distributed {
 
+namespace {
+
+// DDP's assignment: bucket indices and each bucket's size limit.
+std::tuple<std::vector<std::vector<size_t>>, std::vector<size_t>> Assign(
+    const std::vector<at::Tensor>& params, int64_t bucket_bytes) {
+  return c10d::compute_bucket_assignment_by_size(
+      params,
+      {static_cast<size_t>(DataParallel::kFirstBucketBytes), static_cast<size_t>(bucket_bytes)},
+      std::vector<bool>(params.size(), false));
+}
+
+}  // namespace
+
 DataParallel::~DataParallel() = default;
+
+std::vector<std::vector<size_t>> DataParallel::Buckets(const std::vector<at::Tensor>& params,
+                                                       int64_t bucket_bytes) {
+  return std::get<0>(Assign(params, bucket_bytes));
+}
 
 absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator& comm,
                                                                    torch::nn::Module& model,
@@ -34,9 +53,7 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator&
     c10d::verify_params_across_processes(comm.group(), params, c10::nullopt);
     std::vector<std::vector<size_t>> buckets;
     std::vector<size_t> limits;
-    std::tie(buckets, limits) = c10d::compute_bucket_assignment_by_size(
-        params, {static_cast<size_t>(kFirstBucketBytes), static_cast<size_t>(bucket_bytes)},
-        std::vector<bool>(params.size(), false));
+    std::tie(buckets, limits) = Assign(params, bucket_bytes);
     dp->buckets_ = static_cast<int>(buckets.size());
     dp->reducer_ = std::make_shared<c10d::Reducer>(
         params, std::move(buckets), std::move(limits), comm.group(),

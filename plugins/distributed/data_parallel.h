@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/step.h"
@@ -39,6 +40,11 @@ class DataParallel {
                                                               torch::nn::Module& model,
                                                               int64_t bucket_bytes = kBucketBytes);
   ~DataParallel();
+
+  // DDP's bucket assignment of `params` (indices into it): kFirstBucketBytes first, then
+  // `bucket_bytes` each; what Attach gives the Reducer, and what benchmarks time.
+  static std::vector<std::vector<size_t>> Buckets(const std::vector<at::Tensor>& params,
+                                                  int64_t bucket_bytes = kBucketBytes);
 
   GradientHooks hooks();
   int buckets() const { return buckets_; }

@@ -218,17 +218,10 @@ int Bench(Communicator& c, int64_t batch, int reps) {
   std::vector<at::Tensor> grads;
   for (const at::Tensor& p : params) grads.push_back(at::randn_like(p));
   // DDP's bucket assignment (1 MiB first, then 25 MiB), each bucket one all-reduce.
-  std::vector<std::vector<at::Tensor>> buckets(1);
-  int64_t bytes = 0;
-  for (auto it = grads.rbegin(); it != grads.rend(); ++it) {  // DDP fills buckets from the end
-    const int64_t limit =
-        buckets.size() == 1 ? DataParallel::kFirstBucketBytes : DataParallel::kBucketBytes;
-    if (bytes > 0 && bytes + it->nbytes() > limit) {
-      buckets.emplace_back();
-      bytes = 0;
-    }
-    buckets.back().push_back(*it);
-    bytes += it->nbytes();
+  std::vector<std::vector<at::Tensor>> buckets;
+  for (const std::vector<size_t>& indices : DataParallel::Buckets(params)) {
+    buckets.emplace_back();
+    for (size_t i : indices) buckets.back().push_back(grads[i]);
   }
   absl::Status st;
   const double flat = TimeMedian(c, reps, [&] { st.Update(c.AverageInPlace(grads)); });
