@@ -74,13 +74,25 @@ void BM_Strategy(benchmark::State& state, const std::string& strategy, c10::Devi
 
   const int first_steps = device.is_cuda() ? 5 : 1;
   const Clock::time_point t0 = SyncAndNow(device);
-  for (int i = 0; i < first_steps; ++i) (*runner)->Run(x, y, nullptr);
+  for (int i = 0; i < first_steps; ++i) {
+    if (absl::StatusOr<StepOutput> s = (*runner)->Run(x, y, nullptr); !s.ok()) {
+      state.SkipWithError(std::string(s.status().message()).c_str());
+      for (auto _ : state) {
+      }
+      return;
+    }
+  }
   const double first_s = Seconds(SyncAndNow(device) - t0);
 
   StepOutput out;
   for (auto _ : state) {
-    out = (*runner)->Run(x, y, nullptr);
+    absl::StatusOr<StepOutput> s = (*runner)->Run(x, y, nullptr);
     SyncDevice(device);
+    if (!s.ok()) {
+      state.SkipWithError(std::string(s.status().message()).c_str());
+      break;
+    }
+    out = *std::move(s);
   }
   const double loss = out.loss.defined() ? out.loss.item<double>() : 0;
   if (!std::isfinite(loss)) state.SkipWithError("the loss is not finite");

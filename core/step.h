@@ -10,7 +10,7 @@
 // Example:
 //   StepOptions options;                    // eager
 //   auto runner = MakeStepRunner(fns, options);
-//   StepOutput out = (*runner)->Run(x, y, /*phases=*/nullptr);
+//   absl::StatusOr<StepOutput> out = (*runner)->Run(x, y, /*phases=*/nullptr);
 #ifndef TRAINLAB_CORE_STEP_H_
 #define TRAINLAB_CORE_STEP_H_
 
@@ -66,7 +66,9 @@ class StepRunner {
   virtual ~StepRunner() = default;
   // `phases`, when not null, receives forward/backward/step times; measuring them costs a
   // device synchronize between phases, so the trainer asks only when tracing.
-  virtual StepOutput Run(const at::Tensor& x, const at::Tensor& y, PhaseTimes* phases) = 0;
+  // An error (a CUDA graph capture that failed) ends the run: the caller reports it.
+  virtual absl::StatusOr<StepOutput> Run(const at::Tensor& x, const at::Tensor& y,
+                                         PhaseTimes* phases) = 0;
 };
 
 struct StepOptions;
@@ -171,7 +173,8 @@ class EagerRunner final : public StepRunner {
  public:
   EagerRunner(StepFunctions fns, StepOptions options)
       : fns_(std::move(fns)), options_(std::move(options)) {}
-  StepOutput Run(const at::Tensor& x, const at::Tensor& y, PhaseTimes* phases) override {
+  absl::StatusOr<StepOutput> Run(const at::Tensor& x, const at::Tensor& y,
+                                 PhaseTimes* phases) override {
     return EagerStep(fns_, options_, x, y, phases);
   }
 

@@ -26,6 +26,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "core/concepts.h"
 #include "core/stats.h"
 #include "core/step.h"
@@ -129,8 +130,14 @@ class Trainer {
 
       const bool want_phases = options_.record_phases || trace != nullptr;
       PhaseTimes phases;
-      StepOutput out = runner_->Run(x, y, want_phases ? &phases : nullptr);
+      absl::StatusOr<StepOutput> step = runner_->Run(x, y, want_phases ? &phases : nullptr);
       const Clock::time_point t3 = SyncAndNow(device);
+      if (!step.ok()) {
+        return absl::Status(step.status().code(),
+                            absl::StrCat("epoch ", stats.epoch, ", batch ", batch->index + 1, ": ",
+                                         step.status().message()));
+      }
+      const StepOutput& out = *step;
       if (trace) {
         if (want_phases && !options_.step.make_runner) {
           auto f_end = t2 + std::chrono::duration_cast<Clock::duration>(

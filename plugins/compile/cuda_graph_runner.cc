@@ -1,40 +1,92 @@
-// The cuda_graph runner (compiled only with --config=cuda).
+// The cuda_graph runner (compiled only with --config=cuda): GraphStepRunner's decisions
+// (graph_step.h) over a CUDA backend.
 //
-//   batches 1..3      eager steps on a side stream (warm-up: optimizer state, cuDNN plans and
-//                     the caching allocator settle; these are ordinary training steps)
-//   batch 4           capture: gradients set to None, then forward + loss + backward +
-//                     optimizer step recorded into one at::cuda::CUDAGraph on static buffers
-//                     (backward allocates the gradients inside the graph's private pool), then
-//                     one replay to actually train on the batch
-//   batches 5..       copy the batch into the static buffers, replay
-//   a smaller batch   (the epoch's last) runs eagerly: a graph is shape-specialised
-// Nothing in the captured region reads a value back to the host. Optimizers whose step reads a
-// host-side counter (Adam's bias correction) would be frozen at the captured step, so they are
-// refused (OptimizerEntry::capturable).
+// Capture: gradients set to None, then forward + loss + backward + optimizer step recorded into
+// one at::cuda::CUDAGraph on static input buffers, on a side stream of the training device
+// (backward allocates the gradients inside the graph's private pool, so later replays write
+// them there). Nothing in the captured region reads a value back to the host. Optimizers whose
+// step reads a host-side counter (Adam's bias correction) would be frozen at the captured step,
+// so they are refused (OptimizerEntry::capturable).
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 
+#include <exception>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "core/torch_error.h"
 #include "plugins/compile/cuda_graph.h"
+#include "plugins/compile/graph_step.h"
 
 namespace trainlab::compile {
 namespace {
 
-class CudaGraphRunner final : public StepRunner {
+class CudaGraphBackend final : public GraphBackend {
  public:
-  CudaGraphRunner(StepFunctions fns, StepOptions options)
-      : fns_(std::move(fns)), options_(std::move(options)) {}
+  CudaGraphBackend(StepFunctions fns, StepOptions options)
+      : fns_(std::move(fns)),
+        options_(std::move(options)),
+        // On the training device, whichever device happens to be current.
+        side_(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, fns_.device.index())) {}
 
-  StepOutput Run(const at::Tensor& x, const at::Tensor& y, PhaseTimes* phases) override {
-    if (graph_ && x.size(0) != static_x_.size(0)) return EagerStep(fns_, options_, x, y, phases);
-    if (!graph_ && warmup_done_ < kCudaGraphWarmupSteps) {
-      ++warmup_done_;
-      return OnSideStream([&] { return EagerStep(fns_, options_, x, y, phases); });
+  StepOutput WarmupStep(const at::Tensor& x, const at::Tensor& y) override {
+    SyncDevice(fns_.device);
+    StepOutput out;
+    {
+      c10::cuda::CUDAStreamGuard guard(side_);
+      out = EagerStep(fns_, options_, x, y, /*phases=*/nullptr);
     }
-    if (!graph_) Capture(x, y);
+    SyncDevice(fns_.device);
+    return out;
+  }
+
+  absl::Status Capture(const at::Tensor& x, const at::Tensor& y) override {
+    static_x_ = x.clone();
+    static_y_ = y.clone();
+    for (auto& p : fns_.module->parameters()) p.mutable_grad().reset();
+    SyncDevice(fns_.device);
+    // Autocast's weight-cast cache must not outlive the capture (as torch.cuda.graphs advises).
+    const bool cache = at::autocast::is_autocast_cache_enabled();
+    at::autocast::set_autocast_cache_enabled(false);
+    absl::Status status;
+    {
+      c10::cuda::CUDAStreamGuard guard(side_);  // restores the current stream on any exit
+      graph_.emplace();
+      bool capturing = false;
+      try {
+        graph_->capture_begin();
+        capturing = true;
+        auto [loss, logits] = ForwardAndLoss(fns_, options_, static_x_, static_y_);
+        loss.backward();
+        fns_.optimizer_step();
+        static_out_ = {loss.detach(), logits.detach().argmax(1).eq(static_y_).sum()};
+        capturing = false;
+        graph_->capture_end();
+      } catch (const std::exception& e) {
+        status = absl::InternalError(TorchErrorLine(e));
+        if (capturing) {
+          try {
+            graph_->capture_end();  // ends the stream's capture even when it was invalidated
+          } catch (const std::exception&) {
+          }
+        }
+        (void)cudaGetLastError();  // an invalidated capture leaves its error pending
+        static_out_ = {};
+        graph_.reset();
+        // Tensors made during the capture (gradients included) hold no values: drop them.
+        for (auto& p : fns_.module->parameters()) p.mutable_grad().reset();
+        static_x_ = at::Tensor();
+        static_y_ = at::Tensor();
+      }
+    }
+    at::autocast::set_autocast_cache_enabled(cache);
+    SyncDevice(fns_.device);
+    return status;
+  }
+
+  StepOutput Replay(const at::Tensor& x, const at::Tensor& y) override {
     static_x_.copy_(x, /*non_blocking=*/true);
     static_y_.copy_(y, /*non_blocking=*/true);
     graph_->replay();
@@ -42,43 +94,21 @@ class CudaGraphRunner final : public StepRunner {
     return {static_out_.loss.clone(), static_out_.correct.clone()};
   }
 
+  StepOutput EagerStepKeepingGradients(const at::Tensor& x, const at::Tensor& y,
+                                       PhaseTimes* phases) override {
+    return compile::EagerStepKeepingGradients(fns_, options_, x, y, phases);
+  }
+
+  void Discard() override {
+    SyncDevice(fns_.device);
+    graph_.reset();
+    static_out_ = {};
+  }
+
  private:
-  template <class F>
-  StepOutput OnSideStream(F&& f) {
-    SyncDevice(fns_.device);
-    StepOutput out;
-    {
-      c10::cuda::CUDAStreamGuard guard(side_);
-      out = f();
-    }
-    SyncDevice(fns_.device);
-    return out;
-  }
-
-  void Capture(const at::Tensor& x, const at::Tensor& y) {
-    static_x_ = x.clone();
-    static_y_ = y.clone();
-    for (auto& p : fns_.module->parameters()) p.mutable_grad().reset();
-    OnSideStream([&] {
-      // Autocast's weight-cast cache must not outlive the capture (as torch.cuda.graphs advises).
-      const bool cache = at::autocast::is_autocast_cache_enabled();
-      at::autocast::set_autocast_cache_enabled(false);
-      graph_.emplace();
-      graph_->capture_begin();
-      auto [loss, logits] = ForwardAndLoss(fns_, options_, static_x_, static_y_);
-      loss.backward();
-      fns_.optimizer_step();
-      static_out_ = {loss.detach(), logits.detach().argmax(1).eq(static_y_).sum()};
-      graph_->capture_end();
-      at::autocast::set_autocast_cache_enabled(cache);
-      return StepOutput{};
-    });
-  }
-
   StepFunctions fns_;
   StepOptions options_;
-  c10::cuda::CUDAStream side_ = c10::cuda::getStreamFromPool();
-  int warmup_done_ = 0;
+  c10::cuda::CUDAStream side_;
   std::optional<at::cuda::CUDAGraph> graph_;
   at::Tensor static_x_, static_y_;
   StepOutput static_out_;
@@ -97,7 +127,12 @@ absl::StatusOr<std::unique_ptr<StepRunner>> MakeCudaGraphRunner(const StepFuncti
         "cuda_graph cannot capture this optimizer: its step reads a host-side step counter "
         "(Adam-style bias correction) that a replayed graph would freeze");
   }
-  return std::unique_ptr<StepRunner>(std::make_unique<CudaGraphRunner>(fns, options));
+  c10::Device device = fns.device;
+  if (!device.has_index()) device = c10::Device(c10::kCUDA, c10::cuda::current_device());
+  StepFunctions on_device = fns;
+  on_device.device = device;
+  return std::unique_ptr<StepRunner>(std::make_unique<GraphStepRunner>(
+      "cuda_graph", std::make_unique<CudaGraphBackend>(on_device, options), kCudaGraphWarmupSteps));
 }
 
 }  // namespace trainlab::compile
