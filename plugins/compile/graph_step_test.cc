@@ -27,8 +27,7 @@ class FakeBackend final : public GraphBackend {
     return capture_result_;
   }
   StepOutput Replay(const at::Tensor&, const at::Tensor&) override { return Log("R"); }
-  StepOutput EagerStepKeepingGradients(const at::Tensor&, const at::Tensor&,
-                                       PhaseTimes*) override {
+  StepOutput EagerStepKeepingGradients(const at::Tensor&, const at::Tensor&, PhaseTimes*) override {
     return Log("E");
   }
   void Discard() override { log_->push_back("D"); }
@@ -47,8 +46,7 @@ std::string Drive(const std::vector<int64_t>& sizes, int warmup,
                   absl::Status capture_result = absl::OkStatus(),
                   GraphStepCounts* counts = nullptr) {
   std::vector<std::string> log;
-  GraphStepRunner runner("cuda_graph", std::make_unique<FakeBackend>(&log, capture_result),
-                         warmup);
+  GraphStepRunner runner("cuda_graph", std::make_unique<FakeBackend>(&log, capture_result), warmup);
   for (int64_t b : sizes) {
     absl::StatusOr<StepOutput> out = runner.Run(at::zeros({b, 3}), at::zeros({b}), nullptr);
     if (!out.ok()) log.push_back("error");

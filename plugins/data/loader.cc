@@ -1,11 +1,15 @@
 #include "plugins/data/loader.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 #include <stdexcept>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "core/timer.h"
@@ -22,20 +26,41 @@ int64_t Nanos(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
 }
 
+// A CUDA event on the releasing thread's current stream, waited for before the slot is reused.
+// Device-generic c10 API: this compiles and links in the CPU build; it is only made when
+// pin_memory is set, which Create() allows only with a CUDA device.
+class CudaCopyFence final : public CopyFence {
+ public:
+  void Record() override {
+    const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
+    event_.record(cuda.getStream(cuda.getDevice()));
+  }
+  void Wait() override {
+    // c10::Event has no host-side wait in LibTorch 1.13; a copy of one batch takes microseconds
+    // to a few milliseconds, so polling costs nothing measurable.
+    while (!event_.query()) std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+
+ private:
+  c10::Event event_{c10::DeviceType::CUDA};
+};
+
 }  // namespace
 
 // Batch memory, reused. A slot is a (B, 3, 32, 32) float tensor and a (B) int64 tensor.
 struct BatchLoader::Pool {
   std::mutex mu;
   std::vector<at::Tensor> images, labels;
+  std::vector<std::unique_ptr<CopyFence>> fences;  // per slot; null for unfenced slots
   std::vector<int> free;
   int64_t batch_size = 0;
   int64_t overflow = 0;
 
-  int AddSlotLocked(bool pinned) {
+  int AddSlotLocked(bool pinned, std::unique_ptr<CopyFence> fence = nullptr) {
     auto opts = at::TensorOptions().pinned_memory(pinned);
     images.push_back(at::empty({batch_size, kChannels, kHeight, kWidth}, opts.dtype(at::kFloat)));
     labels.push_back(at::empty({batch_size}, opts.dtype(at::kLong)));
+    fences.push_back(std::move(fence));
     return static_cast<int>(images.size()) - 1;
   }
 
@@ -45,20 +70,35 @@ struct BatchLoader::Pool {
     int64_t* labels;
   };
 
-  // A free slot, or a new unpinned one when the consumer holds them all (never blocks).
+  // A free slot, or a new unpinned one when the consumer holds them all (never blocks on the
+  // consumer; a fenced slot waits for the copy out of it queued before its release).
   Slot Acquire() {
-    std::lock_guard<std::mutex> lock(mu);
     int s;
-    if (!free.empty()) {
-      s = free.back();
-      free.pop_back();
-    } else {
-      ++overflow;
-      s = AddSlotLocked(/*pinned=*/false);
+    CopyFence* fence = nullptr;
+    Slot slot;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!free.empty()) {
+        s = free.back();
+        free.pop_back();
+      } else {
+        ++overflow;
+        s = AddSlotLocked(/*pinned=*/false);
+      }
+      fence = fences[s].get();
+      slot = {s, images[s].data_ptr<float>(), labels[s].data_ptr<int64_t>()};
     }
-    return {s, images[s].data_ptr<float>(), labels[s].data_ptr<int64_t>()};
+    if (fence != nullptr) fence->Wait();
+    return slot;
   }
   void Release(int slot) {
+    CopyFence* fence = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      fence = fences[slot].get();
+    }
+    // Recorded before the slot is free: no worker can take it between the two.
+    if (fence != nullptr) fence->Record();
     std::lock_guard<std::mutex> lock(mu);
     free.push_back(slot);
   }
@@ -132,8 +172,11 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOpti
     // Enough slots for every batch made ahead, the one being trained on and the one being
     // copied; allocated here so that pinned memory is never requested by a worker.
     std::lock_guard<std::mutex> lock(pool_->mu);
-    for (int64_t i = 0; i < capacity_ + 2; ++i)
-      pool_->free.push_back(pool_->AddSlotLocked(options_.pin_memory));
+    std::function<std::unique_ptr<CopyFence>()> fence = options_.copy_fence;
+    if (!fence && options_.pin_memory) fence = [] { return std::make_unique<CudaCopyFence>(); };
+    for (int64_t i = 0; i < capacity_ + 2; ++i) {
+      pool_->free.push_back(pool_->AddSlotLocked(options_.pin_memory, fence ? fence() : nullptr));
+    }
   }
   if (options_.num_workers == 0) {
     inline_scratch_ = std::make_unique<Scratch>(options_.batch_size);

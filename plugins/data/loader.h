@@ -11,6 +11,9 @@
 // Batch memory comes from a pool of slots allocated up front (pinned when pin_memory is set, by
 // the thread that creates the loader, so workers never call CUDA); a batch's tensors return
 // their slot to the pool when the last of them is freed, so holding on to batches is safe.
+// A pinned slot is fenced: when its last tensor is freed, a CUDA event is recorded on that
+// thread's current stream (after any asynchronous copy out of the slot that was queued), and a
+// worker waits for the event before writing the slot again, whatever the caller synchronizes.
 //
 // Example:
 //   auto loader = BatchLoader::Create(dataset, {.batch_size = 128, .num_workers = 2});
@@ -41,6 +44,17 @@
 
 namespace trainlab::data {
 
+// Keeps a pooled slot from being refilled while a device copy out of it may still be running.
+// `Record()` runs on the thread that frees the slot's last tensor; `Wait()` on the worker that
+// takes the slot next, before it writes. The default for pinned slots records a CUDA event on
+// the current stream and waits for it (CudaCopyFence in loader.cc).
+class CopyFence {
+ public:
+  virtual ~CopyFence() = default;
+  virtual void Record() = 0;
+  virtual void Wait() = 0;
+};
+
 struct LoaderOptions {
   int64_t batch_size = 128;
   int num_workers = 2;  // the lab's default
@@ -56,6 +70,9 @@ struct LoaderOptions {
   int rank = 0;
   int world_size = 1;
   TraceRecorder* trace = nullptr;  // spans per batch stage on the workers' tracks
+  // One fence per pooled slot. Empty: a CUDA event fence when pin_memory is set, none otherwise
+  // (copies from pageable memory return only once the data has left it). Tests pass fakes.
+  std::function<std::unique_ptr<CopyFence>()> copy_fence;
   // For tests: called before each batch is made, on the thread that makes it; whatever it
   // throws becomes that batch's error (see BatchLoader::status()).
   std::function<void(int64_t epoch, int64_t batch)> before_batch;

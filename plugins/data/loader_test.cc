@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "plugins/data/synthetic.h"
@@ -168,6 +170,57 @@ TEST(BatchLoader, AugmentedImagesAreCropsOrFlipsOfTheOriginals) {
   EXPECT_EQ(t.images, 64);
   EXPECT_GT(t.crop_s, 0);
   EXPECT_GT(t.normalize_s, 0);
+}
+
+// A fence that checks the pool's protocol: a slot is never taken again (Wait) unless its
+// release was recorded first, and releases happen on the consumer's thread.
+struct FenceLog {
+  std::mutex mu;
+  int64_t records = 0, waits = 0, violations = 0, off_thread_records = 0;
+  std::thread::id consumer = std::this_thread::get_id();
+};
+class CheckingFence final : public CopyFence {
+ public:
+  explicit CheckingFence(FenceLog* log) : log_(log) {}
+  void Record() override {
+    std::lock_guard<std::mutex> lock(log_->mu);
+    ++records_;
+    ++log_->records;
+    if (std::this_thread::get_id() != log_->consumer) ++log_->off_thread_records;
+  }
+  void Wait() override {
+    std::lock_guard<std::mutex> lock(log_->mu);
+    ++waits_;
+    ++log_->waits;
+    if (waits_ > records_ + 1) ++log_->violations;  // reused without a recorded release
+  }
+
+ private:
+  FenceLog* log_;
+  int64_t records_ = 0, waits_ = 0;
+};
+
+TEST(BatchLoader, PooledSlotsAreFencedBetweenReleaseAndReuse) {
+  for (int workers : {0, 2}) {
+    FenceLog log;
+    LoaderOptions o;
+    o.batch_size = 10;
+    o.num_workers = workers;
+    o.copy_fence = [&log] { return std::make_unique<CheckingFence>(&log); };
+    auto loader = Make(Synthetic(200), o);
+    int64_t consumed = 0;
+    for (int64_t epoch : {0, 1}) {
+      loader->start_epoch(epoch);
+      while (std::optional<Batch> b = loader->next()) ++consumed;  // freed at once
+    }
+    loader.reset();  // joins the workers; every batch made ahead is freed
+    SCOPED_TRACE(testing::Message() << workers << " workers");
+    EXPECT_EQ(consumed, 40);
+    EXPECT_EQ(log.violations, 0);
+    EXPECT_GT(log.waits, 2 * 2 + 2) << "slots were reused";  // more than the pool's slots
+    EXPECT_EQ(log.records, log.waits) << "every slot taken was released, with a record";
+    if (workers == 0) EXPECT_EQ(log.off_thread_records, 0);
+  }
 }
 
 TEST(BatchLoader, RejectsBadOptions) {
