@@ -6,7 +6,8 @@ own Abseil, GoogleTest, LibTorch ... under the conventional names and trainlab w
 
 | name                         | what                                   | from                       |
 | ---------------------------- | -------------------------------------- | -------------------------- |
-| libtorch                     | LibTorch (CPU or CUDA)                 | $LIBTORCH_HOME, else /usr  |
+| libtorch                     | LibTorch (CPU; CUDA under --config=cuda) | $LIBTORCH_HOME, else /usr  |
+| libtorch_cuda                | CUDA LibTorch (--config=cuda only)     | PyPI wheel pinned by sha256, $LIBTORCH_HOME or python3's torch |
 | cuda                         | CUDA toolkit headers (--config=cuda)   | $CUDA_HOME, else /usr/local/cuda |
 | com_google_absl              | Abseil                                 | libabsl-dev                |
 | com_github_gflags_gflags     | gflags                                 | libgflags-dev              |
@@ -23,6 +24,7 @@ own Abseil, GoogleTest, LibTorch ... under the conventional names and trainlab w
 """
 
 load("//third_party/libtorch:libtorch.bzl", "libtorch_repository")
+load("//third_party/libtorch:torch_wheel.bzl", "libtorch_cuda_repository")
 load("//third_party/cuda:cuda.bzl", "cuda_repository")
 load("//third_party/system:system.bzl", "shim_repository", "system_repository")
 
@@ -56,6 +58,7 @@ def trainlab_dependencies():
 
     # --- LibTorch and CUDA ---------------------------------------------------------------------
     _maybe(libtorch_repository, name = "libtorch")
+    _maybe(libtorch_cuda_repository, name = "libtorch_cuda")
     _maybe(cuda_repository, name = "cuda")
 
     # --- Debian's system libraries (headers in /usr/include, libraries on the default path) ----

@@ -219,7 +219,9 @@ TEST(BatchLoader, PooledSlotsAreFencedBetweenReleaseAndReuse) {
     EXPECT_EQ(log.violations, 0);
     EXPECT_GT(log.waits, 2 * 2 + 2) << "slots were reused";  // more than the pool's slots
     EXPECT_EQ(log.records, log.waits) << "every slot taken was released, with a record";
-    if (workers == 0) EXPECT_EQ(log.off_thread_records, 0);
+    if (workers == 0) {
+      EXPECT_EQ(log.off_thread_records, 0);
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <torch/version.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -62,8 +63,21 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
     options->devices.push_back(loopback
                                    ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
                                    : c10d::ProcessGroupGloo::createDefaultDevice());
-    c->group_ =
+    auto gloo =
         c10::make_intrusive<c10d::ProcessGroupGloo>(c->store_, env.rank, env.world_size, options);
+#if TORCH_VERSION_MAJOR >= 2
+    // LibTorch 2.x: a ProcessGroup dispatches to per-device backends (as Python's
+    // init_process_group("gloo") sets up); Gloo serves CPU tensors, and CUDA ones through
+    // host staging.
+    auto group = c10::make_intrusive<c10d::ProcessGroup>(c->store_, env.rank, env.world_size);
+    group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+    for (c10::DeviceType type : {c10::DeviceType::CPU, c10::DeviceType::CUDA}) {
+      group->setBackend(type, c10d::ProcessGroup::BackendType::GLOO, gloo);
+    }
+    c->group_ = std::move(group);
+#else
+    c->group_ = std::move(gloo);
+#endif
   } catch (const std::exception& e) {
     return c->Failed("joining the Gloo process group", e);
   }

@@ -1,6 +1,7 @@
 #include "plugins/distributed/data_parallel.h"
 
 #include <c10/util/Exception.h>
+#include <torch/version.h>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 
 #include <tuple>
@@ -55,11 +56,20 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator&
     std::vector<size_t> limits;
     std::tie(buckets, limits) = Assign(params, bucket_bytes);
     dp->buckets_ = static_cast<int>(buckets.size());
+#if TORCH_VERSION_MAJOR >= 2
+    // LibTorch 2.x (checked against 2.11): the per-bucket limits come last, as int64.
+    dp->reducer_ = std::make_shared<c10d::Reducer>(
+        params, std::move(buckets), comm.group(), std::vector<bool>(params.size(), false),
+        bucket_bytes, /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
+        std::move(names), kFirstBucketBytes, /*skip_all_reduce_unused_params=*/false,
+        /*use_python_reducer=*/false, std::vector<int64_t>(limits.begin(), limits.end()));
+#else
     dp->reducer_ = std::make_shared<c10d::Reducer>(
         params, std::move(buckets), std::move(limits), comm.group(),
         std::vector<bool>(params.size(), false), bucket_bytes,
         /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false, std::move(names),
         kFirstBucketBytes);
+#endif
   } catch (const std::exception& e) {
     return absl::FailedPreconditionError(
         absl::StrCat("rank ", comm.rank(),

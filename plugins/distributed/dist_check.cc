@@ -19,6 +19,7 @@
 //              c10d's Reducer overlapping them with backward; rank 0 prints medians
 // Exit 0 when the rank saw what it should; 1 with one error line otherwise.
 #include <ATen/ATen.h>
+#include <c10/util/Logging.h>
 #include <glog/logging.h>
 #include <unistd.h>
 
@@ -275,9 +276,12 @@ int Bench(Communicator& c, int64_t batch, int reps) {
 }  // namespace trainlab::distributed
 
 int main(int argc, char** argv) {
-  // LibTorch's own log lines (c10d's socket retries) go to glog's files: the one error line a
-  // failure gets is ours, made from the Status.
-  FLAGS_stderrthreshold = google::FATAL;
+  // LibTorch's own log lines (c10d's socket retries and timeouts) are kept off stderr: the one
+  // error line a failure gets is ours, made from the Status.
+  FLAGS_stderrthreshold = google::FATAL;  // LibTorch 1.13 logs through glog
+#if !defined(C10_USE_GLOG) && !defined(C10_USE_GFLAGS)
+  c10::FLAGS_caffe2_log_level = 3;  // LibTorch 2.x wheels log through c10's own logger: FATAL only
+#endif
   google::InitGoogleLogging(argv[0]);
   return trainlab::distributed::Run(argc, argv);
 }

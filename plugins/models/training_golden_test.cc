@@ -14,6 +14,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/nn/functional/loss.h>
+#include <torch/version.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -38,6 +39,10 @@ using nlohmann::json;
 // 1.7e-2 at step 7, so later steps are compared loosely: still the same trajectory (a wrong
 // model, seed or update misses by far more), not the same digits.
 constexpr int kExactSteps = 3;
+// Against another LibTorch than the golden file's (the CUDA wheel's 2.x against PyTorch 1.13),
+// the CPU kernels themselves differ (another oneDNN): measured 8.3e-5 at step 3 of the chaotic
+// run with torch 2.11, so only the first two steps are held to kRtol there.
+constexpr int kExactStepsOtherTorch = 2;
 // Relative tolerance for those: float32 rounds at 6e-8 relative per operation, and a ResNet-18
 // forward and backward sums thousands of products per output, so the same math in another
 // summation order (another thread split, another oneDNN kernel on another CPU) differs by up to
@@ -119,6 +124,15 @@ TEST_P(TrainingGolden, MatchesPyTorchSeedForSeed) {
   const auto [x, y] = Batch(g["batch"].get<int64_t>());
   model.train();
   const int steps = g["steps"];
+  // "1.13.0a0" and TORCH_VERSION "1.13.1": the same major.minor, the same kernels.
+  const std::string golden_torch = g["torch"];
+  const std::string ours =
+      std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ".";
+  const int exact_steps = golden_torch.rfind(ours, 0) == 0 ? kExactSteps : kExactStepsOtherTorch;
+  if (exact_steps != kExactSteps) {
+    std::printf("LibTorch %s against golden values from PyTorch %s: %d exact steps\n",
+                TORCH_VERSION, golden_torch.c_str(), exact_steps);
+  }
   for (int step = 0; step < steps; ++step) {
     (*opt)->zero_grad();
     at::Tensor loss = torch::nn::functional::cross_entropy(model.forward(x), y);
@@ -149,7 +163,7 @@ TEST_P(TrainingGolden, MatchesPyTorchSeedForSeed) {
     const double rel = std::abs(got - want) / std::abs(want);
     std::printf("%s %s, %d thread(s), step %d: loss %.7f, PyTorch %.7f, relative difference %.1e\n",
                 bn ? "bn" : "no_bn", opt_name.c_str(), threads, step + 1, got, want, rel);
-    if (step < kExactSteps) {
+    if (step < exact_steps) {
       EXPECT_TRUE(Near(got, want, kRtol)) << "step " << step + 1;
     } else {
       // Later steps: still the same trajectory, not a different one.

@@ -2,7 +2,7 @@
 package(default_visibility = ["//visibility:public"])
 
 cc_library(
-    name = "libtorch",
+    name = "%{host}",
     hdrs = glob(
         ["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"],
         # Python bindings' headers need Python.h; nothing here uses them.
@@ -16,9 +16,11 @@ cc_library(
         "-Wl,-rpath,%{lib_dir}",
         # LibTorch registers its CUDA kernels from static initializers in libtorch_cuda.so: it
         # must be linked even though no symbol of it is referenced directly.
-        "-Wl,--no-as-needed",
+        # push/pop: the libraries after these (zlib, glog ...) keep the toolchain's default.
+        "-Wl,--push-state,--no-as-needed",
         "%{libs}",
-        "-Wl,--as-needed",
+        "-Wl,--pop-state",
         "-pthread",
     ],
 )
+%{cuda_alias}

@@ -8,6 +8,9 @@ Where it looks, in order:
 2. Debian's `libtorch-dev` (1.13.1, CPU only): headers in /usr/include, libraries in the
    multiarch folder.
 
+`:libtorch` is that LibTorch in the default build; under `--config=cuda` it is the CUDA LibTorch
+of @libtorch_cuda (torch_wheel.bzl: PyPI's pinned torch wheel, or your own).
+
 Besides `:libtorch`, the repository has `defs.bzl` with `LIBTORCH_HAS_CUDA` and
 `LIBTORCH_VERSION`, and the target `:cuda_enabled` (a library whose presence says nothing; its
 `defines` carry `TRAINLAB_LIBTORCH_HAS_CUDA` for code that wants to know).
@@ -48,6 +51,23 @@ def _version(ctx, api_include):
                 patch = parts[2]
     return "%s.%s.%s" % (major, minor, patch)
 
+# `:libtorch` is this LibTorch, or under --config=cuda (--define=trainlab_cuda=1) the CUDA one
+# of @libtorch_cuda (torch_wheel.bzl), which only that config ever fetches.
+_CUDA_ALIAS = """
+config_setting(
+    name = "cuda_build",
+    define_values = {"trainlab_cuda": "1"},
+)
+
+alias(
+    name = "libtorch",
+    actual = select({
+        ":cuda_build": "@libtorch_cuda//:libtorch",
+        "//conditions:default": ":host",
+    }),
+)
+"""
+
 def _libtorch_repository_impl(ctx):
     home = ctx.os.environ.get("LIBTORCH_HOME", "")
     looked = []
@@ -87,6 +107,8 @@ def _libtorch_repository_impl(ctx):
         "%{cuda_defines}": '"TRAINLAB_LIBTORCH_HAS_CUDA"' if has_cuda else "",
         "%{source}": source,
         "%{version}": version,
+        "%{host}": "host",
+        "%{cuda_alias}": _CUDA_ALIAS,
     })
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
     ctx.file("defs.bzl", "\n".join([

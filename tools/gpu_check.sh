@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# The GPU check: binaries built here with --config=cuda, run on a GPU machine that has a Python
+# torch but no Bazel (DEVELOPERS.md: the lent H200, torch 2.11, CUDA 13, no network).
+#
+#   here:       tools/gpu_check.sh pack [--torch=2.11.0] [--bundle=gpu_bundle]
+#   on the GPU: tools/gpu_check.sh run  [--bundle=gpu_bundle] [--out=DIR] [--quick]
+#
+# pack builds the GPU test, the graph-runner and loader tests, c2, c5, c8, the synthetic-data
+# writer and the strategy step benchmark with `--config=cuda` against PyPI's torch of the
+# version the GPU machine has (pinned in third_party/libtorch/torch_wheels.bzl), and puts them
+# in one folder with the shared libraries they need that such a machine may lack (Abseil,
+# gflags, glog, libstdc++ ...), but not LibTorch or CUDA: on the GPU machine the binaries load
+# that machine's own torch libraries and nvidia-* packages, found through its python3. The
+# folder is small enough to travel (the device tool carries at most 64 MiB).
+#
+# run checks that python3's torch is the version the bundle was built against, then writes
+# everything to one folder (default: $OUT when set, else ./gpu_check_out):
+#   env.txt        nvidia-smi, lscpu, torch's version and CUDA, the library path used
+#   tests/         gpu_test, graph_step_test, strategies_test, loader_test, core_test (log + xml)
+#   c5/ c8/ c2/    each experiment's stdout/stderr and its results JSON/CSV
+#   bench/         strategy_step_benchmark (console and JSON)
+#   SUMMARY.txt    one line per step: ok / FAILED (exit status), with its wall time
+# A step that fails or hangs (each has a timeout) is recorded and the rest still run; the exit
+# status is non-zero when any step failed.
+#
+# The device tool's command (from the repository root, with the bundle carried):
+#   bash tools/gpu_check.sh run --bundle=gpu_bundle --out="$OUT"
+set -uo pipefail
+cd "$(dirname "$0")/.."
+say() { printf 'gpu_check: %s\n' "$*" >&2; }
+die() {
+  say "$*"
+  exit 1
+}
+
+mode="${1:-}"
+shift || true
+torch_version=2.11.0
+bundle=gpu_bundle
+out="${OUT:-gpu_check_out}"
+quick=0
+for a in "$@"; do
+  case "$a" in
+    --torch=*) torch_version="${a#*=}" ;;
+    --bundle=*) bundle="${a#*=}" ;;
+    --out=*) out="${a#*=}" ;;
+    --quick) quick=1 ;;
+    *) die "unknown argument: $a (see the comment at the top of $0)" ;;
+  esac
+done
+
+tests=(tests/gpu_test plugins/compile/graph_step_test plugins/compile/strategies_test
+       plugins/data/loader_test core/core_test)
+programs=(experiments/c2 experiments/c5 experiments/c8 plugins/data/make_synthetic_cifar10
+          benchmarks/strategy_step_benchmark)
+
+pack() {
+  local bazel=(./bazelw)
+  local targets=() t
+  for t in "${tests[@]}" "${programs[@]}"; do targets+=("//${t%/*}:${t##*/}"); done
+  say "building ${#targets[@]} targets with --config=cuda against torch $torch_version"
+  TRAINLAB_TORCH_VERSION="$torch_version" "${bazel[@]}" build --config=cuda "${targets[@]}" ||
+    die "the --config=cuda build failed"
+  local bin info
+  bin=$(TRAINLAB_TORCH_VERSION="$torch_version" "${bazel[@]}" info --config=cuda bazel-bin 2>/dev/null)
+  info="$("${bazel[@]}" info output_base 2>/dev/null)/external/libtorch_cuda/TORCH_INFO"
+  [[ -f "$info" ]] || die "no $info: the CUDA LibTorch repository was not fetched"
+  grep -qx "version=$torch_version" <<<"$(cat "$info")" ||
+    die "built against $(grep '^version=' "$info"), not torch $torch_version"
+  local torch_lib
+  torch_lib=$(sed -n 's/^lib_dir=//p' "$info")
+
+  rm -rf "$bundle"
+  mkdir -p "$bundle/bin" "$bundle/lib"
+  for t in "${tests[@]}" "${programs[@]}"; do
+    cp "$bin/$t" "$bundle/bin/" && chmod u+w "$bundle/bin/${t##*/}" &&
+      strip --strip-unneeded "$bundle/bin/${t##*/}" || die "cannot copy $bin/$t"
+  done
+  # Libraries resolved outside LibTorch, CUDA and glibc's core: the GPU machine may lack them.
+  local lib path
+  while read -r lib path; do
+    case "$path" in
+      "$torch_lib"/* | */nvidia/* | /usr/local/cuda* | "") continue ;;
+    esac
+    case "$lib" in
+      libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | librt.so.* | ld-linux*) continue ;;
+      libcuda.so.* | libcudart.so.* | libnvidia*) continue ;;
+    esac
+    cp -L "$path" "$bundle/lib/$lib"
+  done < <(for t in "$bundle"/bin/*; do
+             LD_LIBRARY_PATH="$torch_lib" ldd "$t" | awk '$2 == "=>" {print $1, $3}'
+           done | sort -u)
+  printf '%s\n' "$torch_version" >"$bundle/TORCH_VERSION"
+  {
+    echo "built: $(date -u +%FT%TZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
+    echo "against: $(grep '^source=' "$info")"
+  } >"$bundle/BUILT"
+  local size
+  size=$(du -sm "$bundle" | cut -f1)
+  say "bundle $bundle: $(ls "$bundle/bin" | wc -l) binaries, $(ls "$bundle/lib" | wc -l) libraries, ${size} MiB"
+  ((size <= 60)) || die "$bundle is ${size} MiB: over the 64 MiB the device tool carries"
+  say "on the GPU machine: bash tools/gpu_check.sh run --bundle=$bundle --out=\"\$OUT\""
+}
+
+# One step: name, timeout in seconds, log file, then the command. Never stops the script.
+failures=0
+step() {
+  local name="$1" limit="$2" log="$3"
+  shift 3
+  local t0 rc
+  t0=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+  rc=$?
+  local took=$(($(date +%s) - t0))
+  if ((rc == 0)); then
+    printf '%-34s ok      %4ds\n' "$name" "$took" | tee -a "$out/SUMMARY.txt"
+  else
+    failures=$((failures + 1))
+    printf '%-34s FAILED  %4ds  (exit %d%s; %s)\n' "$name" "$took" "$rc" \
+      "$( ((rc == 124 || rc == 137)) && echo ', timed out')" "$log" | tee -a "$out/SUMMARY.txt"
+  fi
+}
+
+run() {
+  [[ -d "$bundle/bin" ]] || die "no bundle at $bundle: run 'tools/gpu_check.sh pack' where Bazel is"
+  local torch_info
+  torch_info=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__)); print(torch.__version__.split("+")[0]); print(torch.version.cuda or "")') ||
+    die "python3 cannot import torch: the binaries need that torch's libraries"
+  local torch_dir have cuda
+  { read -r torch_dir; read -r have; read -r cuda; } <<<"$torch_info"
+  local want
+  want=$(cat "$bundle/TORCH_VERSION")
+  [[ "$have" == "$want" ]] ||
+    die "python3's torch is $have, the bundle was built against $want: tools/gpu_check.sh pack --torch=$have"
+  [[ -n "$cuda" ]] || die "python3's torch $have is a CPU build"
+  local site nvidia_dirs
+  site=$(dirname "$torch_dir")
+  nvidia_dirs=$(find "$site/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | sort | tr '\n' ':')
+  export LD_LIBRARY_PATH="$PWD/$bundle/lib:$torch_dir/lib:${nvidia_dirs}${LD_LIBRARY_PATH:-}"
+
+  mkdir -p "$out"/{tests,c2,c5,c8,bench,data}
+  : >"$out/SUMMARY.txt"
+  {
+    echo "== bundle"; cat "$bundle/BUILT"
+    echo "== torch"; echo "$have (CUDA $cuda) at $torch_dir"
+    echo "== LD_LIBRARY_PATH"; echo "$LD_LIBRARY_PATH"
+    echo "== nvidia-smi"; nvidia-smi 2>&1
+    echo "== lscpu"; lscpu 2>&1
+  } >"$out/env.txt"
+  local b missing=0
+  for b in "$bundle"/bin/*; do
+    if ldd "$b" | grep 'not found' >"$out/ldd_missing.txt"; then
+      say "$b cannot start: $(tr '\n' ' ' <"$out/ldd_missing.txt")"
+      missing=1
+    fi
+  done
+  ((missing == 0)) || die "libraries missing (see above): nothing run"
+  local bin="$bundle/bin"
+
+  for t in "${tests[@]}"; do
+    local n=${t##*/}
+    step "test $n" 300 "$out/tests/$n.log" "$bin/$n" --gtest_output="xml:$out/tests/$n.xml"
+  done
+
+  # Synthetic CIFAR-format data, read by the real CIFAR-10 reader: 200 batches of 128 per epoch
+  # (--quick: 50), the lab's settings otherwise.
+  local train=25600 epochs=10
+  ((quick)) && train=6400 && epochs=3
+  step "make_synthetic_cifar10" 120 "$out/data/make.log" \
+    "$bin/make_synthetic_cifar10" --out="$out/data/cifar" --train="$train" --test=2560
+  local common=(--dataset=cifar10 --data_dir="$out/data/cifar" --num_workers=8 --progress=off)
+  step "c2 (GPU, eager)" 300 "$out/c2/console.txt" \
+    "$bin/c2" "${common[@]}" --epochs=3 --results_dir="$out/c2"
+  step "c5 (GPU against CPU)" 420 "$out/c5/console.txt" \
+    "$bin/c5" "${common[@]}" --epochs=2 --max_batches_per_epoch=20 --results_dir="$out/c5"
+  step "c8 (every strategy, $epochs epochs)" 480 "$out/c8/console.txt" \
+    "$bin/c8" "${common[@]}" --epochs="$epochs" --results_dir="$out/c8"
+  step "strategy_step_benchmark" 420 "$out/bench/console.txt" \
+    "$bin/strategy_step_benchmark" --batch_sizes=128 --benchmark_min_time=2 \
+    --benchmark_out="$out/bench/strategy_step.json" --benchmark_out_format=json
+
+  say "$failures step(s) failed; everything is in $out (SUMMARY.txt first)"
+  ((failures == 0))
+}
+
+case "$mode" in
+  pack) pack ;;
+  run) run ;;
+  *) die "usage: tools/gpu_check.sh pack|run [options] (see the comment at the top)" ;;
+esac
