@@ -24,7 +24,7 @@
 namespace trainlab {
 namespace {
 
-#define REQUIRE_GPU()                                                   \
+#define REQUIRE_GPU() \
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device here"
 
 const c10::Device kGpu(c10::kCUDA, 0);

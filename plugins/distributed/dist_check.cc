@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
   // error line a failure gets is ours, made from the Status.
   FLAGS_stderrthreshold = google::FATAL;  // LibTorch 1.13 logs through glog
 #if !defined(C10_USE_GLOG) && !defined(C10_USE_GFLAGS)
-  c10::FLAGS_caffe2_log_level = 3;  // LibTorch 2.x wheels log through c10's own logger: FATAL only
+  FLAGS_caffe2_log_level = 3;  // LibTorch 2.x wheels log through c10's own logger: FATAL only
 #endif
   google::InitGoogleLogging(argv[0]);
   return trainlab::distributed::Run(argc, argv);

@@ -48,13 +48,21 @@ def _fail(msg):
     fail("--config=cuda: " + msg)
 
 def _version_of(ctx, include):
-    for path in ["/torch/csrc/api/include/torch/version.h", "/torch/version.h"]:
+    # torch/version.h, or since 2.10 torch/headeronly/version.h, which it includes.
+    for path in ["/torch/headeronly/version.h", "/torch/csrc/api/include/torch/version.h"]:
         header = ctx.path(include + path)
         if not header.exists:
             continue
+        parts = {}
         for line in ctx.read(header).splitlines():
-            if line.startswith("#define TORCH_VERSION "):
-                return line.split(" ")[-1].strip('"')
+            words = line.split(" ")
+            if len(words) == 3 and words[0] == "#define":
+                parts[words[1]] = words[2].strip('"')
+        if "TORCH_VERSION_MAJOR" in parts:
+            return "%s.%s.%s" % (parts["TORCH_VERSION_MAJOR"], parts.get("TORCH_VERSION_MINOR", "?"),
+                                 parts.get("TORCH_VERSION_PATCH", "?"))
+        if parts.get("TORCH_VERSION", "\\") != "\\":
+            return parts["TORCH_VERSION"]
     return "unknown"
 
 def _missing_sonames(ctx, lib_dir):
