@@ -3,7 +3,7 @@
 # torch but no Bazel (DEVELOPERS.md: the lent H200, torch 2.11, CUDA 13, no network).
 #
 #   here:       tools/gpu_check.sh pack [--torch=2.11.0] [--bundle=gpu_bundle]
-#   on the GPU: tools/gpu_check.sh run  [--bundle=gpu_bundle] [--out=DIR] [--quick]
+#   on the GPU: tools/gpu_check.sh run  [--bundle=gpu_bundle] [--out=DIR] [--quick|--smoke]
 #
 # pack builds the GPU test, the graph-runner and loader tests, c2, c5, c8, the synthetic-data
 # writer and the strategy step benchmark with `--config=cuda` against PyPI's torch of the
@@ -45,6 +45,7 @@ for a in "$@"; do
     --bundle=*) bundle="${a#*=}" ;;
     --out=*) out="${a#*=}" ;;
     --quick) quick=1 ;;
+    --smoke) quick=2 ;;  # plumbing only, a few batches: checks this script on a CPU machine
     *) die "unknown argument: $a (see the comment at the top of $0)" ;;
   esac
 done
@@ -77,6 +78,7 @@ pack() {
       strip --strip-unneeded "$bundle/bin/${t##*/}" || die "cannot copy $bin/$t"
   done
   # Libraries resolved outside LibTorch, CUDA and glibc's core: the GPU machine may lack them.
+  # (Test binaries also load our own libraries from Bazel's _solib folder: those come too.)
   local lib path
   while read -r lib path; do
     case "$path" in
@@ -86,10 +88,16 @@ pack() {
       libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | librt.so.* | ld-linux*) continue ;;
       libcuda.so.* | libcudart.so.* | libnvidia*) continue ;;
     esac
-    cp -L "$path" "$bundle/lib/$lib"
-  done < <(for t in "$bundle"/bin/*; do
-             LD_LIBRARY_PATH="$torch_lib" ldd "$t" | awk '$2 == "=>" {print $1, $3}'
+    [[ "$path" == not ]] && die "$lib is not found for a binary here: build it first"
+    cp -L "$path" "$bundle/lib/$lib" || die "cannot copy $path"
+  done < <(for t in "${tests[@]}" "${programs[@]}"; do
+             ldd "$bin/$t" | awk '$2 == "=>" {print $1, $3}'
            done | sort -u)
+  local unresolved
+  unresolved=$(for t in "$bundle"/bin/*; do
+                 LD_LIBRARY_PATH="$bundle/lib:$torch_lib" ldd "$t" | awk '/not found/ {print $1}'
+               done | sort -u | tr '\n' ' ')
+  [[ -z "$unresolved" ]] || die "the bundle's binaries cannot find: $unresolved"
   printf '%s\n' "$torch_version" >"$bundle/TORCH_VERSION"
   {
     echo "built: $(date -u +%FT%TZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
@@ -164,19 +172,24 @@ run() {
 
   # Synthetic CIFAR-format data, read by the real CIFAR-10 reader: 200 batches of 128 per epoch
   # (--quick: 50), the lab's settings otherwise.
-  local train=25600 epochs=10
-  ((quick)) && train=6400 && epochs=3
+  local train=25600 epochs=10 c2_epochs=3 bench=(--batch_sizes=128 --benchmark_min_time=2)
+  local common=(--dataset=cifar10 --data_dir="$out/data/cifar" --num_workers=8 --progress=off)
+  if ((quick == 1)); then
+    train=6400 epochs=3
+  elif ((quick == 2)); then
+    train=320 epochs=1 c2_epochs=1 bench=(--batch_sizes=16 --benchmark_min_time=0.01)
+    common+=(--batch_size=16 --max_batches_per_epoch=2 --num_workers=2)
+  fi
   step "make_synthetic_cifar10" 120 "$out/data/make.log" \
     "$bin/make_synthetic_cifar10" --out="$out/data/cifar" --train="$train" --test=2560
-  local common=(--dataset=cifar10 --data_dir="$out/data/cifar" --num_workers=8 --progress=off)
   step "c2 (GPU, eager)" 300 "$out/c2/console.txt" \
-    "$bin/c2" "${common[@]}" --epochs=3 --results_dir="$out/c2"
+    "$bin/c2" "${common[@]}" --epochs="$c2_epochs" --results_dir="$out/c2"
   step "c5 (GPU against CPU)" 420 "$out/c5/console.txt" \
-    "$bin/c5" "${common[@]}" --epochs=2 --max_batches_per_epoch=20 --results_dir="$out/c5"
+    "$bin/c5" --max_batches_per_epoch=20 "${common[@]}" --epochs=2 --results_dir="$out/c5"
   step "c8 (every strategy, $epochs epochs)" 480 "$out/c8/console.txt" \
     "$bin/c8" "${common[@]}" --epochs="$epochs" --results_dir="$out/c8"
   step "strategy_step_benchmark" 420 "$out/bench/console.txt" \
-    "$bin/strategy_step_benchmark" --batch_sizes=128 --benchmark_min_time=2 \
+    "$bin/strategy_step_benchmark" "${bench[@]}" \
     --benchmark_out="$out/bench/strategy_step.json" --benchmark_out_format=json
 
   say "$failures step(s) failed; everything is in $out (SUMMARY.txt first)"
