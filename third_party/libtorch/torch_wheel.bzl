@@ -125,7 +125,7 @@ def _from_python(ctx, version_wanted):
     python = ctx.os.environ.get("TRAINLAB_PYTHON", "python3")
     r = ctx.execute([python, "-c", "import os, torch; print(os.path.realpath(os.path.dirname(" +
                                    "torch.__file__))); print(torch.__version__); " +
-                                   "print(torch.version.cuda or '')"])
+                                   "print(torch.version.cuda or 'none')"])
     if r.return_code != 0:
         _fail("TRAINLAB_TORCH_VERSION=%s: %s cannot import torch: %s" %
               (version_wanted, python, r.stderr.strip().split("\n")[-1]))
@@ -133,7 +133,7 @@ def _from_python(ctx, version_wanted):
     if len(lines) != 3:
         _fail("%s printed no torch folder and version: %s" % (python, r.stdout))
     home, version, cuda = lines
-    if not cuda:
+    if cuda == "none":
         _fail("%s's torch %s (%s) is a CPU build: --config=cuda needs a CUDA torch" %
               (python, version, home))
     return "%s's torch %s (CUDA %s)" % (python, version, cuda), home + "/include", home + "/lib", []
