@@ -89,16 +89,25 @@ pack() {
       libcuda.so.* | libcudart.so.* | libnvidia*) continue ;;
     esac
     [[ "$path" == not ]] && die "$lib is not found for a binary here: build it first"
-    cp -L "$path" "$bundle/lib/$lib" || die "cannot copy $path"
+    case "$lib" in
+      # Debian 12's C++ runtime needs glibc 2.36: kept apart, used only where the GPU machine's
+      # own libstdc++ is too old for our binaries (see run).
+      libstdc++.so.* | libgcc_s.so.*) mkdir -p "$bundle/lib-cxx" && cp -L "$path" "$bundle/lib-cxx/$lib" ;;
+      *) cp -L "$path" "$bundle/lib/$lib" ;;
+    esac || die "cannot copy $path"
   done < <(for t in "${tests[@]}" "${programs[@]}"; do
              ldd "$bin/$t" | awk '$2 == "=>" {print $1, $3}'
            done | sort -u)
   local unresolved
   unresolved=$(for t in "$bundle"/bin/*; do
-                 LD_LIBRARY_PATH="$bundle/lib:$torch_lib" ldd "$t" | awk '/not found/ {print $1}'
+                 LD_LIBRARY_PATH="$bundle/lib:$bundle/lib-cxx:$torch_lib" ldd "$t" |
+                   awk '/not found/ {print $1}'
                done | sort -u | tr '\n' ' ')
   [[ -z "$unresolved" ]] || die "the bundle's binaries cannot find: $unresolved"
   printf '%s\n' "$torch_version" >"$bundle/TORCH_VERSION"
+  # The newest libstdc++ symbol version the binaries and bundled libraries need.
+  for t in "$bundle"/bin/* "$bundle"/lib/*; do objdump -T "$t" | grep -o 'GLIBCXX_[0-9.]*'; done |
+    sort -uV | tail -n 1 >"$bundle/NEEDS_GLIBCXX"
   {
     echo "built: $(date -u +%FT%TZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
     echo "against: $(grep '^source=' "$info")"
@@ -145,12 +154,24 @@ run() {
   site=$(dirname "$torch_dir")
   nvidia_dirs=$(find "$site/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | sort | tr '\n' ':')
   export LD_LIBRARY_PATH="$PWD/$bundle/lib:$torch_dir/lib:${nvidia_dirs}${LD_LIBRARY_PATH:-}"
+  # This machine's libstdc++ if it is new enough for our binaries, else the bundle's (which
+  # needs glibc 2.36).
+  local cxx need system_cxx
+  need=$(cat "$bundle/NEEDS_GLIBCXX")
+  system_cxx=$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')
+  if [[ -n "$system_cxx" ]] && grep -qa "$need" "$system_cxx"; then
+    cxx="system ($system_cxx has $need)"
+  else
+    export LD_LIBRARY_PATH="$PWD/$bundle/lib-cxx:$LD_LIBRARY_PATH"
+    cxx="the bundle's (this machine's libstdc++ lacks $need)"
+  fi
 
   mkdir -p "$out"/{tests,c2,c5,c8,bench,data}
   : >"$out/SUMMARY.txt"
   {
     echo "== bundle"; cat "$bundle/BUILT"
     echo "== torch"; echo "$have (CUDA $cuda) at $torch_dir"
+    echo "== C++ runtime"; echo "$cxx"
     echo "== LD_LIBRARY_PATH"; echo "$LD_LIBRARY_PATH"
     echo "== nvidia-smi"; nvidia-smi 2>&1
     echo "== lscpu"; lscpu 2>&1
