@@ -144,6 +144,7 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
   lo.seed = config.seed;
   lo.max_batches = config.max_batches_per_epoch;
   lo.pin_memory = config.device.is_cuda();
+  lo.pin_device = config.device.has_index() ? config.device.index() : -1;
   lo.trace = trace;
   lo.before_batch = config.loader_fault;
   if (session.comm) {  // this rank's DistributedSampler share of each epoch

@@ -12,6 +12,11 @@
 #include <string>
 #include <vector>
 
+#ifdef TRAINLAB_LIBTORCH_HAS_CUDA
+#include <ATen/cuda/Sleep.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 #include "core/strategy.h"
 #include "core/trainer.h"
 #include "gtest/gtest.h"
@@ -28,6 +33,24 @@ namespace {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device here"
 
 const c10::Device kGpu(c10::kCUDA, 0);
+
+// Bytes the caching allocator holds on the GPU after giving back what it can (-1: unknown).
+int64_t ReservedAfterEmptyCache() {
+#ifdef TRAINLAB_LIBTORCH_HAS_CUDA
+  torch::cuda::synchronize();
+  c10::cuda::CUDACachingAllocator::emptyCache();
+  return c10::cuda::CUDACachingAllocator::getDeviceStats(0).reserved_bytes[0].current;
+#else
+  return -1;
+#endif
+}
+
+// Keeps the current stream busy for a while, so copies queued after it are still pending.
+void DelayStream() {
+#ifdef TRAINLAB_LIBTORCH_HAS_CUDA
+  at::cuda::sleep(200'000'000);  // ~0.1 s of GPU clock cycles
+#endif
+}
 
 TEST(WithoutAGpu, CudaPathsRefuseWithAReason) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is here";
@@ -121,11 +144,14 @@ TEST(CudaGraph, AFailedCaptureIsAStatusAndTheDeviceStaysUsable) {
   auto runner = MakeStepRunner(fns, *step);
   ASSERT_TRUE(runner.ok()) << runner.status();
   const at::Tensor x = at::randn({8, 3, 32, 32}).to(kGpu), y = at::randint(0, 10, {8}).to(kGpu);
-  absl::Status failed;
-  for (int i = 0; i < compile::kCudaGraphWarmupSteps + 1 && failed.ok(); ++i) {
-    failed = (*runner)->Run(x, y, nullptr).status();
+  for (int i = 0; i < compile::kCudaGraphWarmupSteps; ++i) {
+    ASSERT_TRUE((*runner)->Run(x, y, nullptr).ok()) << "warm-up step " << i;
   }
+  const int64_t reserved_before = ReservedAfterEmptyCache();
+  const absl::Status failed = (*runner)->Run(x, y, nullptr).status();
   ASSERT_FALSE(failed.ok());
+  // The graph's private memory pool was given back (a leaked one holds the step's activations).
+  EXPECT_LE(ReservedAfterEmptyCache(), reserved_before + (8 << 20));
   EXPECT_NE(failed.message().find("cuda_graph: capturing the step (batch of 8) failed"),
             std::string::npos)
       << failed;
@@ -153,6 +179,7 @@ TEST(PinnedLoader, BatchesCopiedWithoutSynchronizingArriveIntact) {
   ASSERT_TRUE(plain.ok() && pinned.ok());
   for (int64_t epoch : {0, 1}) {
     std::vector<at::Tensor> on_gpu;
+    DelayStream();  // the copies below wait behind it while the workers refill their slots
     (*pinned)->start_epoch(epoch);
     while (std::optional<Batch> b = (*pinned)->next()) {
       on_gpu.push_back(b->images.to(kGpu, /*non_blocking=*/true));
@@ -166,6 +193,33 @@ TEST(PinnedLoader, BatchesCopiedWithoutSynchronizingArriveIntact) {
       ++i;
     }
     EXPECT_EQ(i, on_gpu.size());
+  }
+}
+
+// The Trainer as c8 runs it: cuda_graph with pinned batches from two loader workers, whose
+// fences query CUDA events while the step is being captured.
+TEST(CudaGraph, TrainsAnEpochFromAPinnedThreadedLoader) {
+  REQUIRE_GPU();
+  torch::manual_seed(0);
+  models::ResNet18 model;
+  model->to(kGpu);
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  auto ds = std::make_shared<const data::ImageDataset>(data::MakeSyntheticDataset(16 * 12 + 5, 2));
+  auto loader = data::BatchLoader::Create(ds, {.batch_size = 16,
+                                               .num_workers = 2,
+                                               .seed = 1,
+                                               .prefetch_per_worker = 1,
+                                               .pin_memory = true});
+  ASSERT_TRUE(loader.ok()) << loader.status();
+  absl::StatusOr<StepOptions> step = ResolveStrategies("cuda_graph", kGpu);
+  ASSERT_TRUE(step.ok()) << step.status();
+  TrainerOptions o{.device = kGpu, .step = *step, .optimizer_capturable = true};
+  Trainer trainer(*model, sgd, **loader, o);
+  for (int64_t epoch : {0, 1}) {
+    absl::StatusOr<EpochStats> s = trainer.TrainEpoch(epoch);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(s->batches.size(), 13u);
+    EXPECT_TRUE(std::isfinite(s->loss)) << s->loss;
   }
 }
 

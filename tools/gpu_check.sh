@@ -39,13 +39,15 @@ torch_version=2.11.0
 bundle=gpu_bundle
 out="${OUT:-gpu_check_out}"
 quick=0
+deadline_s=540  # the device tool allows 600 s per command: leave room to fetch the output
 for a in "$@"; do
   case "$a" in
     --torch=*) torch_version="${a#*=}" ;;
     --bundle=*) bundle="${a#*=}" ;;
     --out=*) out="${a#*=}" ;;
     --quick) quick=1 ;;
-    --smoke) quick=2 ;;  # plumbing only, a few batches: checks this script on a CPU machine
+    --smoke) quick=2 ;;
+    --deadline_s=*) deadline_s="${a#*=}" ;;  # plumbing only, a few batches: checks this script on a CPU machine
     *) die "unknown argument: $a (see the comment at the top of $0)" ;;
   esac
 done
@@ -105,6 +107,8 @@ pack() {
                done | sort -u | tr '\n' ' ')
   [[ -z "$unresolved" ]] || die "the bundle's binaries cannot find: $unresolved"
   printf '%s\n' "$torch_version" >"$bundle/TORCH_VERSION"
+  sed -n "s/^cuda[^=]*= '\(.*\)'/\1/p" "$(dirname "$torch_lib")/version.py" >"$bundle/TORCH_CUDA"
+  [[ -s "$bundle/TORCH_CUDA" ]] || die "cannot tell the CUDA version of $(dirname "$torch_lib")"
   # The newest libstdc++ symbol version the binaries and bundled libraries need.
   for t in "$bundle"/bin/* "$bundle"/lib/*; do objdump -T "$t" | grep -o 'GLIBCXX_[0-9.]*'; done |
     sort -uV | tail -n 1 >"$bundle/NEEDS_GLIBCXX"
@@ -119,13 +123,23 @@ pack() {
   say "on the GPU machine: bash tools/gpu_check.sh run --bundle=$bundle --out=\"\$OUT\""
 }
 
-# One step: name, timeout in seconds, log file, then the command. Never stops the script.
+# One step: name, timeout in seconds, log file, then the command. Never stops the script; the
+# timeout is cut to what is left of the whole run's deadline, and a step with under 10 s left
+# is skipped.
 failures=0
+run_start=$(date +%s)
 step() {
   local name="$1" limit="$2" log="$3"
   shift 3
-  local t0 rc
+  local t0 rc left
   t0=$(date +%s)
+  left=$((run_start + deadline_s - t0))
+  if ((left < 10)); then
+    failures=$((failures + 1))
+    printf '%-34s SKIPPED (out of time: --deadline_s=%d)\n' "$name" "$deadline_s" | tee -a "$out/SUMMARY.txt"
+    return
+  fi
+  ((limit > left)) && limit=$left
   timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
   rc=$?
   local took=$(($(date +%s) - t0))
@@ -150,10 +164,16 @@ run() {
   [[ "$have" == "$want" ]] ||
     die "python3's torch is $have, the bundle was built against $want: tools/gpu_check.sh pack --torch=$have"
   [[ -n "$cuda" ]] || die "python3's torch $have is a CPU build"
+  local want_cuda
+  want_cuda=$(cat "$bundle/TORCH_CUDA")
+  [[ "${cuda%%.*}" == "${want_cuda%%.*}" ]] ||
+    die "python3's torch is built for CUDA $cuda, the bundle for CUDA $want_cuda"
+  run_start=$(date +%s)
   local site nvidia_dirs
   site=$(dirname "$torch_dir")
   nvidia_dirs=$(find "$site/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | sort | tr '\n' ':')
-  export LD_LIBRARY_PATH="$PWD/$bundle/lib:$torch_dir/lib:${nvidia_dirs}${LD_LIBRARY_PATH:-}"
+  local path="$PWD/$bundle/lib:$torch_dir/lib:${nvidia_dirs}${LD_LIBRARY_PATH:-}"
+  export LD_LIBRARY_PATH="${path%:}"  # no empty entry (it would mean the current folder)
   # This machine's libstdc++ if it is new enough for our binaries, else the bundle's (which
   # needs glibc 2.36).
   local cxx need system_cxx

@@ -7,7 +7,9 @@
 // them there). Nothing in the captured region reads a value back to the host. Optimizers whose
 // step reads a host-side counter (Adam's bias correction) would be frozen at the captured step,
 // so they are refused (OptimizerEntry::capturable).
+#include <ATen/core/CachingHostAllocator.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -22,6 +24,42 @@
 
 namespace trainlab::compile {
 namespace {
+
+// A CUDAGraph that can be abandoned after a capture that threw. When cudaStreamEndCapture fails
+// (an invalidated capture), CUDAGraph::capture_end throws before it tells the device and host
+// caching allocators that the capture is over, and its destructor then leaves the private pool
+// alone: later allocations would keep checking a dead capture and the pool would never be
+// freed. Abandon() does what capture_end and reset() would have done.
+class AbandonableGraph final : public at::cuda::CUDAGraph {
+ public:
+  // Call once the capture has ended or failed; `drop_tensors` must free every tensor allocated
+  // during the capture (they live in the pool being released).
+  template <class F>
+  void Abandon(F&& drop_tensors) {
+    const bool pool_owned = !capture_ended_ && capture_dev_ >= 0;
+    if (pool_owned) {
+      try {
+        c10::cuda::CUDACachingAllocator::endAllocateToPool(capture_dev_, mempool_id_);
+      } catch (const std::exception&) {
+      }
+      try {
+        at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(mempool_id_);
+      } catch (const std::exception&) {
+      }
+    }
+    drop_tensors();
+    if (pool_owned) {
+      try {
+        c10::cuda::CUDACachingAllocator::releasePool(capture_dev_, mempool_id_);
+      } catch (const std::exception&) {
+      }
+      try {
+        at::getHostAllocator(at::kCUDA)->release_pool(mempool_id_);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+};
 
 class CudaGraphBackend final : public GraphBackend {
  public:
@@ -56,7 +94,9 @@ class CudaGraphBackend final : public GraphBackend {
       graph_.emplace();
       bool capturing = false;
       try {
-        graph_->capture_begin();
+        // Thread-local mode: the loader's workers may query CUDA events (pinned-slot fences)
+        // while this thread captures; global mode would invalidate the capture for that.
+        graph_->capture_begin(/*pool=*/{0, 0}, cudaStreamCaptureModeThreadLocal);
         capturing = true;
         auto [loss, logits] = ForwardAndLoss(fns_, options_, static_x_, static_y_);
         loss.backward();
@@ -73,12 +113,15 @@ class CudaGraphBackend final : public GraphBackend {
           }
         }
         (void)cudaGetLastError();  // an invalidated capture leaves its error pending
-        static_out_ = {};
+        // Tensors made during the capture (gradients included) hold no values: drop them, and
+        // with them the graph's memory pool.
+        graph_->Abandon([&] {
+          static_out_ = {};
+          for (auto& p : fns_.module->parameters()) p.mutable_grad().reset();
+          static_x_ = at::Tensor();
+          static_y_ = at::Tensor();
+        });
         graph_.reset();
-        // Tensors made during the capture (gradients included) hold no values: drop them.
-        for (auto& p : fns_.module->parameters()) p.mutable_grad().reset();
-        static_x_ = at::Tensor();
-        static_y_ = at::Tensor();
       }
     }
     at::autocast::set_autocast_cache_enabled(cache);
@@ -109,7 +152,7 @@ class CudaGraphBackend final : public GraphBackend {
   StepFunctions fns_;
   StepOptions options_;
   c10::cuda::CUDAStream side_;
-  std::optional<at::cuda::CUDAGraph> graph_;
+  std::optional<AbandonableGraph> graph_;
   at::Tensor static_x_, static_y_;
   StepOutput static_out_;
 };

@@ -14,8 +14,9 @@
 //   full batches        copy into the graph's static inputs, replay
 //   a shorter batch     eager step that zeroes the gradients in place, so that they stay in the
 //                       graph's static buffers (the captured optimizer step reads those)
-//   a larger batch      (a loader whose first batches were short) the graph is dropped and the
-//                       step captured again at the new size
+//   a larger batch      (a loader whose first batches were short) the graph is dropped, one
+//                       warm-up step runs at the new size (cuDNN plans, allocator) and the next
+//                       batch of that size is captured
 //   capture fails       the Status names the batch and the error; the run ends there. A broken
 //                       graph is never replayed, and the backend leaves the device usable for
 //                       whatever runs next (c8 reports the strategy as failed and goes on).
@@ -78,7 +79,7 @@ class GraphStepRunner final : public StepRunner {
  public:
   // `name` prefixes errors ("cuda_graph"); `warmup_steps` eager steps precede the capture.
   GraphStepRunner(std::string name, std::unique_ptr<GraphBackend> backend, int warmup_steps)
-      : name_(std::move(name)), backend_(std::move(backend)), warmup_steps_(warmup_steps) {}
+      : name_(std::move(name)), backend_(std::move(backend)), warmups_needed_(warmup_steps) {}
 
   absl::StatusOr<StepOutput> Run(const at::Tensor& x, const at::Tensor& y,
                                  PhaseTimes* phases) override {
@@ -94,10 +95,11 @@ class GraphStepRunner final : public StepRunner {
         ++counts_.eager;
         return backend_->EagerStepKeepingGradients(x, y, phases);
       }
-      backend_->Discard();  // larger than the graph: capture again at this size
+      backend_->Discard();  // larger than the graph: warm up and capture again at this size
       graph_size_ = 0;
+      warmups_needed_ = counts_.warmup + 1;
     }
-    if (counts_.warmup < warmup_steps_) {
+    if (counts_.warmup < warmups_needed_) {
       ++counts_.warmup;
       return backend_->WarmupStep(x, y);
     }
@@ -121,7 +123,7 @@ class GraphStepRunner final : public StepRunner {
  private:
   std::string name_;
   std::unique_ptr<GraphBackend> backend_;
-  int warmup_steps_;
+  int64_t warmups_needed_;  // warm-up steps to have taken before the next capture
   int64_t largest_ = 0;     // the full batch size, as far as the batches so far tell
   int64_t graph_size_ = 0;  // batch size of the captured graph; 0 when there is none
   GraphStepCounts counts_;

@@ -73,8 +73,8 @@ TEST(GraphStepRunner, NeverCapturesAShortBatch) {
   EXPECT_EQ(Drive({8, 5, 8, 8}, 2), "W W C8 R R");
 }
 
-TEST(GraphStepRunner, CapturesAgainWhenALargerBatchComes) {
-  EXPECT_EQ(Drive({4, 4, 8, 8, 4}, 1), "W C4 R D C8 R R E");
+TEST(GraphStepRunner, WarmsUpAndCapturesAgainWhenALargerBatchComes) {
+  EXPECT_EQ(Drive({4, 4, 8, 8, 8, 4}, 1), "W C4 R D W C8 R R E");
 }
 
 TEST(GraphStepRunner, AFailedCaptureIsAnErrorAndNothingIsReplayed) {

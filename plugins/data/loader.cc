@@ -26,23 +26,40 @@ int64_t Nanos(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
 }
 
-// A CUDA event on the releasing thread's current stream, waited for before the slot is reused.
+// A CUDA event on the current stream of the copies' device (the releasing thread's current
+// stream, where the copy out of the slot was queued), waited for before the slot is reused.
 // Device-generic c10 API: this compiles and links in the CPU build; it is only made when
-// pin_memory is set, which Create() allows only with a CUDA device.
+// pin_memory is set, which Create() allows only with a CUDA device. Record() runs in a
+// destructor, so it never throws: if recording fails, Wait() synchronizes the device instead.
 class CudaCopyFence final : public CopyFence {
  public:
+  explicit CudaCopyFence(int device) : device_(device) {}
   void Record() override {
-    const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
-    event_.record(cuda.getStream(cuda.getDevice()));
+    try {
+      const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
+      const c10::Device d =
+          device_ >= 0 ? c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(device_))
+                       : cuda.getDevice();
+      event_.record(cuda.getStream(d));
+      sync_instead_ = false;
+    } catch (const std::exception&) {
+      sync_instead_ = true;
+    }
   }
   void Wait() override {
+    if (sync_instead_) {
+      torch::cuda::synchronize(device_);
+      return;
+    }
     // c10::Event has no host-side wait in LibTorch 1.13; a copy of one batch takes microseconds
     // to a few milliseconds, so polling costs nothing measurable.
     while (!event_.query()) std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
 
  private:
+  int device_;
   c10::Event event_{c10::DeviceType::CUDA};
+  bool sync_instead_ = false;
 };
 
 }  // namespace
@@ -173,7 +190,9 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOpti
     // copied; allocated here so that pinned memory is never requested by a worker.
     std::lock_guard<std::mutex> lock(pool_->mu);
     std::function<std::unique_ptr<CopyFence>()> fence = options_.copy_fence;
-    if (!fence && options_.pin_memory) fence = [] { return std::make_unique<CudaCopyFence>(); };
+    if (!fence && options_.pin_memory) {
+      fence = [d = options_.pin_device] { return std::make_unique<CudaCopyFence>(d); };
+    }
     for (int64_t i = 0; i < capacity_ + 2; ++i) {
       pool_->free.push_back(pool_->AddSlotLocked(options_.pin_memory, fence ? fence() : nullptr));
     }

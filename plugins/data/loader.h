@@ -64,6 +64,7 @@ struct LoaderOptions {
   int64_t max_batches = 0;      // batches per epoch; 0 = the whole dataset
   int prefetch_per_worker = 2;  // PyTorch's prefetch_factor default
   bool pin_memory = false;      // page-locked batches for asynchronous copies to a GPU
+  int pin_device = -1;          // the CUDA device the batches are copied to (-1: the current one)
   // Data-parallel training: this rank takes its DistributedSampler share of each epoch's order
   // (random.h: ShardOrder), so `batch_size` is per rank and a W-rank job sees per step what one
   // process with W times the batch would.

@@ -4,6 +4,7 @@
 #include <torch/version.h>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 
+#include <algorithm>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -55,14 +56,20 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator&
     std::vector<std::vector<size_t>> buckets;
     std::vector<size_t> limits;
     std::tie(buckets, limits) = Assign(params, bucket_bytes);
+    // As DDP does: buckets in reverse order of the parameters, so bucket 0 holds the last
+    // layers, whose gradients are ready first (the Reducer all-reduces buckets in index order).
+    std::reverse(buckets.begin(), buckets.end());
+    std::reverse(limits.begin(), limits.end());
     dp->buckets_ = static_cast<int>(buckets.size());
 #if TORCH_VERSION_MAJOR >= 2
-    // LibTorch 2.x (checked against 2.11): the per-bucket limits come last, as int64.
+    // LibTorch 2.x (checked against 2.11): no per-bucket limits; the last argument is the caps
+    // for rebuilt buckets, which DDP leaves empty (the default caps apply).
+    (void)limits;
     dp->reducer_ = std::make_shared<c10d::Reducer>(
         params, std::move(buckets), comm.group(), std::vector<bool>(params.size(), false),
         bucket_bytes, /*find_unused_parameters=*/false, /*gradient_as_bucket_view=*/false,
         std::move(names), kFirstBucketBytes, /*skip_all_reduce_unused_params=*/false,
-        /*use_python_reducer=*/false, std::vector<int64_t>(limits.begin(), limits.end()));
+        /*use_python_reducer=*/false, /*bucket_bytes_cap_list=*/std::vector<int64_t>{});
 #else
     dp->reducer_ = std::make_shared<c10d::Reducer>(
         params, std::move(buckets), std::move(limits), comm.group(),
@@ -82,7 +89,13 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator&
 
 GradientHooks DataParallel::hooks() {
   std::shared_ptr<c10d::Reducer> r = reducer_;
-  return {.before_forward = [r] { r->prepare_for_forward(); },
+  // As DDP's forward: after the first iteration the Reducer rebuilds its buckets once, in the
+  // order gradients became ready (rank 0's order, broadcast), then prepares for the step.
+  return {.before_forward =
+              [r] {
+                r->rebuild_buckets();
+                r->prepare_for_forward();
+              },
           .before_backward = [r](const at::Tensor& loss) { r->prepare_for_backward({loss}); }};
 }
 

@@ -14,6 +14,7 @@ cc_library(
     linkopts = [
         "-L%{lib_dir}",
         "-Wl,-rpath,%{lib_dir}",
+        %{runtime_rpaths}
         # LibTorch registers its CUDA kernels from static initializers in libtorch_cuda.so: it
         # must be linked even though no symbol of it is referenced directly.
         # push/pop: the libraries after these (zlib, glog ...) keep the toolchain's default.

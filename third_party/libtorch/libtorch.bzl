@@ -108,6 +108,7 @@ def _libtorch_repository_impl(ctx):
         "%{source}": source,
         "%{version}": version,
         "%{host}": "host",
+        "%{runtime_rpaths}": "",
         "%{cuda_alias}": _CUDA_ALIAS,
     })
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)

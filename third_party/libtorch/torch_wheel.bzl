@@ -12,6 +12,10 @@ Where it comes from, in order:
    libtorch_cuda.so needs that this machine lacks (no toolkit, or one without cuDNN, NCCL,
    cuSPARSELt, NVSHMEM ...) comes from its pinned nvidia-* wheel, into the same layout, where
    libtorch_cuda.so's RUNPATH ($ORIGIN/../../nvidia/...) finds it.
+   The CUDA runtime: by default every nvidia-* wheel torch pins, as pip installs them (the same
+   cuDNN, cuBLAS, NCCL ... whatever the local toolkit has; ~3 GB once);
+   `TRAINLAB_CUDA_RUNTIME=missing` fetches only the libraries this machine's loader cannot find.
+   Binaries get a RUNPATH to those folders, so they and LibTorch load the same copies.
 
 Only `--config=cuda` builds depend on this repository (through a select() in @libtorch), so the
 default CPU build never fetches it and stays offline.
@@ -99,7 +103,15 @@ def _from_wheel(ctx, version):
     )
     lib_dir = str(ctx.path("torch/lib"))
     fetched = []
-    for _ in range(3):  # a fetched library may itself need another one
+    if ctx.os.environ.get("TRAINLAB_CUDA_RUNTIME", "all") == "all":
+        # Every runtime wheel torch pins, as pip would install them: the same cuDNN, cuBLAS,
+        # NCCL ... on every machine, whatever toolkit it has.
+        for name in sorted(pins["runtime"].keys()):
+            w = pins["runtime"][name]
+            ctx.report_progress("%s %s (CUDA runtime pinned by torch %s)" % (name, w["version"], version))
+            ctx.download_and_extract(url = w["url"], sha256 = w["sha256"], type = "zip")
+            fetched.append(name)
+    for _ in range(3):  # TRAINLAB_CUDA_RUNTIME=missing: only what this machine lacks
         wanted = []
         unknown = []
         for soname in _missing_sonames(ctx, lib_dir):
@@ -153,6 +165,12 @@ def _libtorch_cuda_repository_impl(ctx):
 
     if include != "include":
         ctx.symlink(include, "include")
+    # The runtime wheels' library folders (nvidia/<name>/lib, or nvidia/cu13/lib), first on the
+    # binaries' RUNPATH.
+    runtime_dirs = []
+    if fetched:
+        r = ctx.execute(["find", str(ctx.path("nvidia")), "-maxdepth", "3", "-type", "d", "-name", "lib"])
+        runtime_dirs = sorted([d for d in r.stdout.strip().split("\n") if d])
     for lib in _LIBS:
         if not ctx.path("%s/lib%s.so" % (lib_dir, lib)).exists:
             _fail("%s has no lib%s.so" % (lib_dir, lib))
@@ -165,6 +183,7 @@ def _libtorch_cuda_repository_impl(ctx):
         "%{version}": torch_version,
         "%{host}": "libtorch",
         "%{cuda_alias}": "",
+        "%{runtime_rpaths}": "".join(['"-Wl,-rpath,%s", ' % d for d in runtime_dirs]),
     })
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
     ctx.file("TORCH_INFO", "".join(["%s=%s\n" % kv for kv in [
@@ -177,6 +196,6 @@ def _libtorch_cuda_repository_impl(ctx):
 libtorch_cuda_repository = repository_rule(
     implementation = _libtorch_cuda_repository_impl,
     attrs = {"_build_tpl": attr.label(default = Label("//third_party/libtorch:libtorch.BUILD.tpl"))},
-    environ = ["LIBTORCH_HOME", "TRAINLAB_TORCH_VERSION", "TRAINLAB_PYTHON"],
+    environ = ["LIBTORCH_HOME", "TRAINLAB_TORCH_VERSION", "TRAINLAB_PYTHON", "TRAINLAB_CUDA_RUNTIME"],
     doc = "The CUDA LibTorch of --config=cuda; see the file comment.",
 )
