@@ -37,26 +37,26 @@ class AbandonableGraph final : public at::cuda::CUDAGraph {
   template <class F>
   void Abandon(F&& drop_tensors) {
     const bool pool_owned = !capture_ended_ && capture_dev_ >= 0;
+    const auto dev = capture_dev_;
+    const auto pool = mempool_id_;
     if (pool_owned) {
-      try {
-        c10::cuda::CUDACachingAllocator::endAllocateToPool(capture_dev_, mempool_id_);
-      } catch (const std::exception&) {
-      }
-      try {
-        at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(mempool_id_);
-      } catch (const std::exception&) {
-      }
+      Quietly([&] { c10::cuda::CUDACachingAllocator::endAllocateToPool(dev, pool); });
+      Quietly([&] { at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(pool); });
     }
     drop_tensors();
     if (pool_owned) {
-      try {
-        c10::cuda::CUDACachingAllocator::releasePool(capture_dev_, mempool_id_);
-      } catch (const std::exception&) {
-      }
-      try {
-        at::getHostAllocator(at::kCUDA)->release_pool(mempool_id_);
-      } catch (const std::exception&) {
-      }
+      Quietly([&] { c10::cuda::CUDACachingAllocator::releasePool(dev, pool); });
+      Quietly([&] { at::getHostAllocator(at::kCUDA)->release_pool(pool); });
+    }
+  }
+
+ private:
+  // Cleanup after a failure: a second error would only hide the first, which is reported.
+  template <class F>
+  static void Quietly(F&& f) {
+    try {
+      f();
+    } catch (const std::exception&) {
     }
   }
 };
