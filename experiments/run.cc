@@ -1,6 +1,5 @@
 #include "experiments/run.h"
 
-#include <c10/util/Exception.h>
 #include <torch/optim/optimizer.h>
 #include <torch/utils.h>
 

@@ -4,6 +4,7 @@
 #
 #   here:       tools/gpu_check.sh pack [--torch=2.11.0] [--bundle=gpu_bundle]
 #   on the GPU: tools/gpu_check.sh run  [--bundle=gpu_bundle] [--out=DIR] [--quick|--smoke]
+#                                       [--deadline_s=540]
 #
 # pack builds the GPU test, the graph-runner and loader tests, c2, c5, c8, the synthetic-data
 # writer and the strategy step benchmark with `--config=cuda` against PyPI's torch of the
@@ -48,7 +49,7 @@ for a in "$@"; do
     --quick) quick=1 ;;
     --smoke) quick=2 ;;
     --deadline_s=*) deadline_s="${a#*=}" ;;  # plumbing only, a few batches: checks this script on a CPU machine
-    *) die "unknown argument: $a (see the comment at the top of $0)" ;;
+    *) die "unknown argument: $a (tools/gpu_check.sh --help)" ;;
   esac
 done
 
@@ -68,7 +69,7 @@ pack() {
   bin=$(TRAINLAB_TORCH_VERSION="$torch_version" "${bazel[@]}" info --config=cuda bazel-bin 2>/dev/null)
   info="$("${bazel[@]}" info output_base 2>/dev/null)/external/libtorch_cuda/TORCH_INFO"
   [[ -f "$info" ]] || die "no $info: the CUDA LibTorch repository was not fetched"
-  grep -qx "version=$torch_version" <<<"$(cat "$info")" ||
+  grep -x "version=$torch_version" "$info" >/dev/null ||
     die "built against $(grep '^version=' "$info"), not torch $torch_version"
   local torch_lib
   torch_lib=$(sed -n 's/^lib_dir=//p' "$info")
@@ -240,5 +241,6 @@ run() {
 case "$mode" in
   pack) pack ;;
   run) run ;;
-  *) die "usage: tools/gpu_check.sh pack|run [options] (see the comment at the top)" ;;
+  -h | --help | help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
+  *) die "usage: tools/gpu_check.sh pack|run [options] (tools/gpu_check.sh --help)" ;;
 esac

@@ -85,16 +85,16 @@ struct BatchLoader::Pool {
     int index;
     float* images;
     int64_t* labels;
+    CopyFence* fence;  // owned by `fences`; null when the slot is not fenced
   };
 
   // A free slot, or a new unpinned one when the consumer holds them all (never blocks on the
   // consumer; a fenced slot waits for the copy out of it queued before its release).
   Slot Acquire() {
-    int s;
-    CopyFence* fence = nullptr;
     Slot slot;
     {
       std::lock_guard<std::mutex> lock(mu);
+      int s;
       if (!free.empty()) {
         s = free.back();
         free.pop_back();
@@ -102,34 +102,28 @@ struct BatchLoader::Pool {
         ++overflow;
         s = AddSlotLocked(/*pinned=*/false);
       }
-      fence = fences[s].get();
-      slot = {s, images[s].data_ptr<float>(), labels[s].data_ptr<int64_t>()};
+      slot = {s, images[s].data_ptr<float>(), labels[s].data_ptr<int64_t>(), fences[s].get()};
     }
-    if (fence != nullptr) fence->Wait();
+    if (slot.fence != nullptr) slot.fence->Wait();
     return slot;
   }
-  void Release(int slot) {
-    CopyFence* fence = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      fence = fences[slot].get();
-    }
+  void Release(const Slot& slot) {
     // Recorded before the slot is free: no worker can take it between the two.
-    if (fence != nullptr) fence->Record();
+    if (slot.fence != nullptr) slot.fence->Record();
     std::lock_guard<std::mutex> lock(mu);
-    free.push_back(slot);
+    free.push_back(slot.index);
   }
 };
 
 // Returns its slot to the pool when the last tensor viewing the slot is freed.
 struct BatchLoader::SlotLease {
-  SlotLease(std::shared_ptr<Pool> p, int s) : pool(std::move(p)), slot(s) {}
+  SlotLease(std::shared_ptr<Pool> p, Pool::Slot s) : pool(std::move(p)), slot(s) {}
   ~SlotLease() { pool->Release(slot); }
   SlotLease(const SlotLease&) = delete;
   SlotLease& operator=(const SlotLease&) = delete;
 
   std::shared_ptr<Pool> pool;
-  int slot;
+  Pool::Slot slot;
 };
 
 struct BatchLoader::Scratch {
@@ -368,7 +362,7 @@ Batch BatchLoader::Produce(const std::vector<int64_t>& order, int64_t epoch, int
   NormalizeBatch(normalize_from, n, table_, images);
   const Clock::time_point t5 = Clock::now();
 
-  auto lease = std::make_shared<SlotLease>(pool_, slot.index);
+  auto lease = std::make_shared<SlotLease>(pool_, slot);
   Batch batch;
   batch.index = b;
   batch.images = at::from_blob(
