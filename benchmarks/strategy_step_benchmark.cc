@@ -35,6 +35,7 @@
 #include "absl/strings/str_split.h"
 #include "benchmark/benchmark.h"
 #include "core/host.h"
+#include "core/kernels.h"
 #include "core/optimizer.h"
 #include "core/strategy.h"
 #include "core/timer.h"
@@ -106,6 +107,7 @@ struct Flags {
   std::string strategies;
   std::string batch_sizes;
   int threads = AllCores();
+  bool portable_kernels = false;
 };
 
 // Takes our flags out of argv; returns false (after one error line) on a bad value.
@@ -123,6 +125,8 @@ bool ParseFlags(int& argc, char** argv, Flags& f) {
       f.strategies = v;
     } else if (const char* v = value("--batch_sizes=")) {
       f.batch_sizes = v;
+    } else if (a == "--portable_kernels") {
+      f.portable_kernels = true;
     } else if (const char* v = value("--threads=")) {
       if (!absl::SimpleAtoi(v, &f.threads) || f.threads < 1) {
         std::fprintf(
@@ -143,13 +147,15 @@ void PrintOurHelp() {
       "strategy_step_benchmark: ms per ResNet-18 training step under each compile strategy.\n"
       "  strategy_step_benchmark [--device=auto|cpu|cuda] [--strategies=LIST] "
       "[--batch_sizes=LIST]\n"
-      "                          [--threads=N] [Google Benchmark's flags]\n\n"
+      "                          [--threads=N] [--portable_kernels] [Google Benchmark's flags]\n\n"
       "Flags of strategy_step_benchmark:\n"
       "  --device=auto               auto | cpu | cuda (auto: cuda when available).\n"
       "  --strategies=LIST           e.g. eager,channels_last (default: every registered one and\n"
       "                              cuda_graph+channels_last+amp_bf16, eager first).\n"
       "  --batch_sizes=LIST          e.g. 32,128 (default: 128 on a GPU, 32 on the CPU).\n"
-      "  --threads=N                 CPU intra-op threads (default: every core).\n\n"
+      "  --threads=N                 CPU intra-op threads (default: every core).\n"
+      "  --portable_kernels          ATen and oneDNN restricted to their AVX2 kernels, as the\n"
+      "                              experiments' flag (core/kernels.h).\n\n"
       "Google Benchmark's flags:\n");
 }
 
@@ -163,6 +169,14 @@ int Main(int argc, char** argv) {
   }
   Flags f;
   if (!ParseFlags(argc, argv, f)) return 1;
+  // Before the first tensor operation: kernels are chosen there, once.
+  if (f.portable_kernels) {
+    if (absl::Status st = PinKernels(kPortableKernels); !st.ok()) {
+      std::fprintf(stderr, "strategy_step_benchmark: --portable_kernels: %s\n",
+                   std::string(st.message()).c_str());
+      return 1;
+    }
+  }
   c10::Device device = c10::kCPU;
   if (f.device == "cuda" || (f.device == "auto" && torch::cuda::is_available())) {
     if (!torch::cuda::is_available()) {
@@ -216,6 +230,7 @@ int Main(int argc, char** argv) {
   KeepFreedHeapMemory();
   at::set_num_threads(f.threads);
   benchmark::AddCustomContext("device", device.str());
+  benchmark::AddCustomContext("cpu_kernels", KernelsInUse().str());
   benchmark::AddCustomContext("intra_op_threads", std::to_string(f.threads));
   benchmark::AddCustomContext("strategies", absl::StrJoin(strategies, ","));
   for (const std::string& s : strategies) {

@@ -1,7 +1,9 @@
 // Seconds per ResNet-18 training step (forward, loss, backward, SGD step) on the CPU, with the
 // settings the experiment binaries use: every core as an intra-op thread and glibc's allocator
 // told to keep freed memory (--malloc_tuning). `--nomalloc_tuning` and `--threads=N` show what
-// each setting is worth. Random input; the first step is a warm-up outside the timing.
+// each setting is worth; `--portable_kernels` pins ATen and oneDNN to their AVX2 kernels as the
+// experiments' flag does (core/kernels.h). Random input; the first step is a warm-up outside the
+// timing.
 //
 //   bazel run -c opt //benchmarks:train_step_benchmark -- --benchmark_filter=BM_TrainStep/128
 #include <ATen/ATen.h>
@@ -15,6 +17,7 @@
 
 #include "benchmark/benchmark.h"
 #include "core/host.h"
+#include "core/kernels.h"
 #include "plugins/models/resnet18.h"
 
 namespace {
@@ -45,13 +48,16 @@ BENCHMARK(BM_TrainStep)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecond)->Us
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Our own two flags, removed before Google Benchmark sees the rest.
+  // Our own flags, removed before Google Benchmark sees the rest.
   bool malloc_tuning = true;
+  bool portable_kernels = false;
   int threads = trainlab::AllCores();
   int out = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--nomalloc_tuning") == 0) {
       malloc_tuning = false;
+    } else if (std::strcmp(argv[i], "--portable_kernels") == 0) {
+      portable_kernels = true;
     } else if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       threads = std::stoi(argv[i] + 10);
     } else {
@@ -59,10 +65,19 @@ int main(int argc, char** argv) {
     }
   }
   argc = out;
+  // Before the first tensor operation: kernels are chosen there, once.
+  if (portable_kernels) {
+    if (absl::Status st = trainlab::PinKernels(trainlab::kPortableKernels); !st.ok()) {
+      std::fprintf(stderr, "train_step_benchmark: --portable_kernels: %s\n",
+                   std::string(st.message()).c_str());
+      return 1;
+    }
+  }
   if (malloc_tuning) trainlab::KeepFreedHeapMemory();
   at::set_num_threads(threads);
   benchmark::AddCustomContext("malloc_tuning", malloc_tuning ? "on" : "off");
   benchmark::AddCustomContext("intra_op_threads", std::to_string(threads));
+  benchmark::AddCustomContext("cpu_kernels", trainlab::KernelsInUse().str());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

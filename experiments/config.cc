@@ -45,6 +45,9 @@ DEFINE_string(device, "auto", "auto | cpu | cuda. auto: CUDA when available.");
 DEFINE_bool(disable_cuda, false, "Train on the CPU even when CUDA is there.");
 DEFINE_int32(dist_timeout, 300, "Data-parallel: seconds to wait for the other ranks, then fail.");
 DEFINE_int32(threads, 0, "LibTorch intra-op threads; 0 = every core (LibTorch alone: half).");
+DEFINE_bool(portable_kernels, false,
+            "CPU kernels that every AVX2 x86-64 CPU runs (ATen and oneDNN avx2): the same "
+            "bits on AVX2 and AVX-512 machines, at some speed on the latter.");
 DEFINE_bool(malloc_tuning, true,
             "glibc keeps freed memory (no mmap, no trim): ~30% of a CPU step.");
 // --- Output ------------------------------------------------------------------------------------
@@ -182,7 +185,8 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
       {"Training",
        {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
         "batch_norm", "seed", "evaluate"}},
-      {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning", "dist_timeout"}},
+      {"Performance",
+       {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels", "dist_timeout"}},
       {"Output", {"results_dir", "repeats", "progress", "trace"}},
       {"Checkpoints", {"checkpoint_dir", "checkpoint_every", "resume"}},
   };
@@ -265,6 +269,7 @@ absl::StatusOr<ExperimentConfig> ReadConfig(
   c.disable_cuda = FLAGS_disable_cuda;
   c.threads = FLAGS_threads;
   c.malloc_tuning = FLAGS_malloc_tuning;
+  c.portable_kernels = FLAGS_portable_kernels;
   c.trace = FLAGS_trace;
   c.results_dir = FLAGS_results_dir;
   c.progress = FLAGS_progress;

@@ -65,6 +65,7 @@ struct ExperimentConfig {
   bool disable_cuda = false;
   int threads = 0;  // 0 = every core
   bool malloc_tuning = true;
+  bool portable_kernels = false;  // ATen and oneDNN pinned to avx2 (core/kernels.h)
   // Output
   std::string trace;        // Chrome trace file
   std::string results_dir;  // <experiment>.json and <experiment>_batches.csv go here

@@ -183,12 +183,34 @@ absl::Status JoinDataParallel(Session& s) {
   return absl::OkStatus();
 }
 
+// --portable_kernels pins ATen's and oneDNN's kernels; either way, reads back those in use. Runs
+// before the first tensor operation of the process (kernels are chosen there, once).
+absl::Status ChooseKernels(Session& s) {
+  if (s.config.portable_kernels) {
+    if (absl::Status st = PinKernels(kPortableKernels); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("--portable_kernels: ", st.message()));
+    }
+  }
+  s.kernels = KernelsInUse();
+  return absl::OkStatus();
+}
+
+std::string KernelsLine(const Session& s) {
+  return absl::StrCat(
+      s.kernels.str(),
+      s.config.portable_kernels
+          ? " (--portable_kernels: the same bits on any x86-64 CPU with AVX2)"
+          : " (LibTorch's choice on this CPU; --portable_kernels pins bits that repeat on others)",
+      "; BLAS ", LoadedBlas());
+}
+
 }  // namespace
 
 absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
   Session s;
   s.config = std::move(config);
   const ExperimentConfig& c = s.config;
+  TRAINLAB_RETURN_IF_ERROR(ChooseKernels(s));
   TRAINLAB_RETURN_IF_ERROR(JoinDataParallel(s));
   // Fail before an hour of training, not after it.
   if (!c.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
@@ -225,6 +247,7 @@ absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
               r.model_path.empty() ? "" : absl::StrCat(" from ", r.model_path).c_str());
   std::printf("- Intra-op threads: %d; allocator: %s\n", at::get_num_threads(),
               s.allocator.c_str());
+  std::printf("- CPU kernels: %s\n", KernelsLine(s).c_str());
   std::printf("- Batch size %" PRId64
               ", loader workers %d, lr %g, weight decay %g, momentum %g, seed %" PRIu64 "\n",
               r.batch_size, r.num_workers, r.optimizer_settings.lr,
@@ -254,6 +277,7 @@ absl::StatusOr<Session> Session::Bare(ExperimentConfig config) {
   s.config = std::move(config);
   if (!s.config.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
   s.allocator = "not set (nothing trains)";
+  s.kernels = KernelsInUse();
   return s;
 }
 
@@ -267,6 +291,7 @@ absl::StatusOr<Session> Session::With(ExperimentConfig other) const {
   s.comm = comm;
   s.data_note = data_note;
   s.allocator = allocator;
+  s.kernels = kernels;
   s.progress = progress;
   if (!s.config.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
   TRAINLAB_RETURN_IF_ERROR(CheckBatchSize(s));
@@ -296,6 +321,7 @@ nlohmann::json Session::Fingerprint() const {
       {"optimizers", config.optimizers},
       {"strategies", config.strategies},
       {"device", device.str()},
+      {"portable_kernels", config.portable_kernels},
   };
   if (train) {
     f["dataset"] = {{"name", train->name},

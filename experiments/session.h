@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/kernels.h"
 #include "core/trace.h"
 #include "experiments/checkpoint.h"
 #include "experiments/config.h"
@@ -39,6 +40,7 @@ struct Session {
   c10::Device device = c10::kCPU;
   std::string data_note;
   std::string allocator;                       // glibc's setting, as printed
+  KernelSet kernels;                           // the CPU kernels in use, read back
   std::unique_ptr<TraceRecorder> trace;        // when --trace is set
   bool progress = false;                       // draw the progress line on stderr
   std::unique_ptr<Checkpointer> checkpointer;  // when --checkpoint_dir is set

@@ -2,8 +2,10 @@
 """Writes plugins/optimizers/optimizer_golden.inc: parameter values after a few steps of each
 optimizer on a small fixed problem, computed by PyTorch itself.
 
-Run with Debian's python3-torch (1.13.1), from the repository root:
-    /usr/bin/python3 tools/golden/make_optimizer_golden.py > plugins/optimizers/optimizer_golden.inc
+Run with Debian's python3-torch (1.13.1), from the repository root, on the portable kernels
+(tools/golden/kernels.py; the file records the set in use):
+    ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 \
+      /usr/bin/python3 tools/golden/make_optimizer_golden.py > plugins/optimizers/optimizer_golden.inc
 
 The problem (float64, so the comparison can be tight):
     w0: (3, 2), b0: (2,)  fixed values below;  x: (4, 3), t: (4, 2) fixed values below
@@ -11,7 +13,13 @@ The problem (float64, so the comparison can be tight):
 Settings are the lab's: lr 0.1 and weight decay 5e-4 for all, momentum 0.9 for SGD and Nesterov,
 PyTorch's defaults for the rest.
 """
+import os
+import sys
+
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernels import kernels  # noqa: E402
 
 STEPS = 5
 W0 = [[0.5, -0.3], [0.1, 0.8], [-0.6, 0.2]]
@@ -62,6 +70,8 @@ def main():
             bs.append(fmt(b.detach().tolist()))
         print('    {"%s",\n     {%s},\n     {%s}},' % (name, ",\n      ".join(ws), ",\n      ".join(bs)))
     print("};")
+    k = kernels()
+    print("// Kernels in use: ATen %s, oneDNN %s (tools/golden/kernels.py)." % (k["aten"], k["onednn"]))
 
 
 if __name__ == "__main__":

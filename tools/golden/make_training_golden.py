@@ -3,8 +3,13 @@
 ResNet-18 (tools/lab/resnet18.py) for a given seed, for trainlab's training golden test
 (plugins/models/training_golden_test.cc) to match.
 
-Run with Debian's python3-torch (1.13.1), from the repository root:
-    /usr/bin/python3 tools/golden/make_training_golden.py > tests/testdata/golden/training_golden.json
+Run with Debian's python3-torch (1.13.1), from the repository root, on the portable kernels
+(core/kernels.h: AVX2, which any x86-64 machine of this project has) so that the file does not
+depend on the machine that makes it:
+    ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 \
+      /usr/bin/python3 tools/golden/make_training_golden.py > tests/testdata/golden/training_golden.json
+The file records the kernel set that was in use ("kernels", read back from ATen and oneDNN), and
+the golden test pins the same set before it compares.
 
 For each of {with, without batch norm} x {SGD, Adadelta}, with torch.manual_seed(SEED) and one
 intra-op thread:
@@ -26,6 +31,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lab"))
 from resnet18 import ResNet18  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernels import kernels  # noqa: E402
 
 SEED = 7
 BATCH = 8
@@ -76,7 +84,7 @@ def main():
     torch.set_num_threads(1)
     runs = [run(bn, opt) for bn in (True, False) for opt in OPTIMIZERS]
     json.dump({"generator": "tools/golden/make_training_golden.py", "torch": torch.__version__,
-               "seed": SEED, "batch": BATCH, "steps": STEPS, "threads": 1,
+               "seed": SEED, "batch": BATCH, "steps": STEPS, "threads": 1, "kernels": kernels(),
                "lr": LR, "weight_decay": WD, "momentum": MOM, "runs": runs}, sys.stdout, indent=1)
     sys.stdout.write("\n")
 
