@@ -120,9 +120,8 @@ int main(int argc, char** argv) {
   const std::string profile = ProfileOf(argc, argv);
   absl::StatusOr<ExperimentConfig> config =
       ReadConfig(argc, argv, "all",
-                 "all: the lab's driver. Runs C2, C3, then C4-C8 with C3's best worker count, and "
-                 "Q1-Q4, writing\n"
-                 "each experiment's results into --results_dir, then REPORT.md with its plots.\n"
+                 "all: the lab's driver: C2, C3, C4-C8 with C3's best worker count, Q1-Q4, then "
+                 "REPORT.md.\n"
                  "  all --results_dir=DIR [--profile=quick|lab] [any experiment flag]",
                  /*trains=*/true,
                  {"profile", "workers", "max_workers", "best_workers", "optimizers", "strategies"},

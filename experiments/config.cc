@@ -46,8 +46,7 @@ DEFINE_bool(disable_cuda, false, "Train on the CPU even when CUDA is there.");
 DEFINE_int32(dist_timeout, 300, "Data-parallel: seconds to wait for the other ranks, then fail.");
 DEFINE_int32(threads, 0, "LibTorch intra-op threads; 0 = every core (LibTorch alone: half).");
 DEFINE_bool(portable_kernels, false,
-            "CPU kernels that every AVX2 x86-64 CPU runs (ATen and oneDNN avx2): the same "
-            "bits on AVX2 and AVX-512 machines, at some speed on the latter.");
+            "ATen and oneDNN on AVX2 kernels: the same bits on every AVX2+ x86-64 CPU.");
 DEFINE_bool(malloc_tuning, true,
             "glibc keeps freed memory (no mmap, no trim): ~30% of a CPU step.");
 // --- Output ------------------------------------------------------------------------------------
@@ -71,9 +70,7 @@ DEFINE_string(
     strategies,
     "eager,channels_last,amp_bf16,cudnn_autotune,cuda_graph,cuda_graph+channels_last+amp_bf16",
     "Strategies (or a+b) to compare with eager, in order.");
-DEFINE_string(profile, "quick",
-              "quick: ~10 min on 2 cores (short epochs, batch 32); lab: the lab's "
-              "settings.");
+DEFINE_string(profile, "quick", "quick: ~10 min on 2 cores (batch 32, short epochs); lab: the lab's.");
 
 namespace trainlab::experiments {
 namespace {
@@ -185,9 +182,9 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
       {"Training",
        {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
         "batch_norm", "seed", "evaluate"}},
+      {"Output", {"results_dir", "repeats", "progress", "trace"}},
       {"Performance",
        {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels", "dist_timeout"}},
-      {"Output", {"results_dir", "repeats", "progress", "trace"}},
       {"Checkpoints", {"checkpoint_dir", "checkpoint_every", "resume"}},
   };
   return *groups;

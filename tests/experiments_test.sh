@@ -185,7 +185,7 @@ if run c6 "$C6" "${TINY[@]}" --epochs=1 --optimizers=sgd,adadelta; then
 else
   fail "c6 exited non-zero: $(cat "$tmp/c6.err")"
 fi
-if run c6div "$C6" "${TINY[@]}" --epochs=2 --optimizers=sgd,adagrad --lr=1e12; then
+if run c6div "$C6" "${TINY[@]}" --epochs=2 --optimizers=sgd,adagrad --lr=1e30; then
   grep -qE '^Diverged: sgd, epoch 1, batch [12]: loss' "$tmp/c6div.out" && grep -q '##### Optimizer: adagrad #####' "$tmp/c6div.out" \
     && grep -qE '^sgd +.*diverged at epoch 1, batch' "$tmp/c6div.out" && pass "c6 reports divergence and goes on" \
     || fail "c6 divergence: $(grep -E 'Diverged|Loss' "$tmp/c6div.out")"

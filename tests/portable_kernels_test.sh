@@ -42,7 +42,7 @@ if ! grep -qw avx2 /proc/cpuinfo || ! grep -qw fma /proc/cpuinfo; then
 fi
 
 c2run flag -- --portable_kernels || fail "c2 --portable_kernels: $(cat "$tmp/flag.err")"
-c2run byhand ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 -- || fail "c2 pinned by hand: $(cat "$tmp/byhand.err")"
+c2run byhand ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 -- || fail "c2 pinned by hand: $(cat "$tmp/byhand.err")"
 want="$(digest byhand)"
 [[ -n "$want" ]] || fail "no final state digest printed"
 
@@ -52,11 +52,13 @@ want="$(digest byhand)"
 grep -q '^- CPU kernels: ATen avx2, oneDNN avx2 (--portable_kernels' "$tmp/flag.out" \
   && pass "Settings name the kernels in use" || fail "Settings: $(grep 'CPU kernels' "$tmp/flag.out")"
 
-# Environments that would choose other kernels (another CPU, emulated): the flag wins.
-sets=("ATEN_CPU_CAPABILITY=default DNNL_MAX_CPU_ISA=SSE41" "ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2")
+# Environments that would choose other kernels (another CPU, emulated): the flag wins. (oneDNN
+# reads ONEDNN_MAX_CPU_ISA before DNNL_MAX_CPU_ISA: a limit set by hand must set both.)
+sets=("ATEN_CPU_CAPABILITY=default DNNL_MAX_CPU_ISA=SSE41 ONEDNN_MAX_CPU_ISA=SSE41"
+      "ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2")
 if grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512vl /proc/cpuinfo; then
-  sets+=("ATEN_CPU_CAPABILITY=avx512 DNNL_MAX_CPU_ISA=AVX512_CORE"
-         "ATEN_CPU_CAPABILITY=avx512 DNNL_MAX_CPU_ISA=AVX512_CORE_BF16")
+  sets+=("ATEN_CPU_CAPABILITY=avx512 DNNL_MAX_CPU_ISA=AVX512_CORE ONEDNN_MAX_CPU_ISA=AVX512_CORE"
+         "ATEN_CPU_CAPABILITY=avx512 DNNL_MAX_CPU_ISA=AVX512_CORE_BF16 ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16")
 else
   echo "skipped: the AVX-512 kernel sets (this CPU has no AVX-512)"
 fi
@@ -70,7 +72,7 @@ for set in "${sets[@]}"; do
 done
 
 # Without the flag, SSE4.1 kernels give other bits: the digest does see kernel differences.
-c2run sse41 ATEN_CPU_CAPABILITY=default DNNL_MAX_CPU_ISA=SSE41 -- || fail "c2 on SSE4.1 kernels: $(cat "$tmp/sse41.err")"
+c2run sse41 ATEN_CPU_CAPABILITY=default DNNL_MAX_CPU_ISA=SSE41 ONEDNN_MAX_CPU_ISA=SSE41 -- || fail "c2 on SSE4.1 kernels: $(cat "$tmp/sse41.err")"
 [[ -n "$(digest sse41)" && "$(digest sse41)" != "$want" ]] \
   && pass "without the flag, other kernels give other bits" \
   || fail "SSE4.1 kernels gave the AVX2 digest: the comparison proves nothing"
