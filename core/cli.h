@@ -3,8 +3,10 @@
 // and gflags define (those stay one `--helpfull` away).
 //
 // Example:
-//   trainlab::ParseFlags(&argc, &argv, "c2: trains ResNet-18 ...",
-//                        {{"Data", {"dataset", "data_dir"}}, {"Training", {"epochs", "lr"}}});
+//   absl::StatusOr<trainlab::Parsed> p = trainlab::ParseFlags(&argc, &argv, "c2: trains ...",
+//       {{"Data", {"dataset", "data_dir"}}, {"Training", {"epochs", "lr"}}});
+//   if (!p.ok()) return ReportError(p.status());   // "--lr=abc: not a valid double"
+//   if (*p == trainlab::Parsed::kHelpShown) return 0;
 #ifndef TRAINLAB_CORE_CLI_H_
 #define TRAINLAB_CORE_CLI_H_
 
@@ -16,6 +18,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace trainlab {
 
@@ -85,14 +90,18 @@ inline std::string FormatHelp(const std::string& usage, const std::vector<FlagGr
   return out;
 }
 
+// What ParseFlags did: parsed the flags for a run, or printed --help (the binary then exits 0).
+enum class Parsed { kRun, kHelpShown };
+
 // Parses argv into gflags' flags. --help (or -h) prints FormatHelp(usage, groups, epilogue) and
-// exits 0; --helpfull, --helpon=FILE and --version do what gflags makes them do. Unlike
-// gflags::ParseCommandLineFlags, a bad flag does not exit: the error comes back as one line
-// ("unknown flag --x", "--lr=abc: not a valid double") for the caller to report. Arguments that
-// are not flags (and everything after "--") are left in argv after the program name.
-inline std::string ParseFlags(int* argc, char*** argv, const std::string& usage,
-                              const std::vector<FlagGroup>& groups,
-                              const std::string& epilogue = "") {
+// returns kHelpShown; --helpfull, --helpon=FILE and --version do what gflags makes them do (they
+// exit, as gflags does). Unlike gflags::ParseCommandLineFlags, a bad flag does not exit: the
+// error comes back as one line ("unknown flag --x", "--lr=abc: not a valid double") for the
+// caller to report. Arguments that are not flags (and everything after "--") are left in argv
+// after the program name.
+inline absl::StatusOr<Parsed> ParseFlags(int* argc, char*** argv, const std::string& usage,
+                                         const std::vector<FlagGroup>& groups,
+                                         const std::string& epilogue = "") {
   gflags::SetUsageMessage(usage);
   std::vector<char*> positional = {(*argv)[0]};
   std::string error;
@@ -111,7 +120,8 @@ inline std::string ParseFlags(int* argc, char*** argv, const std::string& usage,
     std::string name = body.substr(0, eq);
     if (name == "help" || name == "h") {
       std::fputs(FormatHelp(usage, groups, epilogue).c_str(), stdout);
-      std::exit(0);
+      std::fflush(stdout);
+      return Parsed::kHelpShown;
     }
     gflags::CommandLineFlagInfo info;
     std::string value;
@@ -142,8 +152,9 @@ inline std::string ParseFlags(int* argc, char*** argv, const std::string& usage,
   }
   *argc = static_cast<int>(positional.size());
   for (size_t i = 0; i < positional.size(); ++i) (*argv)[i] = positional[i];
-  if (error.empty()) gflags::HandleCommandLineHelpFlags();  // --helpfull, --version, ...
-  return error;
+  if (!error.empty()) return absl::InvalidArgumentError(error);
+  gflags::HandleCommandLineHelpFlags();  // --helpfull, --version, ...
+  return Parsed::kRun;
 }
 
 }  // namespace trainlab

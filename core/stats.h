@@ -70,6 +70,29 @@ struct EpochProgress {
   double running_loss = 0;  // mean loss of the batches so far
 };
 
+// Seconds a loader spent in each stage of making batches, summed over the threads that made them
+// (plugins/data/loader.h fills it per epoch).
+struct LoaderStageTimes {
+  double read_s = 0;       // gathering the samples' bytes from the in-memory dataset
+  double crop_s = 0;       // padded random crop
+  double flip_s = 0;       // horizontal flip
+  double normalize_s = 0;  // uint8 -> float, mean/std
+  double assemble_s = 0;   // slot from the pool, labels, tensors around the memory
+  int64_t batches = 0;
+  int64_t images = 0;
+  double total_s() const { return read_s + crop_s + flip_s + normalize_s + assemble_s; }
+  LoaderStageTimes& operator+=(const LoaderStageTimes& o) {
+    read_s += o.read_s;
+    crop_s += o.crop_s;
+    flip_s += o.flip_s;
+    normalize_s += o.normalize_s;
+    assemble_s += o.assemble_s;
+    batches += o.batches;
+    images += o.images;
+    return *this;
+  }
+};
+
 struct EvalStats {
   double loss = 0;
   double top1 = 0;

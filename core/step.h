@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/stats.h"
@@ -182,6 +183,18 @@ class EagerRunner final : public StepRunner {
   StepFunctions fns_;
   StepOptions options_;
 };
+
+// A compile strategy that cannot run here (on this device, with this optimizer, in this build, or
+// whose graph capture failed) says so with this payload on its Status: c8 lists such a strategy
+// as skipped and runs the others; any other error (a loader failure, a full disk) stops c8.
+inline constexpr char kStrategyCannotRun[] = "trainlab/strategy-cannot-run";
+inline absl::Status StrategyCannotRun(absl::Status s) {
+  if (!s.ok()) s.SetPayload(kStrategyCannotRun, absl::Cord("1"));
+  return s;
+}
+inline bool IsStrategyCannotRun(const absl::Status& s) {
+  return !s.ok() && s.GetPayload(kStrategyCannotRun).has_value();
+}
 
 // The runner the options ask for: the strategy's own, or eager.
 inline absl::StatusOr<std::unique_ptr<StepRunner>> MakeStepRunner(const StepFunctions& fns,

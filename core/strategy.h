@@ -54,7 +54,7 @@ inline absl::StatusOr<StepOptions> ResolveStrategies(std::string_view spec,
     absl::StatusOr<const StrategyEntry*> entry = StrategyRegistry::Global().Find(name);
     if (!entry.ok()) return entry.status();
     if ((*entry)->can_run) {
-      if (absl::Status s = (*entry)->can_run(device); !s.ok()) return s;
+      if (absl::Status s = (*entry)->can_run(device); !s.ok()) return StrategyCannotRun(s);
     }
     if ((*entry)->apply) (*entry)->apply(options);
     options.names.push_back(name);

@@ -133,9 +133,11 @@ class Trainer {
       absl::StatusOr<StepOutput> step = runner_->Run(x, y, want_phases ? &phases : nullptr);
       const Clock::time_point t3 = SyncAndNow(device);
       if (!step.ok()) {
-        return absl::Status(step.status().code(),
-                            absl::StrCat("epoch ", stats.epoch, ", batch ", batch->index + 1, ": ",
-                                         step.status().message()));
+        absl::Status named(step.status().code(),
+                           absl::StrCat("epoch ", stats.epoch, ", batch ", batch->index + 1, ": ",
+                                        step.status().message()));
+        // A strategy's own runner failing (a capture) is that strategy not running here.
+        return options_.step.make_runner ? StrategyCannotRun(named) : named;
       }
       const StepOutput& out = *step;
       if (trace) {
@@ -238,7 +240,7 @@ class Trainer {
     absl::StatusOr<std::unique_ptr<StepRunner>> runner =
         PrepareStepRunner(model_, optimizer_, options_.device, options_.optimizer_capturable,
                           options_.step, options_.gradients);
-    if (!runner.ok()) return runner.status();
+    if (!runner.ok()) return StrategyCannotRun(runner.status());
     runner_ = std::move(*runner);
     return absl::OkStatus();
   }

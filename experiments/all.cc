@@ -5,96 +5,81 @@
 //   bazel run //experiments:all -- --results_dir=/tmp/r                  # quick: ~10 min, 2 cores
 //   bazel run //experiments:all -- --results_dir=/tmp/r --profile=lab    # the lab's settings
 //
-// --profile sets defaults; any flag given on the command line still wins (--data_dir, --device,
+// --profile sets defaults (FlagSpec::profiles: the driver's here, an experiment's own in its
+// file, e.g. c8's); any flag given on the command line still wins (--data_dir, --device,
 // --epochs ...). quick: 2 epochs of 10 batches of 32 images (C8: 10 epochs of 4 batches, and on
 // a CPU only the strategies that can help there), C3 up to 12 workers. lab: 5 epochs (C8: 10) of
 // the full data at batch 128, as the lab ran.
 #include <glog/logging.h>
-#include <torch/cuda.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
-#include "experiments/config.h"
+#include "experiments/error_boundary.h"
 #include "experiments/experiment.h"
+#include "experiments/experiment_main.h"
+#include "experiments/experiment_report.h"
+#include "experiments/options.h"
 #include "experiments/report.h"
 #include "experiments/stop.h"
+#include "experiments/user_path.h"
 
 namespace trainlab::experiments {
 namespace {
 
-// The profile's flag defaults, applied before the command line is read.
-std::vector<std::pair<std::string, std::string>> ProfileDefaults(std::string_view profile) {
-  if (profile == "lab") return {};
-  return {{"epochs", "2"},
-          {"max_batches_per_epoch", "10"},
-          {"batch_size", "32"},
-          {"max_workers", "12"}};
-}
-
-std::string ProfileOf(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    for (std::string_view prefix : {"--profile=", "-profile="}) {
-      if (a.substr(0, prefix.size()) == prefix) return std::string(a.substr(prefix.size()));
-    }
-  }
-  return "quick";
-}
-
-// Records a setting the driver changed for one experiment in the settings its results keep
-// (the caller changes the config itself).
-void Set(ExperimentConfig& c, const std::string& flag, const nlohmann::json& value) {
-  c.settings[flag] = value;
+const FlagSpec& AllSpec() {
+  static const auto* spec = new FlagSpec{
+      .usage = "all --results_dir=DIR [--profile=quick|lab] [flags]: the lab's driver; C2-C8 (C4-C8 "
+               "with C3's best workers), Q1-Q4, REPORT.md",
+      .trains = true,
+      .flags = {"profile", "workers", "max_workers", "best_workers", "optimizers", "strategies"},
+      .profiles = {{"quick",
+                    {{"epochs", "2"},
+                     {"max_batches_per_epoch", "10"},
+                     {"batch_size", "32"},
+                     {"max_workers", "12"}}},
+                   {"lab", {}}}};
+  return *spec;
 }
 
 // `stopped_in`: the session of the experiment a stop (Ctrl-C) interrupted, for the resume message.
-absl::Status RunAll(const ExperimentConfig& config, std::unique_ptr<Session>* stopped_in) {
-  if (config.results_dir.empty()) {
+absl::Status RunAll(const ExperimentOptions& given, const FlagValues& values,
+                    std::unique_ptr<Session>* stopped_in) {
+  const FlagSpec& spec = AllSpec();
+  const std::vector<FlagDefault>& profile = spec.profiles.at(given.profile);
+  TRAINLAB_ASSIGN_OR_RETURN(ExperimentOptions base_options,
+                            OptionsFor(values, "all", spec, given.profile, profile,
+                                       /*on_cpu=*/true, given.command_line));
+  if (base_options.results_dir.empty()) {
     return absl::InvalidArgumentError(
         "--results_dir is required: the report is made from the results written there");
   }
   const auto start = std::chrono::steady_clock::now();
-  ExperimentConfig base_config = config;  // checkpoints are per experiment, not the driver's
-  base_config.checkpoint_dir.clear();
-  base_config.resume = false;
-  base_config.checkpoint_every = 0;
-  TRAINLAB_ASSIGN_OR_RETURN(Session base, Session::Start(base_config));
-  std::printf("- Profile: %s; results and report in %s\n", config.profile.c_str(),
+  ExperimentOptions session_options = base_options;  // checkpoints are per experiment
+  session_options.checkpoint_dir.clear();
+  session_options.resume = false;
+  session_options.checkpoint_every = 0;
+  TRAINLAB_ASSIGN_OR_RETURN(Session base, Session::Start(session_options));
+  std::printf("- Profile: %s; results and report in %s\n", given.profile.c_str(),
               base.ResultsDir().c_str());
   for (const std::string& name : LabOrder()) {
-    ExperimentConfig c = config;
-    c.experiment = name;
-    Set(c, "driver", absl::StrCat("all --profile=", config.profile));
-    if (name == "c8") {
-      if (!c.IsExplicit("epochs")) {
-        c.run.epochs = 10;
-        Set(c, "epochs", 10);
-      }
-      if (config.profile == "quick" && !c.IsExplicit("max_batches_per_epoch")) {
-        c.run.max_batches_per_epoch = 4;
-        Set(c, "max_batches_per_epoch", 4);
-      }
-      // On a CPU, amp_bf16 without native bf16 is ~30x slower and the CUDA ones cannot run:
-      // the quick profile keeps the CPU strategies that can help there.
-      if (config.profile == "quick" && !c.IsExplicit("strategies") && base.device.is_cpu()) {
-        c.strategies = {"eager", "channels_last"};
-        Set(c, "strategies", "eager,channels_last");
-      }
-    }
+    TRAINLAB_ASSIGN_OR_RETURN(const Experiment* experiment, ExperimentRegistry::Global().Find(name));
+    TRAINLAB_ASSIGN_OR_RETURN(
+        ExperimentOptions o, OptionsFor(values, name, experiment->cli, given.profile, profile,
+                                        base.device.is_cpu(), given.command_line));
+    o.settings["driver"] = absl::StrCat("all --profile=", given.profile);
     // --resume continues the experiments that had started; the others start afresh.
-    if (c.resume &&
-        !std::filesystem::exists(absl::StrCat(UserPath(c.checkpoint_dir), "/", name, ".ckpt"))) {
-      c.resume = false;
+    if (o.resume &&
+        !std::filesystem::exists(absl::StrCat(UserPath(o.checkpoint_dir), "/", name, ".ckpt"))) {
+      o.resume = false;
     }
     std::printf("\n==================== %s ====================\n", name.c_str());
     std::fflush(stdout);
     const auto t0 = std::chrono::steady_clock::now();
-    TRAINLAB_ASSIGN_OR_RETURN(Session s, base.With(std::move(c)));
+    TRAINLAB_ASSIGN_OR_RETURN(Session s, base.With(std::move(o)));
     if (absl::Status st = RunAndWrite(name, s).status(); !st.ok()) {
       if (absl::IsCancelled(st)) *stopped_in = std::make_unique<Session>(std::move(s));
       return st;
@@ -117,21 +102,15 @@ absl::Status RunAll(const ExperimentConfig& config, std::unique_ptr<Session>* st
 int main(int argc, char** argv) {
   using namespace trainlab::experiments;
   const std::string program = std::filesystem::path(argv[0]).filename().string();
-  const std::string profile = ProfileOf(argc, argv);
-  absl::StatusOr<ExperimentConfig> config =
-      ReadConfig(argc, argv, "all",
-                 "all: the lab's driver: C2, C3, C4-C8 with C3's best worker count, Q1-Q4, then "
-                 "REPORT.md.\n"
-                 "  all --results_dir=DIR [--profile=quick|lab] [any experiment flag]",
-                 /*trains=*/true,
-                 {"profile", "workers", "max_workers", "best_workers", "optimizers", "strategies"},
-                 ProfileDefaults(profile));
+  InstallStopHandlers();
+  FlagValues values;
+  absl::StatusOr<std::optional<ExperimentOptions>> options =
+      ReadOptions(argc, argv, "all", AllSpec(), &values);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
-  if (!config.ok()) return ReportError(program, config.status());
-  InstallStopHandlers();
+  if (!options.ok()) return ReportError(program, options.status());
+  if (!*options) return 0;  // --help
   std::unique_ptr<Session> stopped_in;
-  const absl::Status status = Guarded([&] { return RunAll(*config, &stopped_in); });
-  if (stopped_in) stopped_in->config.command_line = config->command_line;
+  const absl::Status status = Guarded([&] { return RunAll(**options, values, &stopped_in); });
   return ExitCode(program, status, stopped_in.get());
 }

@@ -1,7 +1,7 @@
 // C5: the same training on every device this process can use (CPU, and CUDA when available),
-// the average epoch time on each, and the ratio. Without CUDA it runs the CPU, says plainly
-// that no GPU was found, and exits 0. The worker count is C3's best when --results_dir holds
-// C3's results, else --num_workers; it says which.
+// the average epoch time on each, and the ratio (c5_report.cc). Without CUDA it runs the CPU,
+// says plainly that no GPU was found, and exits 0. The worker count is C3's best when
+// --results_dir holds C3's results, else --num_workers; it says which.
 //
 // The GPU path: the loader fills pinned batches, copies go with non_blocking, loader threads
 // never call CUDA, and the device is synchronised before every clock read that ends a
@@ -12,6 +12,8 @@
 
 #include "core/status_macros.h"
 #include "experiments/experiment.h"
+#include "experiments/run.h"
+#include "experiments/workers.h"
 
 namespace trainlab::experiments {
 namespace {
@@ -19,31 +21,18 @@ namespace {
 absl::StatusOr<ExperimentResult> RunC5(Session& session) {
   WorkerChoice workers;
   TRAINLAB_ASSIGN_OR_RETURN(const RunConfig base, RunWithChosenWorkers(session, &workers));
-  const std::vector<c10::Device> devices = AvailableDevices(session.config.disable_cuda);
+  const std::vector<c10::Device> devices = AvailableDevices(session.options.disable_cuda);
   ExperimentResult result;
   if (devices.size() == 1) {
     std::printf("No GPU found: CUDA is not available to this process%s; running the CPU only.\n",
-                session.config.disable_cuda ? " (--disable_cuda)" : "");
+                session.options.disable_cuda ? " (--disable_cuda)" : "");
     result.notes.push_back("No GPU here: only the CPU ran.");
   }
   for (const c10::Device& d : devices) {
     Variant v{.label = d.str(), .config = base, .params = {{"device", d.str()}}};
     v.config.device = d;
-    TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
-    result.configs.push_back(std::move(r));
-  }
-  std::printf("\n===== C5: average epoch time per device =====\n");
-  for (const ConfigResult& c : result.configs) {
-    std::printf("%-8s %s per epoch (training %s, data loading %s)\n", c.label.c_str(),
-                FormatSeconds(c.MeanOf(&EpochStats::epoch_s)).c_str(),
-                FormatSeconds(c.MeanOf(&EpochStats::train_s)).c_str(),
-                FormatSeconds(c.MeanOf(&EpochStats::load_s)).c_str());
-  }
-  if (result.configs.size() > 1) {
-    std::printf("CPU / GPU epoch time ratio: %s\n",
-                FormatRatio(result.configs[0].MeanOf(&EpochStats::epoch_s),
-                            result.configs[1].MeanOf(&EpochStats::epoch_s))
-                    .c_str());
+    TRAINLAB_ASSIGN_OR_RETURN(VariantResult r, RunVariant(session, v));
+    result.variants.push_back(std::move(r));
   }
   result.summary = {{"num_workers", workers.workers}, {"num_workers_source", workers.source}};
   return result;
@@ -51,8 +40,9 @@ absl::StatusOr<ExperimentResult> RunC5(Session& session) {
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
     "c5",
-    {.usage = "c5: the same training on the CPU and, when there is one, the GPU (C5); mean epoch\n"
-              "time per device and the ratio.",
+    {.cli = {.usage = "c5: the same training on the CPU and, when there is one, the GPU (C5); "
+                      "mean epoch\n"
+                      "time per device and the ratio."},
      .run = RunC5});
 
 }  // namespace

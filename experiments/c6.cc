@@ -1,44 +1,43 @@
 // C6: the lab's optimizer comparison. Trains ResNet-18 with each optimizer in turn (the lab's
 // settings: lr 0.1, weight decay 5e-4, momentum 0.9 where it applies), prints each run's
-// per-epoch blocks, then the recap: average training time per epoch, average loss and average
-// top-1, and a ranking by each. A run whose loss becomes NaN or infinite is reported as
+// per-epoch blocks, then the recap (recap.h): average training time per epoch, average loss and
+// average top-1, and a ranking by each. A run whose loss becomes NaN or infinite is reported as
 // diverged at that epoch and batch, and the next optimizer runs.
 //
 //   bazel run //experiments:c6 -- --max_batches_per_epoch=10 --epochs=2 --optimizers=sgd,adam
-#include <cstdio>
-
 #include "absl/strings/str_cat.h"
 #include "core/optimizer.h"
 #include "core/status_macros.h"
 #include "experiments/experiment.h"
+#include "experiments/run.h"
+#include "experiments/workers.h"
 
 namespace trainlab::experiments {
 namespace {
 
 absl::StatusOr<ExperimentResult> RunC6(Session& session) {
-  for (const std::string& name : session.config.optimizers) {  // all known before any trains
+  for (const std::string& name : session.options.optimizers) {  // all known before any trains
     TRAINLAB_RETURN_IF_ERROR(OptimizerRegistry::Global().Find(name).status());
   }
   TRAINLAB_ASSIGN_OR_RETURN(const RunConfig base, RunWithChosenWorkers(session));
   ExperimentResult result;
-  for (const std::string& name : session.config.optimizers) {
+  for (const std::string& name : session.options.optimizers) {
     Variant v{.label = name,
               .header = absl::StrCat("Optimizer: ", name),
               .config = base,
               .params = {{"optimizer", name}}};
     v.config.optimizer = name;
-    TRAINLAB_ASSIGN_OR_RETURN(ConfigResult r, RunVariant(session, v));
-    result.configs.push_back(std::move(r));
+    TRAINLAB_ASSIGN_OR_RETURN(VariantResult r, RunVariant(session, v));
+    result.variants.push_back(std::move(r));
   }
-  PrintRecap(result.configs);
   return result;
 }
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
     "c6",
-    {.usage =
-         "c6: compares optimizers on ResNet-18 (C6): each run's blocks, then a recap and rankings.",
-     .flags = {"optimizers"},
+    {.cli = {.usage = "c6: compares optimizers on ResNet-18 (C6): each run's blocks, then a recap "
+                      "and rankings.",
+             .flags = {"optimizers"}},
      .run = RunC6});
 
 }  // namespace

@@ -60,7 +60,7 @@ absl::StatusOr<Counts> StepAndCount(const std::string& name, const RunConfig& ru
 }
 
 absl::StatusOr<ExperimentResult> RunQ1Q4(Session& session) {
-  const RunConfig& run = session.config.run;
+  const RunConfig& run = session.options.run;
   TRAINLAB_ASSIGN_OR_RETURN(std::shared_ptr<ClassifierImpl> model,
                             MakeModel(run.model, {.path = run.model_path}));
   std::printf("Model: %s%s\n", run.model.c_str(),
@@ -104,11 +104,11 @@ absl::StatusOr<ExperimentResult> RunQ1Q4(Session& session) {
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
     "q1_q4",
-    {.usage =
+    {.cli = {.usage =
          "q1_q4: counts a model's layers, parameters and gradients (Q1-Q4) from the model itself\n"
          "  (ResNet-18 unless --model says otherwise).",
-     .trains = false,
-     .flags = {"model", "model_path", "batch_norm", "results_dir"},
+              .trains = false,
+              .flags = {"model", "model_path", "batch_norm", "results_dir"}},
      .run = RunQ1Q4});
 
 }  // namespace

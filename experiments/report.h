@@ -1,11 +1,11 @@
 // REPORT.md: the lab's write-up, rendered from the results files an experiment run left in a
-// folder (DIR/c2.json ... DIR/q1_q4.json, DIR/c2_batches.csv), with SVG plots beside it.
+// folder (DIR/c2.json ... DIR/q1_q4.json, with their per-batch CSVs), with SVG plots beside it.
 //
-// Sections follow the write-up: environment, then C2 ... C8, Q1-Q4 and Q5, each with the lab's
-// table(s) and one sentence, computed from the data, that answers its question. Medians and
-// ranges wherever a configuration ran more than once (--repeats); ratios with the digits the
-// ranges allow. Plots are drawn by gnuplot (Debian's gnuplot-nox); without it the report keeps
-// every table and says how to get the plots.
+// The report is a walk over the experiments in the lab's order: for each, its title, its
+// question and its section (experiment_report.h), the same section the binary printed at the end
+// of its run. Before them, the environment the results were measured in; after them, Q5's
+// pointer. Plots are drawn by gnuplot (Debian's gnuplot-nox); without it the report keeps every
+// table and says how to get the plots.
 //
 // Example:
 //   absl::StatusOr<ReportFiles> r = RenderReport("/tmp/r");            // /tmp/r/REPORT.md, *.svg
@@ -13,10 +13,12 @@
 #ifndef TRAINLAB_EXPERIMENTS_REPORT_H_
 #define TRAINLAB_EXPERIMENTS_REPORT_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "experiments/results_file.h"
 
 namespace trainlab::experiments {
 
@@ -26,11 +28,14 @@ struct ReportFiles {
   std::string plot_problem;        // why plots are missing, when they are
 };
 
-// Reads every results file in `dir` and writes DIR/REPORT.md and the plots. An error when `dir`
-// holds no results file, or one that cannot be read.
+// Every results file in `dir` of an experiment this binary knows, checked (the codec, then each
+// experiment's check of its summary). Errors: `dir` is missing, holds none, or one is unusable.
+absl::StatusOr<std::map<std::string, ResultsFile>> ReadResultSets(const std::string& dir);
+
+// Reads every results file in `dir` and writes DIR/REPORT.md and the plots.
 absl::StatusOr<ReportFiles> RenderReport(const std::string& dir);
 
-// Markdown putting two result sets side by side: per experiment and configuration, mean epoch,
+// Markdown putting two result sets side by side: per experiment and variant, mean epoch,
 // training and data-loading time, last loss and top-1, and the ratio other / this.
 absl::StatusOr<std::string> RenderComparison(const std::string& dir, const std::string& other_dir);
 

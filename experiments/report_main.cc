@@ -3,18 +3,18 @@
 //
 //   bazel run //experiments:report -- /tmp/r
 //   bazel run //experiments:report -- /tmp/cpu --compare=/tmp/gpu
-#include <glog/logging.h>
+#include <gflags/gflags.h>
 
 #include <cstdio>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "core/cli.h"
+#include "core/files.h"
 #include "core/status_macros.h"
-#include "experiments/config.h"
-#include "experiments/experiment.h"
+#include "experiments/error_boundary.h"
 #include "experiments/report.h"
-#include "experiments/results.h"
+#include "experiments/user_path.h"
 
 DEFINE_string(compare, "",
               "Another results folder: also write DIR/COMPARISON.md with both side by side.");
@@ -22,15 +22,14 @@ DEFINE_string(compare, "",
 int main(int argc, char** argv) {
   using namespace trainlab::experiments;
   const std::string program = std::filesystem::path(argv[0]).filename().string();
-  const std::string flag_error = trainlab::ParseFlags(
+  const absl::StatusOr<trainlab::Parsed> parsed = trainlab::ParseFlags(
       &argc, &argv,
       "report: renders DIR/REPORT.md and its SVG plots from the results files an experiment run\n"
       "left in DIR (--results_dir), without training.\n"
       "  report DIR [--compare=OTHER_DIR]",
       {{"Flags of report", {"compare"}}});
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
-  if (!flag_error.empty()) return ReportError(program, absl::InvalidArgumentError(flag_error));
+  if (!parsed.ok()) return ReportError(program, parsed.status());
+  if (*parsed == trainlab::Parsed::kHelpShown) return 0;
   if (argc != 2) {
     return ReportError(
         program,
@@ -45,7 +44,7 @@ int main(int argc, char** argv) {
     if (!FLAGS_compare.empty()) {
       TRAINLAB_ASSIGN_OR_RETURN(std::string md, RenderComparison(dir, UserPath(FLAGS_compare)));
       const std::string path = dir + "/COMPARISON.md";
-      TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(path, md));
+      TRAINLAB_RETURN_IF_ERROR(trainlab::WriteFileAtomically(path, md));
       std::printf("Comparison written to %s\n", path.c_str());
     }
     return absl::OkStatus();

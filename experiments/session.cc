@@ -10,10 +10,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "core/host.h"
 #include "core/model.h"
 #include "core/status_macros.h"
-#include "experiments/results.h"
+#include "experiments/json_reader.h"
+#include "core/files.h"
+#include "core/hash.h"
+#include "experiments/user_path.h"
 #include "plugins/data/cifar10.h"
 #include "plugins/data/fashion_mnist.h"
 #include "plugins/data/synthetic.h"
@@ -21,7 +25,7 @@
 namespace trainlab::experiments {
 namespace {
 
-absl::StatusOr<c10::Device> ChooseDevice(const ExperimentConfig& c) {
+absl::StatusOr<c10::Device> ChooseDevice(const ExperimentOptions& c) {
   const bool cuda = torch::cuda::is_available();
   if (c.device == "cuda") {
     if (!cuda) return absl::FailedPreconditionError("--device=cuda: no CUDA device is available");
@@ -31,42 +35,44 @@ absl::StatusOr<c10::Device> ChooseDevice(const ExperimentConfig& c) {
   return c10::Device(c10::kCPU);
 }
 
-// FNV-1a over the images and labels: the dataset's identity in a checkpoint's fingerprint.
+// The images and labels, hashed: the dataset's identity in a checkpoint's fingerprint.
 std::string DatasetDigest(const data::ImageDataset& d) {
-  uint64_t h = 1469598103934665603ull;
-  for (const std::vector<uint8_t>* v : {&d.pixels, &d.labels}) {
-    for (uint8_t b : *v) h = (h ^ b) * 1099511628211ull;
-  }
-  return absl::StrFormat("%016x", h);
+  Fnv1a h;
+  h.Add(d.pixels.data(), d.pixels.size());
+  h.Add(d.labels.data(), d.labels.size());
+  return h.Hex();
 }
 
 // Opens the session's checkpoint file when --checkpoint_dir is set.
 absl::Status OpenCheckpointer(Session& s) {
-  if (s.config.checkpoint_dir.empty()) return absl::OkStatus();
-  TRAINLAB_ASSIGN_OR_RETURN(
-      s.checkpointer, Checkpointer::Open(UserPath(s.config.checkpoint_dir), s.config.experiment,
-                                         s.Fingerprint(), s.config.resume));
+  if (s.options.checkpoint_dir.empty()) return absl::OkStatus();
+  std::string holder = absl::StrJoin(s.options.command_line, " ");
+  absl::StrAppend(&holder, " (pid ", getpid(), ")");
+  TRAINLAB_ASSIGN_OR_RETURN(s.checkpointer,
+                            Checkpointer::Open({.dir = UserPath(s.options.checkpoint_dir),
+                                                .experiment = s.options.experiment,
+                                                .fingerprint = s.Fingerprint(),
+                                                .resume = s.options.resume,
+                                                .holder = EscapeInvalidUtf8(holder)}));
   return absl::OkStatus();
 }
 
-// The trace is written at the end: its folder must be writable from the start.
-absl::Status CheckTracePath(const ExperimentConfig& c) {
-  if (c.trace.empty()) return absl::OkStatus();
-  const std::filesystem::path path(UserPath(c.trace));
-  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
-  if (!std::filesystem::is_directory(dir) || access(dir.c_str(), W_OK) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--trace=", c.trace, ": cannot write there (",
-                                                   dir.string(), " is not a writable directory)"));
+// Every file the run writes at the end is checked before the first batch: hours of training
+// are not lost to a typo in an output path.
+absl::Status CheckOutputPaths(const ExperimentOptions& c) {
+  if (!c.results_dir.empty()) {
+    TRAINLAB_RETURN_IF_ERROR(PrepareWritableDir(UserPath(c.results_dir), "--results_dir"));
   }
-  if (std::filesystem::is_directory(path)) {
-    return absl::InvalidArgumentError(absl::StrCat("--trace=", c.trace, ": is a directory"));
+  if (!c.trace.empty()) TRAINLAB_RETURN_IF_ERROR(CheckOutputFile(UserPath(c.trace), "--trace"));
+  if (!c.run.save_model.empty()) {
+    TRAINLAB_RETURN_IF_ERROR(CheckOutputFile(c.run.save_model, "--save_model"));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckBatchSize(const Session& s) {
-  if (s.train && s.config.run.batch_size > s.train->size) {
-    return absl::InvalidArgumentError(absl::StrCat("--batch_size=", s.config.run.batch_size,
+  if (s.train && s.options.run.batch_size > s.train->size) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch_size=", s.options.run.batch_size,
                                                    ": larger than the training set (",
                                                    s.train->size, " images)"));
   }
@@ -81,7 +87,7 @@ bool WantProgress(const std::string& mode) {
 
 }  // namespace
 
-absl::StatusOr<ChosenData> ChooseData(const ExperimentConfig& c) {
+absl::StatusOr<ChosenData> ChooseData(const ExperimentOptions& c) {
   const std::string dir = UserPath(c.data_dir);
   std::string kind = c.dataset;
   ChosenData out;
@@ -140,20 +146,9 @@ std::vector<c10::Device> AvailableDevices(bool disable_cuda) {
 
 namespace {
 
-// The model can be made (a TorchScript file loads and gives 10 logits), and --save_model's
-// folder exists.
+// The model can be made (a TorchScript file loads and gives 10 logits).
 absl::Status CheckModel(const RunConfig& r) {
-  TRAINLAB_RETURN_IF_ERROR(MakeModel(r.model, {.path = r.model_path}).status());
-  if (!r.save_model.empty()) {
-    const std::filesystem::path parent =
-        std::filesystem::absolute(std::filesystem::path(r.save_model)).parent_path();
-    std::error_code ec;
-    if (!std::filesystem::is_directory(parent, ec)) {
-      return absl::NotFoundError(absl::StrCat("--save_model=", r.save_model, ": folder ",
-                                              parent.string(), " does not exist"));
-    }
-  }
-  return absl::OkStatus();
+  return MakeModel(r.model, {.path = r.model_path}).status();
 }
 
 // Under torchrun (or RANK/WORLD_SIZE/MASTER_* set by hand) joins the process group. Ranks other
@@ -161,7 +156,7 @@ absl::Status CheckModel(const RunConfig& r) {
 absl::Status JoinDataParallel(Session& s) {
   TRAINLAB_ASSIGN_OR_RETURN(std::optional<distributed::DistEnv> env, distributed::ReadDistEnv());
   if (!env) return absl::OkStatus();
-  ExperimentConfig& c = s.config;
+  ExperimentOptions& c = s.options;
   if (!c.checkpoint_dir.empty()) {
     return absl::UnimplementedError(
         absl::StrCat("--checkpoint_dir with WORLD_SIZE=", env->world_size,
@@ -186,7 +181,7 @@ absl::Status JoinDataParallel(Session& s) {
 // --portable_kernels pins ATen's and oneDNN's kernels; either way, reads back those in use. Runs
 // before the first tensor operation of the process (kernels are chosen there, once).
 absl::Status ChooseKernels(Session& s) {
-  if (s.config.portable_kernels) {
+  if (s.options.portable_kernels) {
     if (absl::Status st = PinKernels(kPortableKernels); !st.ok()) {
       return absl::Status(st.code(), absl::StrCat("--portable_kernels: ", st.message()));
     }
@@ -198,7 +193,7 @@ absl::Status ChooseKernels(Session& s) {
 std::string KernelsLine(const Session& s) {
   return absl::StrCat(
       s.kernels.str(),
-      s.config.portable_kernels
+      s.options.portable_kernels
           ? " (--portable_kernels: the same bits on any x86-64 CPU with AVX2)"
           : " (LibTorch's choice on this CPU; --portable_kernels pins bits that repeat on others)",
       "; BLAS ", LoadedBlas());
@@ -206,15 +201,14 @@ std::string KernelsLine(const Session& s) {
 
 }  // namespace
 
-absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
+absl::StatusOr<Session> Session::Start(ExperimentOptions options) {
   Session s;
-  s.config = std::move(config);
-  const ExperimentConfig& c = s.config;
+  s.options = std::move(options);
+  const ExperimentOptions& c = s.options;
   TRAINLAB_RETURN_IF_ERROR(ChooseKernels(s));
   TRAINLAB_RETURN_IF_ERROR(JoinDataParallel(s));
   // Fail before an hour of training, not after it.
-  if (!c.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
-  TRAINLAB_RETURN_IF_ERROR(CheckTracePath(c));
+  TRAINLAB_RETURN_IF_ERROR(CheckOutputPaths(c));
   TRAINLAB_RETURN_IF_ERROR(CheckModel(c.run));
   TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(c));
 
@@ -272,20 +266,20 @@ absl::StatusOr<Session> Session::Start(ExperimentConfig config) {
   return s;
 }
 
-absl::StatusOr<Session> Session::Bare(ExperimentConfig config) {
+absl::StatusOr<Session> Session::Bare(ExperimentOptions options) {
   Session s;
-  s.config = std::move(config);
-  if (!s.config.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
+  s.options = std::move(options);
+  TRAINLAB_RETURN_IF_ERROR(CheckOutputPaths(s.options));
   s.allocator = "not set (nothing trains)";
   s.kernels = KernelsInUse();
   return s;
 }
 
-absl::StatusOr<Session> Session::With(ExperimentConfig other) const {
+absl::StatusOr<Session> Session::With(ExperimentOptions other) const {
   Session s;
-  s.config = std::move(other);
-  if (!s.config.results_dir.empty()) TRAINLAB_RETURN_IF_ERROR(PrepareResultsDir(s.ResultsDir()));
-  TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(s.config));
+  s.options = std::move(other);
+  TRAINLAB_RETURN_IF_ERROR(CheckOutputPaths(s.options));
+  TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(s.options));
   s.train = train;
   s.test = test;
   s.comm = comm;
@@ -293,14 +287,14 @@ absl::StatusOr<Session> Session::With(ExperimentConfig other) const {
   s.allocator = allocator;
   s.kernels = kernels;
   s.progress = progress;
-  if (!s.config.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
+  if (!s.options.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
   TRAINLAB_RETURN_IF_ERROR(CheckBatchSize(s));
   TRAINLAB_RETURN_IF_ERROR(OpenCheckpointer(s));
   return s;
 }
 
 nlohmann::json Session::Fingerprint() const {
-  const RunConfig& r = config.run;
+  const RunConfig& r = options.run;
   nlohmann::json f = {
       {"lr", r.optimizer_settings.lr},
       {"weight_decay", r.optimizer_settings.weight_decay},
@@ -314,14 +308,14 @@ nlohmann::json Session::Fingerprint() const {
       {"epochs", r.epochs},
       {"max_batches_per_epoch", r.max_batches_per_epoch},
       {"evaluate", r.evaluate},
-      {"repeats", config.repeats},
-      {"workers", config.workers},
-      {"max_workers", config.max_workers},
-      {"best_workers", config.best_workers},
-      {"optimizers", config.optimizers},
-      {"strategies", config.strategies},
+      {"repeats", options.repeats},
+      {"workers", options.workers},
+      {"max_workers", options.max_workers},
+      {"best_workers", options.best_workers},
+      {"optimizers", options.optimizers},
+      {"strategies", options.strategies},
       {"device", device.str()},
-      {"portable_kernels", config.portable_kernels},
+      {"portable_kernels", options.portable_kernels},
   };
   if (train) {
     f["dataset"] = {{"name", train->name},
@@ -333,16 +327,18 @@ nlohmann::json Session::Fingerprint() const {
 }
 
 RunConfig Session::DefaultRun() const {
-  RunConfig r = config.run;
+  RunConfig r = options.run;
   r.device = device;
   return r;
 }
 
-std::string Session::ResultsDir() const { return UserPath(config.results_dir); }
+std::string Session::ResultsDir() const { return UserPath(options.results_dir); }
+
+bool Session::writes() const { return !comm || comm->rank() == 0; }
 
 absl::Status Session::WriteTrace() const {
   if (!trace) return absl::OkStatus();
-  const std::string path = UserPath(config.trace);
+  const std::string path = UserPath(options.trace);
   TRAINLAB_RETURN_IF_ERROR(trace->WriteJson(path));
   std::printf("Trace written to %s (open in ui.perfetto.dev or chrome://tracing)\n", path.c_str());
   return absl::OkStatus();

@@ -1,13 +1,15 @@
-// A Session is what an experiment runs in: the data, the device, the process settings (threads,
-// glibc's allocator), the trace recorder and the results folder, set up once from the config.
+// A Session is what an experiment runs in: the data, the device, the process settings (CPU
+// kernels, threads, glibc's allocator), the trace recorder, the checkpoint and, data-parallel,
+// the process group, set up once from the options before any training.
 //
 // Example:
-//   TRAINLAB_ASSIGN_OR_RETURN(Session session, Session::Start(config));
+//   TRAINLAB_ASSIGN_OR_RETURN(Session session, Session::Start(options));
 //   RunConfig run = session.DefaultRun();
 #ifndef TRAINLAB_EXPERIMENTS_SESSION_H_
 #define TRAINLAB_EXPERIMENTS_SESSION_H_
 
 #include <c10/core/Device.h>
+#include <nlohmann/json.hpp>
 
 #include <memory>
 #include <optional>
@@ -17,8 +19,9 @@
 #include "absl/status/statusor.h"
 #include "core/kernels.h"
 #include "core/trace.h"
-#include "experiments/checkpoint.h"
+#include "experiments/checkpointer.h"
 #include "experiments/config.h"
+#include "experiments/options.h"
 #include "plugins/data/dataset.h"
 #include "plugins/distributed/communicator.h"
 
@@ -29,13 +32,13 @@ struct ChosenData {
   data::ImageDataset train, test;
   std::string note;  // "auto chose CIFAR-10 from DIR", ... (empty when --dataset named it)
 };
-absl::StatusOr<ChosenData> ChooseData(const ExperimentConfig& config);
+absl::StatusOr<ChosenData> ChooseData(const ExperimentOptions& options);
 
 // The devices this process can train on: CPU, and CUDA when available and not disabled.
 std::vector<c10::Device> AvailableDevices(bool disable_cuda);
 
 struct Session {
-  ExperimentConfig config;
+  ExperimentOptions options;
   std::shared_ptr<const data::ImageDataset> train, test;
   c10::Device device = c10::kCPU;
   std::string data_note;
@@ -48,14 +51,16 @@ struct Session {
   // alone prints, writes results and saves; the others train silently.
   std::shared_ptr<distributed::Communicator> comm;
 
-  // Checks that --results_dir can be written (before any training), resolves the device,
-  // applies threads and allocator settings, loads the data and prints the "Settings:" paragraph.
-  static absl::StatusOr<Session> Start(ExperimentConfig config);
+  // Pins the CPU kernels (--portable_kernels) before any tensor operation, checks every output
+  // path (results folder, trace, saved weights) and the model before any training, resolves the
+  // device, applies threads and allocator settings, loads the data, opens the checkpoint and
+  // prints the "Settings:" paragraph.
+  static absl::StatusOr<Session> Start(ExperimentOptions options);
   // A session without data, on the CPU, for what only counts (q1_q4): prints nothing.
-  static absl::StatusOr<Session> Bare(ExperimentConfig config);
+  static absl::StatusOr<Session> Bare(ExperimentOptions options);
   // A session for another experiment over the same data and process settings (the `all` driver):
   // no data is read again and nothing is printed.
-  absl::StatusOr<Session> With(ExperimentConfig other) const;
+  absl::StatusOr<Session> With(ExperimentOptions other) const;
 
   // The run the flags describe, on this session's device.
   RunConfig DefaultRun() const;
@@ -65,7 +70,13 @@ struct Session {
   std::string ResultsDir() const;
   // Writes the trace file when --trace was given (call once, at the end).
   absl::Status WriteTrace() const;
+  // This process writes results, traces and checkpoints (rank 0, or no data-parallel run).
+  bool writes() const;
 };
+
+// What a results file records of the machine and the session: CPU, cores, threads, allocator,
+// CPU kernels, LibTorch, CUDA and cuDNN, GPUs, the workspace's git commit, the date.
+nlohmann::json EnvironmentJson(const Session& session);
 
 }  // namespace trainlab::experiments
 

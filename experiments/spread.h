@@ -44,6 +44,14 @@ inline std::string FormatSeconds(const Spread& s) {
   return absl::StrFormat("%.4fs (%.4f-%.4f)", s.median, s.min, s.max);
 }
 
+// A figure with `decimals` digits, and its range when the runs differed: "2.3456",
+// "2.3456 (2.3000-2.4000)"; `unit` follows the median ("12.50%").
+inline std::string FormatValue(const Spread& s, int decimals, const char* unit = "") {
+  if (s.n <= 1 || s.min == s.max) return absl::StrFormat("%.*f%s", decimals, s.median, unit);
+  return absl::StrFormat("%.*f%s (%.*f-%.*f)", decimals, s.median, unit, decimals, s.min,
+                         decimals, s.max);
+}
+
 // Decimals a ratio of `a` and `b` deserves: two for single runs (no spread known) or a spread
 // under 1%, one under 10%... i.e. ceil(-log10(relative spread)), between 0 and 2.
 inline int RatioDecimals(const Spread& a, const Spread& b) {

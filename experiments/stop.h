@@ -1,9 +1,13 @@
-// A clean stop on Ctrl-C (SIGINT) or SIGTERM. The first signal asks the training loop to stop
-// after the batch it is on (it writes a checkpoint when --checkpoint_dir is set, and the
-// binary exits with 128 + the signal: 130 or 143); a second one exits at once.
+// A clean stop on Ctrl-C (SIGINT) or SIGTERM. Before training has started there is nothing to
+// save, and a signal ends the process at once (128 + the signal), whatever it is waiting for.
+// Once training has started, the first signal asks the training loop to stop after the batch it
+// is on (it writes a checkpoint when --checkpoint_dir is set, and the binary exits with 128 + the
+// signal: 130 or 143); a second one exits at once.
 //
 // Example:
 //   InstallStopHandlers();
+//   ...
+//   StopsAreGraceful();   // the first batch is about to run
 //   ... after each batch: if (StopSignal() != 0) return absl::CancelledError("stopped");
 #ifndef TRAINLAB_EXPERIMENTS_STOP_H_
 #define TRAINLAB_EXPERIMENTS_STOP_H_
@@ -14,6 +18,8 @@ namespace trainlab::experiments {
 
 // Installs the SIGINT and SIGTERM handlers (once per process).
 void InstallStopHandlers();
+// From now on the first signal asks for a stop instead of ending the process.
+void StopsAreGraceful();
 // The signal that asked for a stop (SIGINT or SIGTERM), or 0.
 int StopSignal();
 // "SIGINT", "SIGTERM".

@@ -83,7 +83,7 @@ head -c 5000 /dev/urandom >"$tmp/ck_garbage/c2.ckpt"
 bad "$tmp/empty_ck/c2.ckpt: no checkpoint to resume" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/empty_ck" --resume
 bad "$tmp/ck_trunc/c2.ckpt: not a usable checkpoint" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/ck_trunc" --resume
 bad "$tmp/ck_garbage/c2.ckpt: not a usable checkpoint" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/ck_garbage" --resume
-bad "$tmp/ck_dir/c2.ckpt: not a usable checkpoint (a directory" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/ck_dir" --resume
+bad "$tmp/ck_dir/c2.ckpt: a directory, not a regular file" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/ck_dir" --resume
 bad "made with other settings: lr was 0.1, now 0.05" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/ck" --resume --lr=0.05
 bad "made with other settings: batch_size was 8, now 4" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/ck" --resume --batch_size=4
 bad "$tmp/ck/c2.ckpt: a checkpoint is already there; pass --resume" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/ck"
@@ -95,7 +95,7 @@ bad "a checkpoint of c2, not of c6" "$C6" "${TINY[@]}" --checkpoint_dir="$tmp/ck
 bad "--results_dir=$tmp/afile: cannot create it" "$C2" "${TINY[@]}" --results_dir="$tmp/afile"
 bad "--results_dir=/proc/trainlab: cannot create it" "$C2" "${TINY[@]}" --results_dir=/proc/trainlab
 bad "cannot create it" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/afile"
-bad "--trace=/nonexistent/dir/t.json: cannot write there" "$C2" "${TINY[@]}" --trace=/nonexistent/dir/t.json
+bad "--trace=/nonexistent/dir/t.json: folder /nonexistent/dir does not exist" "$C2" "${TINY[@]}" --trace=/nonexistent/dir/t.json
 bad "--trace=$tmp: is a directory" "$C2" "${TINY[@]}" --trace="$tmp"
 bad "$tmp/nothing_here: no such directory" "$REPORT" "$tmp/nothing_here"
 bad "--results_dir is required" "$ALL" "${TINY[@]}"

@@ -38,8 +38,10 @@ int main(int argc, char** argv) {
     Fail(std::string(argv[1]) + ": not valid JSON");
     return 1;
   }
+  // Schema 2 names the variants "variants" (schema 1: "configs").
+  const char* variants = j.value("schema_version", 0) >= 2 ? "variants" : "configs";
   for (const char* key : {"schema_version", "experiment", "command_line", "settings", "environment",
-                          "configs", "summary"}) {
+                          variants, "summary"}) {
     if (!j.contains(key)) Fail(std::string("missing field ") + key);
   }
   for (const char* key :
@@ -68,8 +70,8 @@ int main(int argc, char** argv) {
   }
   size_t b = 0;
   int64_t batches = 0;
-  for (const auto& config : j["configs"]) {
-    for (const auto& run : config["runs"]) {
+  for (const auto& variant : j[variants]) {
+    for (const auto& run : variant["runs"]) {
       for (const auto& e : run["epochs"]) {
         batches += e["batches"].get<int64_t>();
         if (b >= blocks.size()) {

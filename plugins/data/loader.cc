@@ -135,6 +135,14 @@ struct BatchLoader::Scratch {
         params(static_cast<size_t>(b)) {}
 };
 
+int64_t BatchLoader::PooledBytes(const LoaderOptions& o) {
+  const int64_t slots = std::max(1, o.num_workers * o.prefetch_per_worker) + 2;
+  const int64_t slot = o.batch_size * (kChannels * kHeight * kWidth * int64_t{sizeof(float)} +
+                                       int64_t{sizeof(int64_t)});
+  const int64_t scratch = o.batch_size * (2 * kImageBytes + int64_t{sizeof(AugmentParams)});
+  return slots * slot + std::max(1, o.num_workers) * scratch;
+}
+
 absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(
     std::shared_ptr<const ImageDataset> dataset, LoaderOptions options) {
   if (options.batch_size < 1) {

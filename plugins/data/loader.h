@@ -38,6 +38,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/concepts.h"
+#include "core/stats.h"
 #include "core/trace.h"
 #include "plugins/data/augment.h"
 #include "plugins/data/dataset.h"
@@ -80,16 +81,7 @@ struct LoaderOptions {
 };
 
 // Seconds spent in each stage since start_epoch, summed over the threads that made batches.
-struct LoaderStageTimes {
-  double read_s = 0;       // gathering the samples' bytes from the in-memory dataset
-  double crop_s = 0;       // padded random crop
-  double flip_s = 0;       // horizontal flip
-  double normalize_s = 0;  // uint8 -> float, mean/std
-  double assemble_s = 0;   // slot from the pool, labels, tensors around the memory
-  int64_t batches = 0;
-  int64_t images = 0;
-  double total_s() const { return read_s + crop_s + flip_s + normalize_s + assemble_s; }
-};
+using LoaderStageTimes = ::trainlab::LoaderStageTimes;
 
 class BatchLoader {
  public:
@@ -97,6 +89,9 @@ class BatchLoader {
   // an empty dataset, pin_memory without CUDA.
   static absl::StatusOr<std::unique_ptr<BatchLoader>> Create(
       std::shared_ptr<const ImageDataset> dataset, LoaderOptions options);
+  // The bytes a loader with `options` allocates up front: its pooled batch slots (the batches
+  // made ahead, the one trained on and the one being copied) and each worker's scratch.
+  static int64_t PooledBytes(const LoaderOptions& options);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;

@@ -16,16 +16,18 @@ DEFINE_int64(test, 1000, "Test images (at least 1).");
 DEFINE_uint64(seed, 1, "Seed of the generator.");
 
 int main(int argc, char** argv) {
-  const std::string flag_error = trainlab::ParseFlags(
+  const absl::StatusOr<trainlab::Parsed> parsed = trainlab::ParseFlags(
       &argc, &argv,
       "make_synthetic_cifar10: writes a synthetic data set in CIFAR-10's binary "
       "format (not CIFAR-10).\n"
       "  make_synthetic_cifar10 --out=DIR [--train=5000] [--test=1000] [--seed=1]",
       {{"Flags", {"out", "train", "test", "seed"}}});
-  if (!flag_error.empty()) {
-    std::fprintf(stderr, "make_synthetic_cifar10: error: %s\n", flag_error.c_str());
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "make_synthetic_cifar10: error: %s\n",
+                 std::string(parsed.status().message()).c_str());
     return 1;
   }
+  if (*parsed == trainlab::Parsed::kHelpShown) return 0;
   if (FLAGS_out.empty()) {
     std::fprintf(stderr, "make_synthetic_cifar10: error: --out is required\n");
     return 1;

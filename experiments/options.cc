@@ -1,0 +1,444 @@
+#include "experiments/options.h"
+
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/model.h"
+#include "core/status_macros.h"
+#include "core/strategy.h"
+#include "experiments/user_path.h"
+
+// --- Data --------------------------------------------------------------------------------------
+DEFINE_string(dataset, "auto",
+              "auto | cifar10 | fashion_mnist | synthetic (auto: CIFAR-10 if found).");
+DEFINE_string(data_dir, "", "CIFAR-10 binary folder (data_batch_*.bin ...), or Fashion-MNIST's.");
+DEFINE_int64(synthetic_train, 5000,
+             "Training images of --dataset=synthetic (generated, for tests).");
+DEFINE_int64(synthetic_test, 1000, "Test images of --dataset=synthetic.");
+DEFINE_int64(batch_size, 128, "Images per batch.");
+DEFINE_int32(num_workers, 2, "Loader worker threads (0: batches made in the training thread).");
+DEFINE_int64(max_batches_per_epoch, 0, "Batches per epoch; 0 = the whole training set.");
+// --- Training ----------------------------------------------------------------------------------
+DEFINE_int32(epochs, 5, "Epochs per training run.");
+DEFINE_string(optimizer, "sgd", "Optimizer by name (listed below).");
+DEFINE_double(lr, 0.1, "Learning rate (the lab's 0.1 for every optimizer).");
+DEFINE_double(weight_decay, 5e-4, "Weight decay (the lab's 5e-4).");
+DEFINE_double(momentum, 0.9, "Momentum (SGD, Nesterov).");
+DEFINE_string(strategy, "eager",
+              "eager, channels_last, amp_bf16, cudnn_autotune, cuda_graph, or a+b.");
+DEFINE_string(model, "resnet18", "Model by name (listed below); torchscript needs --model_path.");
+DEFINE_string(model_path, "",
+              "TorchScript file (torch.jit.script(m).save) of --model=torchscript.");
+DEFINE_bool(batch_norm, true, "false: --model=resnet18_no_bn (the lab's C7 switch).");
+DEFINE_string(save_model, "", "Write the trained weights here (a PyTorch state_dict).");
+DEFINE_uint64(seed, 0, "Seed for weights, epoch order and augmentation.");
+DEFINE_bool(evaluate, false, "Also report test-set loss and top-1 after each epoch.");
+// --- Performance -------------------------------------------------------------------------------
+DEFINE_string(device, "auto", "auto | cpu | cuda. auto: CUDA when available.");
+DEFINE_bool(disable_cuda, false, "Train on the CPU even when CUDA is there.");
+DEFINE_int32(dist_timeout, 300, "Data-parallel: seconds to wait for the other ranks, then fail.");
+DEFINE_int32(threads, 0, "LibTorch intra-op threads; 0 = every core (LibTorch alone: half).");
+DEFINE_bool(portable_kernels, false,
+            "ATen and oneDNN on AVX2 kernels: the same bits on every AVX2+ x86-64 CPU.");
+DEFINE_bool(malloc_tuning, true,
+            "glibc keeps freed memory (no mmap, no trim): ~30% of a CPU step.");
+// --- Output ------------------------------------------------------------------------------------
+DEFINE_string(results_dir, "", "Write <experiment>.json and <experiment>_batches.csv here.");
+DEFINE_string(progress, "auto", "auto | on | off: progress line on stderr (auto: on a terminal).");
+DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this file.");
+DEFINE_string(checkpoint_dir, "",
+              "Save <experiment>.ckpt here each epoch (and --checkpoint_every).");
+DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
+DEFINE_bool(resume, false,
+            "Continue from --checkpoint_dir's checkpoint, exactly where it stopped.");
+DEFINE_int32(repeats, 1, "Runs per configuration; tables show median (min-max).");
+// --- Experiment-specific -----------------------------------------------------------------------
+DEFINE_string(workers, "",
+              "Counts to run, e.g. 0,1,2 (default: 0, 4, 8, ... while loading falls).");
+DEFINE_int32(max_workers, 64, "Upper bound of the automatic sweep.");
+DEFINE_int32(best_workers, -1, "The best worker count; -1: C3's from --results_dir, else a sweep.");
+DEFINE_string(optimizers, "sgd,sgd_nesterov,adagrad,adadelta,adam",
+              "Optimizers to compare, in order.");
+DEFINE_string(
+    strategies,
+    "eager,channels_last,amp_bf16,cudnn_autotune,cuda_graph,cuda_graph+channels_last+amp_bf16",
+    "Strategies (or a+b) to compare with eager, in order.");
+DEFINE_string(profile, "quick", "quick: ~10 min on 2 cores (batch 32, short epochs); lab: the lab's.");
+
+namespace trainlab::experiments {
+namespace {
+
+// The experiments' own flags beyond the training groups (each taken by some experiment's
+// FlagSpec, or by `all`).
+const std::vector<std::string>& ExperimentSpecificFlags() {
+  static const auto* flags = new std::vector<std::string>{
+      "workers", "max_workers", "best_workers", "optimizers", "strategies", "profile",
+      "save_model"};
+  return *flags;
+}
+
+absl::Status Bad(const std::string& flag, const auto& value, const std::string& want) {
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": ", want));
+}
+
+constexpr int kMaxThreads = 1024;
+
+absl::Status Validate(const ExperimentOptions& c) {
+  const RunConfig& r = c.run;
+  if (r.num_workers < 0) return Bad("num_workers", r.num_workers, "must be >= 0");
+  if (r.epochs < 1) return Bad("epochs", r.epochs, "must be >= 1");
+  if (r.batch_size < 1) return Bad("batch_size", r.batch_size, "must be >= 1");
+  if (r.max_batches_per_epoch < 0) {
+    return Bad("max_batches_per_epoch", r.max_batches_per_epoch, "must be >= 0 (0 = all)");
+  }
+  if (c.threads < 0) return Bad("threads", c.threads, "must be >= 0 (0 = every core)");
+  if (c.synthetic_train < 1) return Bad("synthetic_train", c.synthetic_train, "must be >= 1");
+  if (c.synthetic_test < 1) return Bad("synthetic_test", c.synthetic_test, "must be >= 1");
+  if (c.repeats < 1) return Bad("repeats", c.repeats, "must be >= 1");
+  if (c.dist_timeout_s < 1) return Bad("dist_timeout", c.dist_timeout_s, "must be >= 1 (seconds)");
+  if (c.checkpoint_every < 0) return Bad("checkpoint_every", c.checkpoint_every, "must be >= 0");
+  if (c.resume && c.checkpoint_dir.empty()) {
+    return absl::InvalidArgumentError("--resume needs --checkpoint_dir (where the checkpoint is)");
+  }
+  if (c.checkpoint_every > 0 && c.checkpoint_dir.empty()) {
+    return absl::InvalidArgumentError("--checkpoint_every needs --checkpoint_dir");
+  }
+  // Past these, a typo would start thousands of threads or ask for terabytes.
+  if (c.threads > kMaxThreads)
+    return Bad("threads", c.threads, absl::StrCat("must be <= ", kMaxThreads));
+  if (r.num_workers > kMaxThreads) {
+    return Bad("num_workers", r.num_workers, absl::StrCat("must be <= ", kMaxThreads));
+  }
+  if (c.max_workers > kMaxThreads) {
+    return Bad("max_workers", c.max_workers, absl::StrCat("must be <= ", kMaxThreads));
+  }
+  if (c.max_workers < 0) return Bad("max_workers", c.max_workers, "must be >= 0");
+  if (c.best_workers < -1)
+    return Bad("best_workers", c.best_workers, "must be >= 0 (or -1: find it)");
+  if (c.progress != "auto" && c.progress != "on" && c.progress != "off") {
+    return Bad("progress", c.progress, "must be auto, on or off");
+  }
+  if (c.device != "auto" && c.device != "cpu" && c.device != "cuda") {
+    return Bad("device", c.device, "unknown device (auto, cpu or cuda)");
+  }
+  if (c.device == "cuda" && c.disable_cuda) {
+    return absl::InvalidArgumentError("--device=cuda contradicts --disable_cuda");
+  }
+  if (c.profile != "quick" && c.profile != "lab")
+    return Bad("profile", c.profile, "must be quick or lab");
+  if (absl::Status st = ValidateOptimizerSettings(r.optimizer_settings); !st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lr/--weight_decay/--momentum: ", st.message()));
+  }
+  return absl::OkStatus();
+}
+
+// What this binary has linked, by kind: "Models (--model): resnet18, resnet18_no_bn, ...".
+template <class Entry>
+std::string ListEntries(const std::string& title) {
+  return absl::StrCat(title, ": ", absl::StrJoin(Registry<Entry>::Global().Names(), ", "), "\n");
+}
+
+// The plugins linked into this binary, for the flags that pick them.
+std::string PluginHelp(bool trains) {
+  std::string out = ListEntries<ModelEntry>("Models (--model)");
+  if (trains) {
+    absl::StrAppend(&out, ListEntries<OptimizerEntry>("Optimizers (--optimizer)"),
+                    ListEntries<StrategyEntry>("Strategies (--strategy, a+b combines)"));
+  }
+  return out;
+}
+
+
+std::vector<std::string> FlagsIn(const std::vector<FlagGroup>& groups) {
+  std::vector<std::string> out;
+  for (const FlagGroup& g : groups) out.insert(out.end(), g.flags.begin(), g.flags.end());
+  return out;
+}
+
+std::vector<FlagGroup> GroupsOf(const std::string& name, const FlagSpec& spec) {
+  std::vector<FlagGroup> groups;
+  if (!spec.flags.empty()) groups.push_back({absl::StrCat("Flags of ", name), spec.flags});
+  if (spec.trains) {
+    for (const FlagGroup& g : TrainingFlagGroups()) groups.push_back(g);
+  }
+  return groups;
+}
+
+// The profiles of `spec` for --help, one line: "Profiles: lab = the flags' defaults; quick =
+// --epochs=2 --batch_size=32 ...".
+std::string ProfileHelp(const FlagSpec& spec) {
+  std::vector<std::string> profiles;
+  for (const auto& [name, defaults] : spec.profiles) {
+    std::vector<std::string> parts;
+    for (const FlagDefault& d : defaults) {
+      parts.push_back(absl::StrCat("--", d.flag, "=", d.value, d.cpu_only ? " (on a CPU)" : ""));
+    }
+    profiles.push_back(absl::StrCat(
+        name, " = ", parts.empty() ? "the flags' defaults" : absl::StrJoin(parts, " ")));
+  }
+  return profiles.empty() ? "" : absl::StrCat("Profiles: ", absl::StrJoin(profiles, "; "), "\n");
+}
+
+// Reads typed values out of FlagValues; a value that does not parse is our own bug (gflags
+// checked what the user typed), and says which flag.
+class Reader {
+ public:
+  explicit Reader(const FlagValues& v) : v_(v) {}
+  absl::Status status() const { return status_; }
+  std::string Str(const std::string& f) { return v_.at(f).text; }
+  bool Bool(const std::string& f) { return v_.at(f).text == "true"; }
+  int64_t Int(const std::string& f) {
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(v_.at(f).text, &n)) Fail(f);
+    return n;
+  }
+  uint64_t Uint(const std::string& f) {
+    uint64_t n = 0;
+    if (!absl::SimpleAtoi(v_.at(f).text, &n)) Fail(f);
+    return n;
+  }
+  double Double(const std::string& f) {
+    double d = 0;
+    if (!absl::SimpleAtod(v_.at(f).text, &d)) Fail(f);
+    return d;
+  }
+
+ private:
+  void Fail(const std::string& f) {
+    if (status_.ok()) {
+      status_ = absl::InvalidArgumentError(
+          absl::StrCat("--", f, "=", v_.at(f).text, ": not a valid ", v_.at(f).type));
+    }
+  }
+  const FlagValues& v_;
+  absl::Status status_;
+};
+
+// The options of `name` from `values` (defaults already applied).
+absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::string& name,
+                                        const FlagSpec& spec,
+                                        std::vector<std::string> command_line) {
+  ExperimentOptions c;
+  c.experiment = name;
+  c.command_line = std::move(command_line);
+  const std::vector<std::string> taken = FlagsIn(GroupsOf(name, spec));
+  for (const std::string& f : taken) {
+    c.settings[f] = values.Typed(f);
+    if (values.given(f)) c.given_flags.insert(f);
+  }
+  Reader r(values);
+  c.dataset = r.Str("dataset");
+  c.data_dir = r.Str("data_dir");
+  c.synthetic_train = r.Int("synthetic_train");
+  c.synthetic_test = r.Int("synthetic_test");
+  c.device = r.Str("device");
+  c.disable_cuda = r.Bool("disable_cuda");
+  c.threads = static_cast<int>(r.Int("threads"));
+  c.malloc_tuning = r.Bool("malloc_tuning");
+  c.portable_kernels = r.Bool("portable_kernels");
+  c.trace = r.Str("trace");
+  c.results_dir = r.Str("results_dir");
+  c.progress = r.Str("progress");
+  c.repeats = static_cast<int>(r.Int("repeats"));
+  c.dist_timeout_s = static_cast<int>(r.Int("dist_timeout"));
+  c.checkpoint_dir = r.Str("checkpoint_dir");
+  c.checkpoint_every = r.Int("checkpoint_every");
+  c.resume = r.Bool("resume");
+  c.max_workers = static_cast<int>(r.Int("max_workers"));
+  c.best_workers = static_cast<int>(r.Int("best_workers"));
+  c.profile = r.Str("profile");
+  const std::string workers = r.Str("workers");
+  if (!workers.empty()) {
+    TRAINLAB_ASSIGN_OR_RETURN(std::vector<std::string> items, SplitList("workers", workers));
+    for (const std::string& s : items) {
+      int n = -1;
+      if (!absl::SimpleAtoi(s, &n) || n < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--workers=", workers, ": '", s, "' is not a worker count >= 0"));
+      }
+      c.workers.push_back(n);
+    }
+  }
+  TRAINLAB_ASSIGN_OR_RETURN(c.optimizers, SplitList("optimizers", r.Str("optimizers")));
+  TRAINLAB_ASSIGN_OR_RETURN(c.strategies, SplitList("strategies", r.Str("strategies")));
+
+  RunConfig& run = c.run;
+  run.optimizer = r.Str("optimizer");
+  run.label = run.optimizer;
+  run.optimizer_settings = OptimizerSettings{r.Double("lr"), r.Double("weight_decay"),
+                                             r.Double("momentum")};
+  run.strategy = r.Str("strategy");
+  run.num_workers = static_cast<int>(r.Int("num_workers"));
+  run.epochs = static_cast<int>(r.Int("epochs"));
+  run.batch_size = r.Int("batch_size");
+  run.max_batches_per_epoch = r.Int("max_batches_per_epoch");
+  run.seed = r.Uint("seed");
+  run.model = r.Str("model");
+  run.model_path = UserPath(r.Str("model_path"));
+  run.save_model = UserPath(r.Str("save_model"));
+  run.evaluate = r.Bool("evaluate");
+  TRAINLAB_RETURN_IF_ERROR(r.status());
+  if (!r.Bool("batch_norm")) {
+    if (run.model != "resnet18" && run.model != "resnet18_no_bn") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--nobatch_norm selects --model=resnet18_no_bn; it does not apply to --model=",
+          run.model));
+    }
+    run.model = "resnet18_no_bn";
+  }
+  if (absl::StatusOr<const ModelEntry*> m = ModelRegistry::Global().Find(run.model); !m.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--model: ", m.status().message()));
+  }
+  if (!run.save_model.empty() && c.repeats > 1) {
+    return absl::InvalidArgumentError(
+        "--save_model writes one run's weights; it takes --repeats=1");
+  }
+  TRAINLAB_RETURN_IF_ERROR(Validate(c));
+  return c;
+}
+
+}  // namespace
+
+const std::vector<FlagGroup>& TrainingFlagGroups() {
+  static const auto* groups = new std::vector<FlagGroup>{
+      {"Data",
+       {"dataset", "data_dir", "batch_size", "num_workers", "max_batches_per_epoch",
+        "synthetic_train", "synthetic_test"}},
+      {"Training",
+       {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
+        "batch_norm", "seed", "evaluate"}},
+      {"Output", {"results_dir", "repeats", "progress", "trace"}},
+      {"Performance",
+       {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels", "dist_timeout"}},
+      {"Checkpoints", {"checkpoint_dir", "checkpoint_every", "resume"}},
+  };
+  return *groups;
+}
+
+FlagValues FlagValues::Current() {
+  FlagValues v;
+  std::vector<std::string> names = FlagsIn(TrainingFlagGroups());
+  names.insert(names.end(), ExperimentSpecificFlags().begin(), ExperimentSpecificFlags().end());
+  for (const std::string& name : names) {
+    gflags::CommandLineFlagInfo info;
+    if (!gflags::GetCommandLineFlagInfo(name.c_str(), &info)) continue;
+    v.values_[name] = Value{info.current_value, info.type, !info.is_default};
+  }
+  return v;
+}
+
+void FlagValues::ApplyDefaults(const std::vector<FlagDefault>& defaults, bool on_cpu) {
+  for (const FlagDefault& d : defaults) {
+    auto it = values_.find(d.flag);
+    if (it == values_.end() || it->second.given || (d.cpu_only && !on_cpu)) continue;
+    it->second.text = d.value;
+  }
+}
+
+const FlagValues::Value& FlagValues::at(const std::string& flag) const {
+  auto it = values_.find(flag);
+  CHECK(it != values_.end()) << "--" << flag << " is not a flag of options.cc";
+  return it->second;
+}
+
+nlohmann::json FlagValues::Typed(const std::string& flag) const {
+  const Value& v = at(flag);
+  if (v.type == "bool") return v.text == "true";
+  if (v.type == "int32" || v.type == "int64") {
+    int64_t n = 0;
+    if (absl::SimpleAtoi(v.text, &n)) return n;
+  }
+  if (v.type == "uint64" || v.type == "uint32") {
+    uint64_t n = 0;
+    if (absl::SimpleAtoi(v.text, &n)) return n;
+  }
+  if (v.type == "double") {
+    double d = 0;
+    if (absl::SimpleAtod(v.text, &d) && std::isfinite(d)) return d;
+  }
+  return v.text;
+}
+
+absl::StatusOr<std::vector<std::string>> SplitList(const std::string& flag,
+                                                   const std::string& value) {
+  std::vector<std::string> out;
+  for (const std::string& item : std::vector<std::string>(absl::StrSplit(value, ','))) {
+    if (item.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, "=", value, ": empty item in the list"));
+    }
+    if (std::find(out.begin(), out.end(), item) != out.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", flag, "=", value, ": '", item, "' is listed twice (each runs once; --repeats "
+          "runs each again)"));
+    }
+    out.push_back(item);
+  }
+  return out;
+}
+
+absl::StatusOr<std::optional<ExperimentOptions>> ReadOptions(int argc, char** argv,
+                                                             const std::string& name,
+                                                             const FlagSpec& spec,
+                                                             FlagValues* values_out) {
+  std::vector<std::string> command_line;
+  for (int i = 0; i < argc; ++i) command_line.emplace_back(argv[i]);
+  const std::vector<FlagGroup> groups = GroupsOf(name, spec);
+  // This binary's own defaults show in its --help (c8: --epochs=10).
+  for (const FlagDefault& d : spec.defaults) {
+    gflags::SetCommandLineOptionWithMode(d.flag.c_str(), d.value.c_str(),
+                                         gflags::SET_FLAGS_DEFAULT);
+  }
+  const bool picks_model = spec.trains || std::find(spec.flags.begin(), spec.flags.end(),
+                                                    "model") != spec.flags.end();
+  const bool takes_profile =
+      std::find(spec.flags.begin(), spec.flags.end(), "profile") != spec.flags.end();
+  const std::string epilogue = absl::StrCat(takes_profile ? ProfileHelp(spec) : "",
+                                            picks_model ? PluginHelp(spec.trains) : "");
+  TRAINLAB_ASSIGN_OR_RETURN(const Parsed parsed,
+                            ParseFlags(&argc, &argv, spec.usage, groups, epilogue));
+  if (parsed == Parsed::kHelpShown) return std::optional<ExperimentOptions>();
+  if (argc > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", argv[1], "' (flags are --name=value)"));
+  }
+  FlagValues values = FlagValues::Current();
+  // A flag of the experiments that this binary does not take is refused by name, never ignored.
+  const std::vector<std::string> taken = FlagsIn(groups);
+  std::vector<std::string> ours = FlagsIn(TrainingFlagGroups());
+  ours.insert(ours.end(), ExperimentSpecificFlags().begin(), ExperimentSpecificFlags().end());
+  for (const std::string& f : ours) {
+    if (values.given(f) && std::find(taken.begin(), taken.end(), f) == taken.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", f, " is not a flag of ", name,
+                                                     " (it takes: --", absl::StrJoin(taken, ", --"),
+                                                     ")"));
+    }
+  }
+  TRAINLAB_ASSIGN_OR_RETURN(ExperimentOptions options,
+                            Build(values, name, spec, std::move(command_line)));
+  if (values_out != nullptr) *values_out = std::move(values);
+  return std::optional<ExperimentOptions>(std::move(options));
+}
+
+absl::StatusOr<ExperimentOptions> OptionsFor(FlagValues values, const std::string& name,
+                                             const FlagSpec& spec, const std::string& profile,
+                                             const std::vector<FlagDefault>& driver_profile,
+                                             bool on_cpu, std::vector<std::string> command_line) {
+  values.ApplyDefaults(driver_profile, on_cpu);
+  values.ApplyDefaults(spec.defaults, on_cpu);
+  if (auto it = spec.profiles.find(profile); it != spec.profiles.end()) {
+    values.ApplyDefaults(it->second, on_cpu);
+  }
+  return Build(values, name, spec, std::move(command_line));
+}
+
+}  // namespace trainlab::experiments
