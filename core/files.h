@@ -93,8 +93,7 @@ inline absl::StatusOr<std::string> ReadRegularFile(const std::string& path, uint
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size > max_bytes) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": ", files_internal::Bytes(size),
-                                                      ", more than the ",
+    return absl::FailedPreconditionError(absl::StrCat(path, ": ", size, " bytes, more than the ",
                                                       files_internal::Bytes(max_bytes), " a ",
                                                       what, " may be"));
   }

@@ -69,8 +69,8 @@ const bool kRegistered = ReportRegistry::Global().Register(
      .summarize = C3Summary,
      .check_summary = [](const JsonReader& s) -> absl::Status {
        // -1: no worker count ran (an empty sweep).
-       TRAINLAB_RETURN_IF_ERROR(s.Int("best_workers_total", -1, 1 << 20).status());
-       return s.Int("best_workers_loading", -1, 1 << 20).status();
+       TRAINLAB_RETURN_IF_ERROR(s.Int("best_workers_total", -1, kMaxWorkers).status());
+       return s.Int("best_workers_loading", -1, kMaxWorkers).status();
      }});
 
 }  // namespace

@@ -55,7 +55,7 @@ Section C4Section(const ExperimentResult& result) {
 }
 
 absl::Status C4CheckSummary(const JsonReader& s) {
-  TRAINLAB_RETURN_IF_ERROR(s.Int("best_workers", 0, 1 << 20).status());
+  TRAINLAB_RETURN_IF_ERROR(s.Int("best_workers", 0, kMaxWorkers).status());
   return s.String("best_workers_source").status();
 }
 

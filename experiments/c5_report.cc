@@ -35,7 +35,7 @@ const bool kRegistered = ReportRegistry::Global().Register(
            .question = "How much faster is an epoch on the GPU?",
            .section = C5Section,
            .check_summary = [](const JsonReader& s) -> absl::Status {
-             TRAINLAB_RETURN_IF_ERROR(s.Int("num_workers", 0, 1 << 20).status());
+             TRAINLAB_RETURN_IF_ERROR(s.Int("num_workers", 0, kMaxWorkers).status());
              return s.String("num_workers_source").status();
            }});
 

@@ -55,6 +55,10 @@ inline nlohmann::json SummaryObject(const nlohmann::json& summary, const char* k
   return summary[key];
 }
 
+// The most loader workers a flag or a results file may name (past it, a typo would start
+// thousands of threads).
+inline constexpr int kMaxWorkers = 1024;
+
 // The lab's order: what `all` runs and REPORT.md lists.
 inline const std::vector<std::string>& LabOrder() {
   static const auto* order =

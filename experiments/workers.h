@@ -12,12 +12,10 @@
 
 #include "absl/status/statusor.h"
 #include "experiments/config.h"
+#include "experiments/experiment_report.h"
 #include "experiments/session.h"
 
 namespace trainlab::experiments {
-
-// The most loader workers any flag or results file may ask for.
-inline constexpr int kMaxWorkers = 1024;
 
 // C3's best worker count for total runtime, from --results_dir/c3.json; nullopt when there is
 // no --results_dir or no c3.json in it.

@@ -1,8 +1,6 @@
 #include "plugins/data/loader.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/Event.h>
-#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -26,105 +24,7 @@ int64_t Nanos(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
 }
 
-// A CUDA event on the current stream of the copies' device (the releasing thread's current
-// stream, where the copy out of the slot was queued), waited for before the slot is reused.
-// Device-generic c10 API: this compiles and links in the CPU build; it is only made when
-// pin_memory is set, which Create() allows only with a CUDA device. Record() runs in a
-// destructor, so it never throws: if recording fails, Wait() synchronizes the device instead.
-class CudaCopyFence final : public CopyFence {
- public:
-  explicit CudaCopyFence(int device) : device_(device) {}
-  void Record() override {
-    try {
-      const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
-      const c10::Device d =
-          device_ >= 0 ? c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(device_))
-                       : cuda.getDevice();
-      event_.record(cuda.getStream(d));
-      sync_instead_ = false;
-    } catch (const std::exception&) {
-      sync_instead_ = true;
-    }
-  }
-  void Wait() override {
-    if (sync_instead_) {
-      torch::cuda::synchronize(device_);
-      return;
-    }
-    // c10::Event has no host-side wait in LibTorch 1.13; a copy of one batch takes microseconds
-    // to a few milliseconds, so polling costs nothing measurable.
-    while (!event_.query()) std::this_thread::sleep_for(std::chrono::microseconds(20));
-  }
-
- private:
-  int device_;
-  c10::Event event_{c10::DeviceType::CUDA};
-  bool sync_instead_ = false;
-};
-
 }  // namespace
-
-// Batch memory, reused. A slot is a (B, 3, 32, 32) float tensor and a (B) int64 tensor.
-struct BatchLoader::Pool {
-  std::mutex mu;
-  std::vector<at::Tensor> images, labels;
-  std::vector<std::unique_ptr<CopyFence>> fences;  // per slot; null for unfenced slots
-  std::vector<int> free;
-  int64_t batch_size = 0;
-  int64_t overflow = 0;
-
-  int AddSlotLocked(bool pinned, std::unique_ptr<CopyFence> fence = nullptr) {
-    auto opts = at::TensorOptions().pinned_memory(pinned);
-    images.push_back(at::empty({batch_size, kChannels, kHeight, kWidth}, opts.dtype(at::kFloat)));
-    labels.push_back(at::empty({batch_size}, opts.dtype(at::kLong)));
-    fences.push_back(std::move(fence));
-    return static_cast<int>(images.size()) - 1;
-  }
-
-  struct Slot {
-    int index;
-    float* images;
-    int64_t* labels;
-    CopyFence* fence;  // owned by `fences`; null when the slot is not fenced
-  };
-
-  // A free slot, or a new unpinned one when the consumer holds them all (never blocks on the
-  // consumer; a fenced slot waits for the copy out of it queued before its release).
-  Slot Acquire() {
-    Slot slot;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      int s;
-      if (!free.empty()) {
-        s = free.back();
-        free.pop_back();
-      } else {
-        ++overflow;
-        s = AddSlotLocked(/*pinned=*/false);
-      }
-      slot = {s, images[s].data_ptr<float>(), labels[s].data_ptr<int64_t>(), fences[s].get()};
-    }
-    if (slot.fence != nullptr) slot.fence->Wait();
-    return slot;
-  }
-  void Release(const Slot& slot) {
-    // Recorded before the slot is free: no worker can take it between the two.
-    if (slot.fence != nullptr) slot.fence->Record();
-    std::lock_guard<std::mutex> lock(mu);
-    free.push_back(slot.index);
-  }
-};
-
-// Returns its slot to the pool when the last tensor viewing the slot is freed.
-struct BatchLoader::SlotLease {
-  SlotLease(std::shared_ptr<Pool> p, Pool::Slot s) : pool(std::move(p)), slot(s) {}
-  ~SlotLease() { pool->Release(slot); }
-  SlotLease(const SlotLease&) = delete;
-  SlotLease& operator=(const SlotLease&) = delete;
-
-  std::shared_ptr<Pool> pool;
-  Pool::Slot slot;
-};
 
 struct BatchLoader::Scratch {
   std::vector<uint8_t> gathered, cropped;
@@ -172,7 +72,9 @@ absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(
     return absl::FailedPreconditionError(
         "pinned batches need CUDA, and no CUDA device is available");
   }
-  return std::unique_ptr<BatchLoader>(new BatchLoader(std::move(dataset), options));
+  std::unique_ptr<BatchLoader> loader(new BatchLoader(std::move(dataset), options));
+  if (absl::Status st = loader->StartWorkers(); !st.ok()) return st;
+  return loader;
 }
 
 BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOptions options)
@@ -185,35 +87,51 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOpti
         return options.max_batches > 0 ? std::min(all, options.max_batches) : all;
       }()),
       capacity_(std::max(1, options.num_workers * options.prefetch_per_worker)),
-      pool_(std::make_shared<Pool>()) {
-  pool_->batch_size = options_.batch_size;
-  {
-    // Enough slots for every batch made ahead, the one being trained on and the one being
-    // copied; allocated here so that pinned memory is never requested by a worker.
-    std::lock_guard<std::mutex> lock(pool_->mu);
-    std::function<std::unique_ptr<CopyFence>()> fence = options_.copy_fence;
-    if (!fence && options_.pin_memory) {
-      fence = [d = options_.pin_device] { return std::make_unique<CudaCopyFence>(d); };
-    }
-    for (int64_t i = 0; i < capacity_ + 2; ++i) {
-      pool_->free.push_back(pool_->AddSlotLocked(options_.pin_memory, fence ? fence() : nullptr));
-    }
+      pool_(std::make_shared<SlotPool>(options.batch_size)) {
+  // Enough slots for every batch made ahead, the one being trained on and the one being
+  // copied; allocated here so that pinned memory is never requested by a worker.
+  std::function<std::unique_ptr<CopyFence>()> fence = options_.copy_fence;
+  if (!fence && options_.pin_memory) {
+    fence = [d = options_.pin_device] { return MakeCudaCopyFence(d); };
   }
+  pool_->AddSlots(capacity_ + 2, options_.pin_memory, fence);
   if (options_.num_workers == 0) {
     inline_scratch_ = std::make_unique<Scratch>(options_.batch_size);
   }
-  for (int w = 0; w < options_.num_workers; ++w)
-    workers_.emplace_back([this, w] { WorkerLoop(w); });
 }
 
-BatchLoader::~BatchLoader() {
+absl::Status BatchLoader::StartWorkers() {
+  for (int w = 0; w < options_.num_workers; ++w) {
+    std::string why;
+    try {
+      if (options_.before_worker_start) options_.before_worker_start(w);
+      workers_.emplace_back([this, w] { WorkerLoop(w); });
+      continue;
+    } catch (const std::exception& e) {
+      why = e.what();
+    } catch (...) {
+      why = "unknown exception";
+    }
+    // The threads already running are stopped and joined: none is left behind, and nothing
+    // terminates the process.
+    StopWorkers();
+    return absl::ResourceExhaustedError(absl::StrCat("data loader: cannot start worker ", w + 1,
+                                                     " of ", options_.num_workers, ": ", why));
+  }
+  return absl::OkStatus();
+}
+
+void BatchLoader::StopWorkers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
   work_cv_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
 }
+
+BatchLoader::~BatchLoader() { StopWorkers(); }
 
 void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   std::vector<int64_t> order(static_cast<size_t>(dataset_->size));
@@ -346,9 +264,10 @@ Batch BatchLoader::Produce(const std::vector<int64_t>& order, int64_t epoch, int
   const int64_t n = std::min(options_.batch_size, static_cast<int64_t>(order.size()) - begin);
 
   const Clock::time_point t0 = Clock::now();
-  const Pool::Slot slot = pool_->Acquire();
-  float* images = slot.images;
-  int64_t* labels = slot.labels;
+  // Leased at once: an exception from here on returns the slot to the pool.
+  auto lease = std::make_shared<SlotLease>(pool_, pool_->Acquire());
+  float* images = lease->slot().images;
+  int64_t* labels = lease->slot().labels;
   const Clock::time_point t1 = Clock::now();
 
   GatherBatch(*dataset_, order.data() + begin, n, scratch.gathered.data(), labels);
@@ -370,7 +289,6 @@ Batch BatchLoader::Produce(const std::vector<int64_t>& order, int64_t epoch, int
   NormalizeBatch(normalize_from, n, table_, images);
   const Clock::time_point t5 = Clock::now();
 
-  auto lease = std::make_shared<SlotLease>(pool_, slot);
   Batch batch;
   batch.index = b;
   batch.images = at::from_blob(
@@ -412,9 +330,6 @@ LoaderStageTimes BatchLoader::stage_times() const {
   return t;
 }
 
-int64_t BatchLoader::overflow_allocations() const {
-  std::lock_guard<std::mutex> lock(pool_->mu);
-  return pool_->overflow;
-}
+int64_t BatchLoader::overflow_allocations() const { return pool_->overflow(); }
 
 }  // namespace trainlab::data

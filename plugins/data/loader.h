@@ -41,20 +41,11 @@
 #include "core/stats.h"
 #include "core/trace.h"
 #include "plugins/data/augment.h"
+#include "plugins/data/copy_fence.h"
 #include "plugins/data/dataset.h"
+#include "plugins/data/slot_pool.h"
 
 namespace trainlab::data {
-
-// Keeps a pooled slot from being refilled while a device copy out of it may still be running.
-// `Record()` runs on the thread that frees the slot's last tensor; `Wait()` on the worker that
-// takes the slot next, before it writes. The default for pinned slots records a CUDA event on
-// the current stream and waits for it (CudaCopyFence in loader.cc).
-class CopyFence {
- public:
-  virtual ~CopyFence() = default;
-  virtual void Record() = 0;
-  virtual void Wait() = 0;
-};
 
 struct LoaderOptions {
   int64_t batch_size = 128;
@@ -72,12 +63,16 @@ struct LoaderOptions {
   int rank = 0;
   int world_size = 1;
   TraceRecorder* trace = nullptr;  // spans per batch stage on the workers' tracks
-  // One fence per pooled slot. Empty: a CUDA event fence when pin_memory is set, none otherwise
-  // (copies from pageable memory return only once the data has left it). Tests pass fakes.
+  // One fence per pooled slot (copy_fence.h). Empty: a CUDA event fence when pin_memory is set,
+  // none otherwise (copies from pageable memory return only once the data has left it). Tests
+  // pass fakes.
   std::function<std::unique_ptr<CopyFence>()> copy_fence;
   // For tests: called before each batch is made, on the thread that makes it; whatever it
   // throws becomes that batch's error (see BatchLoader::status()).
   std::function<void(int64_t epoch, int64_t batch)> before_batch;
+  // For tests: called before worker `w`'s thread is started; what it throws stands for the
+  // thread failing to start (Create then stops the others and returns the error).
+  std::function<void(int worker)> before_worker_start;
 };
 
 // Seconds spent in each stage since start_epoch, summed over the threads that made batches.
@@ -86,7 +81,8 @@ using LoaderStageTimes = ::trainlab::LoaderStageTimes;
 class BatchLoader {
  public:
   // Errors: batch_size < 1, num_workers < 0, prefetch_per_worker < 1, max_batches < 0,
-  // an empty dataset, pin_memory without CUDA.
+  // an empty dataset, pin_memory without CUDA, a worker thread that cannot be started (the
+  // others are stopped first).
   static absl::StatusOr<std::unique_ptr<BatchLoader>> Create(
       std::shared_ptr<const ImageDataset> dataset, LoaderOptions options);
   // The bytes a loader with `options` allocates up front: its pooled batch slots (the batches
@@ -116,15 +112,15 @@ class BatchLoader {
   int64_t overflow_allocations() const;
 
  private:
-  struct Pool;
   struct Scratch;
-  struct SlotLease;
   struct StageNanos {
     std::atomic<int64_t> read{0}, crop{0}, flip{0}, normalize{0}, assemble{0}, batches{0},
         images{0};
   };
 
   BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOptions options);
+  absl::Status StartWorkers();
+  void StopWorkers();
   Batch Produce(const std::vector<int64_t>& order, int64_t epoch, int64_t b, Scratch& scratch);
   // Produce(), with any exception turned into a Status naming the batch.
   absl::StatusOr<Batch> TryProduce(const std::vector<int64_t>& order, int64_t epoch, int64_t b,
@@ -137,7 +133,7 @@ class BatchLoader {
   const NormalizeTable table_;
   const int64_t batches_per_epoch_;
   const int64_t capacity_;  // batches made ahead of the consumer
-  std::shared_ptr<Pool> pool_;
+  std::shared_ptr<SlotPool> pool_;
   std::unique_ptr<Scratch> inline_scratch_;  // for num_workers == 0
   StageNanos stages_;
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -223,6 +224,66 @@ TEST(BatchLoader, PooledSlotsAreFencedBetweenReleaseAndReuse) {
       EXPECT_EQ(log.off_thread_records, 0);
     }
   }
+}
+
+// A fence whose Wait fails the first `failures` times (a CUDA error while waiting, say).
+class FailingFence final : public CopyFence {
+ public:
+  explicit FailingFence(int* failures) : failures_(failures) {}
+  void Record() override {}
+  void Wait() override {
+    if (*failures_ > 0) {
+      --*failures_;
+      throw std::runtime_error("fence failed");
+    }
+  }
+
+ private:
+  int* failures_;
+};
+
+TEST(BatchLoader, AFailureAfterTakingASlotGivesTheSlotBack) {
+  int failures = 5;
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.num_workers = 0;  // a pool of 3 slots
+  o.copy_fence = [&failures] { return std::make_unique<FailingFence>(&failures); };
+  auto loader = Make(Synthetic(40), o);
+  for (int epoch = 0; epoch < 5; ++epoch) {  // each epoch's first batch fails
+    loader->start_epoch(epoch);
+    EXPECT_FALSE(loader->next().has_value());
+    EXPECT_NE(loader->status().message().find("fence failed"), std::string::npos)
+        << loader->status();
+  }
+  // Had the five failures leaked their slots, holding three batches would allocate new ones.
+  loader->start_epoch(5);
+  std::vector<Batch> held;
+  for (int i = 0; i < 3; ++i) {
+    std::optional<Batch> b = loader->next();
+    ASSERT_TRUE(b.has_value()) << loader->status();
+    held.push_back(std::move(*b));
+  }
+  EXPECT_EQ(loader->overflow_allocations(), 0);
+}
+
+TEST(BatchLoader, AWorkerThatCannotStartStopsTheOthersAndSaysWhy) {
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.num_workers = 4;
+  std::atomic<int> started{0};
+  o.before_worker_start = [&started](int w) {
+    if (w == 2) throw std::system_error(EAGAIN, std::generic_category(), "thread");
+    ++started;
+  };
+  absl::StatusOr<std::unique_ptr<BatchLoader>> l = BatchLoader::Create(Synthetic(40), o);
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(started.load(), 2);
+  EXPECT_TRUE(absl::IsResourceExhausted(l.status())) << l.status();
+  EXPECT_NE(l.status().message().find("data loader: cannot start worker 3 of 4: thread"),
+            std::string::npos)
+      << l.status();
+  // The two started threads were joined: the process goes on (a joinable thread destroyed would
+  // have called std::terminate).
 }
 
 TEST(BatchLoader, RejectsBadOptions) {

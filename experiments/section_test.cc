@@ -1,0 +1,161 @@
+// Every experiment's section rendered both ways, for the terminal and for REPORT.md, from one
+// result: the same tables with the same cells, and the same answer.
+#include "experiments/section.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "absl/strings/str_split.h"
+#include "experiments/experiment_report.h"
+#include "experiments/markdown.h"
+
+namespace trainlab::experiments {
+namespace {
+
+RunResult Run(int repeat, double scale) {
+  RunResult r;
+  r.repeat = repeat;
+  for (int e = 1; e <= 2; ++e) {
+    EpochStats s;
+    s.epoch = e;
+    s.loss = 2.0 / e * scale;
+    s.top1 = 10.0 * e * scale;
+    s.load_s = 0.01 * scale;
+    s.train_s = 1.0 * scale + 0.1 * repeat;
+    s.epoch_s = s.load_s + s.train_s;
+    s.samples = 16;
+    s.batches.push_back({0, 8, 0.005, 0, s.train_s / 2, s.loss, 1, std::nullopt});
+    s.batches.push_back({1, 8, 0.005, 0, s.train_s / 2, s.loss, 2, std::nullopt});
+    r.epochs.push_back(s);
+    r.loader_stages.push_back({0.001, 0.002, 0.003, 0.004, 0.005, 2, 16});
+    r.total_s += s.epoch_s;
+  }
+  return r;
+}
+
+VariantResult Variant(const std::string& label, int workers, double scale) {
+  return {.label = label,
+          .setup = {"sgd", "eager", "resnet18", "cpu", workers},
+          .repeats = {Run(1, scale), Run(2, scale)}};
+}
+
+ExperimentResult Result(const std::string& name) {
+  ExperimentResult r{.experiment = name};
+  if (name == "c2") r.variants = {Variant("sgd", 2, 1)};
+  if (name == "c3") r.variants = {Variant("0 workers", 0, 1), Variant("4 workers", 4, 0.8)};
+  if (name == "c4") {
+    r.variants = {Variant("1 worker", 1, 1.2), Variant("4 workers", 4, 1)};
+    r.summary = {{"best_workers", 4}, {"best_workers_source", "from --best_workers"}};
+  }
+  if (name == "c5") {
+    r.variants = {Variant("cpu", 2, 1)};
+    r.summary = {{"num_workers", 2}, {"num_workers_source", "from --num_workers"}};
+  }
+  if (name == "c6") r.variants = {Variant("sgd", 2, 1), Variant("adam", 2, 1.1)};
+  if (name == "c7") r.variants = {Variant("sgd with BN", 2, 1), Variant("sgd without BN", 2, 0.9)};
+  if (name == "c8") {
+    r.variants = {Variant("eager", 2, 1), Variant("channels_last", 2, 0.9)};
+    r.variants.push_back({.label = "cuda_graph", .skipped = "cuda_graph needs a CUDA device"});
+  }
+  if (name == "q1_q4") {
+    r.summary = {{"model", "resnet18"}, {"conv_layers", 20}, {"conv_layers_without_1x1", 17},
+                 {"last_linear_in_features", 512},
+                 {"sgd", {{"parameters", 11173962}, {"gradients", 11173962}, {"state", 11173962}}},
+                 {"adam", {{"parameters", 11173962}, {"gradients", 11173962}, {"state", 22347924}}}};
+  }
+  const ExperimentReport& report = **ReportRegistry::Global().Find(name);
+  if (report.summarize) {
+    const nlohmann::json figures = report.summarize(r);
+    for (auto it = figures.begin(); it != figures.end(); ++it) r.summary[it.key()] = *it;
+  }
+  return r;
+}
+
+std::vector<std::vector<std::string>> MarkdownCells(const std::string& md) {
+  std::vector<std::vector<std::string>> rows;
+  for (absl::string_view line : absl::StrSplit(md, '\n', absl::SkipEmpty())) {
+    std::string l(line);
+    EXPECT_TRUE(l.size() >= 4 && l.rfind("| ", 0) == 0 && l.substr(l.size() - 2) == " |") << l;
+    std::vector<std::string> cells = absl::StrSplit(l.substr(2, l.size() - 4), " | ");
+    if (cells.size() && cells[0] == "---") continue;  // the separator
+    while (!cells.empty() && cells.back().empty()) cells.pop_back();
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+std::vector<std::vector<std::string>> TextCells(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  const std::regex gap(" {2,}");
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::string l(line);
+    std::vector<std::string> cells;
+    for (std::sregex_token_iterator it(l.begin(), l.end(), gap, -1), end; it != end; ++it) {
+      cells.push_back(*it);
+    }
+    if (!cells.empty() && cells.front().empty()) cells.erase(cells.begin());  // right-aligned
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+class EverySection : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EverySection, TerminalAndReportShowTheSameCells) {
+  const std::string name = GetParam();
+  const ExperimentReport& report = **ReportRegistry::Global().Find(name);
+  const Section section = report.section(Result(name));
+  ASSERT_FALSE(section.Tables().empty()) << name << " has no table";
+  const std::string terminal = RenderSectionText(report.title, section);
+  MarkdownWriter md("/nonexistent", /*draw_plots=*/false);
+  md.AddSection(section);
+  for (const Table* t : section.Tables()) {
+    const std::string as_text = RenderText(*t), as_md = RenderMarkdown(*t);
+    EXPECT_EQ(TextCells(as_text), MarkdownCells(as_md)) << name << ":\n" << as_text << as_md;
+    EXPECT_EQ(TextCells(as_text).size(), t->rows.size() + 1);
+    // And each rendering of the section carries the table.
+    EXPECT_NE(terminal.find(as_text), std::string::npos) << name;
+    EXPECT_NE(md.text().find(as_md), std::string::npos) << name;
+  }
+  for (const Block& b : section.blocks) {
+    if (b.kind != Block::Kind::kAnswer) continue;
+    EXPECT_NE(terminal.find("Answer: " + PlainText(b.text)), std::string::npos) << name;
+    EXPECT_NE(md.text().find("**Answer:** " + b.text), std::string::npos) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Lab, EverySection, ::testing::ValuesIn(LabOrder()),
+                         [](const auto& info) { return info.param; });
+
+TEST(Sections, C3AnswersWithTheSummaryItKeeps) {
+  const ExperimentResult r = Result("c3");
+  // 4 workers were faster in this result: the summary and the answer say the same.
+  EXPECT_EQ(r.summary["best_workers_total"], 4);
+  const Section s = (**ReportRegistry::Global().Find("c3")).section(r);
+  bool found = false;
+  for (const Block& b : s.blocks) {
+    if (b.kind == Block::Kind::kAnswer) {
+      EXPECT_EQ(b.text, "the best worker count for total runtime is **4**, for data loading **4**.");
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(Sections, C8ListsSkippedStrategiesWithTheirReason) {
+  const Section s = (**ReportRegistry::Global().Find("c8")).section(Result("c8"));
+  const std::string text = RenderSectionText("C8", s);
+  EXPECT_NE(text.find("Skipped here: cuda_graph: cuda_graph needs a CUDA device."), std::string::npos)
+      << text;
+  EXPECT_EQ(s.Tables()[0]->rows.size(), 2u);  // eager, channels_last
+}
+
+TEST(Tables, TextColumnsAlignAndMarkdownEscapesPipes) {
+  Table t{.header = {"name", "seconds"}, .rows = {{"a|b", "1.5s"}, {"long name", "12.25s"}}};
+  EXPECT_EQ(RenderText(t), "name       seconds\na|b           1.5s\nlong name   12.25s\n");
+  EXPECT_EQ(RenderMarkdown(t), "| name | seconds |\n| --- | --- |\n| a\\|b | 1.5s |\n| long name | 12.25s |\n");
+}
+
+}  // namespace
+}  // namespace trainlab::experiments
