@@ -70,7 +70,7 @@ struct ExperimentResult {
   std::string experiment;  // "c3"
   std::vector<VariantResult> variants;
   nlohmann::json summary = nlohmann::json::object();
-  std::vector<std::string> notes;  // sentences for the report's section ("No GPU here: ...")
+  std::vector<std::string> notes;  // sentences kept in the results file ("No GPU here: ...")
 
   // The variant labelled `label` that ran (not skipped), or nullptr.
   const VariantResult* Find(const std::string& label) const;
