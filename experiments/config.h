@@ -35,8 +35,10 @@ struct RunConfig {
   bool evaluate = false;     // test-set loss and top-1 after each epoch
   bool print_blocks = true;  // the lab's per-epoch block on stdout
   bool record_trace = true;  // spans into the session's trace, when --trace is set
-  // For tests: LoaderOptions::before_batch of the training loader (a failure to inject).
+  // For tests: LoaderOptions::before_batch of the training loader (a failure to inject), and a
+  // call before each epoch's evaluation (a signal to send there).
   std::function<void(int64_t epoch, int64_t batch)> loader_fault;
+  std::function<void(int64_t epoch)> before_evaluate;
 };
 
 }  // namespace trainlab::experiments

@@ -252,6 +252,7 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
     if (diverged) result.diverged = stats.diverged;
     result.epochs.push_back(std::move(stats));
     if (t.test_loader && !diverged) {
+      if (config.before_evaluate) config.before_evaluate(e);
       TRAINLAB_ASSIGN_OR_RETURN(EvalStats test, trainer.Evaluate(*t.test_loader, e));
       result.test.push_back(test);
     }

@@ -2,7 +2,7 @@
 # The bad-input corpus: every case runs a real binary and must give exactly one line on stderr
 # that names the input and the problem, exit code 1, no crash and no hang (60 s limit each).
 set -uo pipefail
-C2="$1" C3="$2" C6="$3" C8="$4" Q1Q4="$5" ALL="$6" REPORT="$7" MKDATA="$8" C7="$9"
+C2="$1" C3="$2" C6="$3" C8="$4" Q1Q4="$5" ALL="$6" REPORT="$7" MKDATA="$8" C7="$9" C4="${10}"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
 failures=0 cases=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -13,9 +13,9 @@ TINY=(--dataset=synthetic --synthetic_train=48 --synthetic_test=16 --batch_size=
 bad() {
   local want="$1" bin="$2"; shift 2
   cases=$((cases + 1))
-  timeout 60 "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+  timeout -k 5 60 "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
   local rc=$? name; name=$(basename "$bin")
-  if [[ $rc == 124 ]]; then fail "$name $*: hung (killed after 60 s)"; return; fi
+  if [[ $rc == 124 || $rc == 137 ]]; then fail "$name $*: hung (killed after 60 s)"; return; fi
   if [[ $rc != 1 ]]; then fail "$name $*: exit $rc, want 1: $(head -3 "$tmp/err")"; return; fi
   local lines; lines=$(wc -l <"$tmp/err")
   if [[ $lines != 1 ]]; then fail "$name $*: $lines stderr lines, want 1:"; head -5 "$tmp/err"; return; fi
@@ -161,6 +161,48 @@ bad "--checkpoint_every needs --checkpoint_dir" "$C2" "${TINY[@]}" --checkpoint_
 bad "--epochs is not a flag of q1_q4" "$Q1Q4" --epochs=3
 bad "--workers is not a flag of c2" "$C2" "${TINY[@]}" --workers=1
 bad "unexpected argument 'extra'" "$C2" "${TINY[@]}" extra
+
+# --- special and hostile files: refused at once, never a wait or an unbounded read ----------------
+mkdir -p "$tmp/ck_fifo" "$tmp/ck_zero"
+mkfifo "$tmp/ck_fifo/c2.ckpt"
+ln -s /dev/zero "$tmp/ck_zero/c2.ckpt"
+bad "$tmp/ck_fifo/c2.ckpt: a FIFO, not a regular file" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/ck_fifo" --resume
+bad "$tmp/ck_zero/c2.ckpt: a character device, not a regular file" "$C2" "${TINY[@]}" --checkpoint_dir="$tmp/ck_zero" --resume
+mk cifar_fifo; rm "$tmp/cifar_fifo/data_batch_4.bin"; mkfifo "$tmp/cifar_fifo/data_batch_4.bin"
+bad "data_batch_4.bin: a FIFO, not a regular file" "$C2" "${C[@]}" --data_dir="$tmp/cifar_fifo"
+# A Fashion-MNIST images file whose header says 1 image of 28x28, then 64 MiB of zeros (64 KiB gzipped).
+mkdir -p "$tmp/fm_bomb"
+python3 -c 'import gzip, sys
+head = bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28])
+with gzip.open(sys.argv[1], "wb") as f:
+    f.write(head)
+    for _ in range(64): f.write(bytes(1 << 20))' "$tmp/fm_bomb/train-images-idx3-ubyte.gz"
+bad "train-images-idx3-ubyte.gz: inflates to more than the 800 bytes its IDX header says" \
+  "$C2" --dataset=fashion_mnist --data_dir="$tmp/fm_bomb" --threads=1
+
+# --- memory: a configuration that cannot fit is refused before it allocates --------------------------
+bad "--batch_size=5000 --num_workers=1024: this run needs about" "$C2" --dataset=synthetic --synthetic_train=10000 \
+  --synthetic_test=16 --num_workers=1024 --batch_size=5000 --max_batches_per_epoch=1 --epochs=1 --threads=1
+
+# --- output paths: checked before the first batch ----------------------------------------------------
+bad "--save_model=$tmp: is a directory (give a file name)" "$C2" "${TINY[@]}" --save_model="$tmp"
+grep -q '^Epoch' "$tmp/out" && fail "c2 trained before refusing --save_model=DIR"
+
+# --- a name listed twice would silently reuse a run ---------------------------------------------------
+bad "--optimizers=sgd,sgd: 'sgd' is listed twice" "$C6" "${TINY[@]}" --optimizers=sgd,sgd
+bad "--workers=2,2: '2' is listed twice" "$C3" "${TINY[@]}" --workers=2,2
+bad "--strategies=eager,eager: 'eager' is listed twice" "$C8" "${TINY[@]}" --strategies=eager,eager
+
+# --- results read back are checked: type and range, with the file and the field named --------------
+mkdir -p "$tmp/res_bad"
+"$C3" "${TINY[@]}" --workers=0 --results_dir="$tmp/res_bad" >/dev/null 2>&1 || fail "c3 to write c3.json"
+sed -i -E 's/"best_workers_total": [0-9]+/"best_workers_total": "4"/' "$tmp/res_bad/c3.json"
+bad "$tmp/res_bad/c3.json: summary.best_workers_total: expected an integer, got the string \"4\"" \
+  "$C4" "${TINY[@]}" --results_dir="$tmp/res_bad"
+sed -i -E 's/"best_workers_total": "4"/"best_workers_total": 100000/' "$tmp/res_bad/c3.json"
+bad "$tmp/res_bad/c3.json: summary.best_workers_total: 100000 is out of range (0 to 1024)" \
+  "$C4" "${TINY[@]}" --results_dir="$tmp/res_bad"
+bad "$tmp/res_bad/c3.json: summary.best_workers_total: 100000 is out of range (-1 to 1024)" "$REPORT" "$tmp/res_bad"
 
 echo "bad_input_test: $cases cases, $failures failure(s)"
 ((cases >= 30)) || fail "fewer than 30 cases"

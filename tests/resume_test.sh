@@ -75,6 +75,25 @@ else
   fail "c6 resume exited non-zero: $(cat "$tmp/c6res.err")"
 fi
 
+# --- dropout, stopped mid-epoch in a folder whose name needs quoting: the printed command resumes
+# it, and the masks go on as they would have (LibTorch's generator is in the checkpoint) -------
+M=tests/testdata/models/tiny_dropout.pt
+D=(--dataset=synthetic --synthetic_train=2048 --batch_size=8 --threads=1 --max_batches_per_epoch=50
+   --epochs=40 --model=torchscript --model_path="$M")
+"$C2" "${D[@]}" --checkpoint_dir="$tmp/dropwhole" >"$tmp/dropwhole.out" 2>&1 || fail "dropout uninterrupted"
+mkdir -p "$tmp/it's a dir"
+start_and_signal dropstop INT "Epoch 2 Summary" "$C2" "${D[@]}" --checkpoint_dir="$tmp/it's a dir"
+rc=$?
+[[ $rc == 130 ]] || fail "dropout SIGINT: exit $rc: $(cat "$tmp/dropstop.err")"
+command=$(sed -n 's/^c2: stopped by SIGINT: .*; resume with: //p' "$tmp/dropstop.err")
+if [[ -n "$command" ]] && bash -c "$command" >"$tmp/dropres.out" 2>"$tmp/dropres.err"; then
+  [[ "$(grep '^Final state digest' "$tmp/dropwhole.out")" == "$(grep '^Final state digest' "$tmp/dropres.out")" ]] \
+    && pass "the printed resume command works in a quoted folder, and dropout resumes bit-identically" \
+    || fail "dropout resumed '$(grep '^Final state digest' "$tmp/dropres.out")' vs '$(grep '^Final state digest' "$tmp/dropwhole.out")'"
+else
+  fail "the printed resume command failed: '$command': $(cat "$tmp/dropres.err" 2>/dev/null)"
+fi
+
 # --- a second signal exits at once ----------------------------------------------------------------
 # (Batches of 32 take about a second here: the second signal lands while the first batch runs.
 # Two signals sent at once would merge into one.)

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "core/files.h"
 
 namespace trainlab::data {
 
@@ -54,23 +55,26 @@ absl::Status ParseCifar10Records(const uint8_t* data, size_t size, const std::st
   return absl::OkStatus();
 }
 
+// A CIFAR-10 binary file larger than this is refused unread (data_batch_*.bin: 30,730,000 bytes).
+constexpr uint64_t kMaxCifar10FileBytes = uint64_t{256} << 20;
+
 absl::Status ReadCifar10File(const std::string& path, ImageDataset& into) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
+  if (!std::filesystem::exists(path, ec)) {
     return absl::NotFoundError(absl::StrCat(path, ": missing CIFAR-10 file"));
   }
-  const auto bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
-  if (ec) return absl::UnavailableError(absl::StrCat(path, ": cannot stat: ", ec.message()));
-  if (bytes == 0 || bytes % kCifar10RecordBytes != 0) {  // before reading a huge wrong file
-    return ParseCifar10Records(nullptr, static_cast<size_t>(bytes), path, into);
+  if (std::filesystem::is_regular_file(path, ec)) {
+    const auto bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+    if (ec) return absl::UnavailableError(absl::StrCat(path, ": cannot stat: ", ec.message()));
+    if (bytes == 0 || bytes % kCifar10RecordBytes != 0) {  // before reading a huge wrong file
+      return ParseCifar10Records(nullptr, static_cast<size_t>(bytes), path, into);
+    }
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::UnavailableError(absl::StrCat(path, ": cannot open"));
-  std::vector<uint8_t> buf(static_cast<size_t>(bytes));
-  if (!in.read(reinterpret_cast<char*>(buf.data()), bytes)) {
-    return absl::DataLossError(absl::StrCat(path, ": short read"));
-  }
-  return ParseCifar10Records(buf.data(), buf.size(), path, into);
+  // A regular file, bounded (a FIFO, a device or a directory is one error line, never a wait).
+  absl::StatusOr<std::string> buf = ReadRegularFile(path, kMaxCifar10FileBytes, "CIFAR-10 file");
+  if (!buf.ok()) return buf.status();
+  return ParseCifar10Records(reinterpret_cast<const uint8_t*>(buf->data()), buf->size(), path,
+                             into);
 }
 
 absl::StatusOr<ImageDataset> ReadCifar10(const std::string& dir, Split split) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/files.h"
 
 namespace trainlab::data {
 namespace {
@@ -17,42 +18,84 @@ constexpr uint32_t kLabelsMagic = 0x00000801;  // IDX: unsigned byte, 1 dimensio
 constexpr int64_t kSide = 28;
 constexpr int64_t kPad = (kHeight - kSide) / 2;  // 2 black pixels each side
 
-struct GzCloser {
-  void operator()(gzFile f) const { gzclose(f); }
-};
-using GzFile = std::unique_ptr<std::remove_pointer_t<gzFile>, GzCloser>;
-
-}  // namespace
-
-absl::StatusOr<std::vector<uint8_t>> ReadMaybeGzipped(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::NotFoundError(absl::StrCat(path, ": missing Fashion-MNIST file"));
-  }
-  GzFile f(gzopen(path.c_str(), "rb"));
-  if (!f) return absl::UnavailableError(absl::StrCat(path, ": cannot open"));
-  std::vector<uint8_t> out;
-  std::vector<uint8_t> chunk(1 << 20);
-  for (;;) {
-    const int n = gzread(f.get(), chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (n < 0) {
-      int err = 0;
-      return absl::DataLossError(
-          absl::StrCat(path, ": corrupt gzip data: ", gzerror(f.get(), &err)));
-    }
-    if (n == 0) break;
-    out.insert(out.end(), chunk.begin(), chunk.begin() + n);
-  }
-  return out;
-}
-
-namespace {
+// Compressed or plain, an IDX file larger than this is refused unread (Fashion-MNIST's largest,
+// the training images: 26 MB compressed, 47 MB inflated).
+constexpr uint64_t kMaxFileBytes = uint64_t{256} << 20;
+// What an IDX file may inflate to when its header cannot say (not an IDX header at all).
+constexpr uint64_t kMaxInflatedBytes = uint64_t{1} << 30;
 
 uint32_t BigEndian32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
+// The whole size an IDX file of unsigned bytes says it has, from the first bytes inflated: the
+// header (4 + 4 x dimensions bytes) and the product of the dimensions; 0 while too little is
+// known, or when it is not an IDX header of unsigned bytes.
+// `want_dims` (0: any): a header of another shape says nothing here (the parser names it).
+uint64_t IdxSize(const std::vector<uint8_t>& head, int want_dims) {
+  if (head.size() < 4 || head[0] != 0 || head[1] != 0 || head[2] != 0x08) return 0;
+  const int dims = head[3];
+  if (want_dims != 0 && dims != want_dims) return 0;
+  if (dims < 1 || dims > 4 || head.size() < 4 + 4 * static_cast<size_t>(dims)) return 0;
+  uint64_t n = 1;
+  for (int d = 0; d < dims; ++d) {
+    n *= BigEndian32(head.data() + 4 + 4 * d);
+    if (n > kMaxInflatedBytes) return kMaxInflatedBytes + 1;  // more than anything allowed
+  }
+  return 4 + 4 * static_cast<uint64_t>(dims) + n;
+}
+
 }  // namespace
+
+absl::StatusOr<std::vector<uint8_t>> ReadMaybeGzipped(const std::string& path, int idx_dims) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": missing Fashion-MNIST file"));
+  }
+  absl::StatusOr<std::string> file = ReadRegularFile(path, kMaxFileBytes, "Fashion-MNIST file");
+  if (!file.ok()) return file.status();
+  const auto* bytes = reinterpret_cast<const uint8_t*>(file->data());
+  if (file->size() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b) {  // not gzip: as it is
+    return std::vector<uint8_t>(bytes, bytes + file->size());
+  }
+  // Inflated in memory, never past what the IDX header inside says: a small file that inflates
+  // without end (a gzip bomb) stops there with an error instead of taking the machine's memory.
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 16) != Z_OK) {
+    return absl::InternalError(absl::StrCat(path, ": cannot start inflating"));
+  }
+  struct End {
+    z_stream* z;
+    ~End() { inflateEnd(z); }
+  } end{&z};
+  z.next_in = const_cast<Bytef*>(bytes);
+  z.avail_in = static_cast<uInt>(file->size());
+  std::vector<uint8_t> out;
+  std::vector<uint8_t> chunk(1 << 20);
+  uint64_t limit = kMaxInflatedBytes;
+  for (;;) {
+    z.next_out = chunk.data();
+    z.avail_out = static_cast<uInt>(chunk.size());
+    const int rc = inflate(&z, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+      return absl::DataLossError(absl::StrCat(path, ": corrupt gzip data: ",
+                                              z.msg != nullptr ? z.msg : "inflate failed"));
+    }
+    out.insert(out.end(), chunk.begin(), chunk.begin() + (chunk.size() - z.avail_out));
+    if (const uint64_t said = IdxSize(out, idx_dims); said > 0) limit = std::min(limit, said);
+    if (out.size() > limit) {
+      return absl::DataLossError(absl::StrCat(
+          path, ": inflates to more than the ", limit, " bytes ",
+          limit == kMaxInflatedBytes ? "any Fashion-MNIST file has"
+                                     : "its IDX header says (a gzip bomb, or a corrupt header)"));
+    }
+    if (rc == Z_STREAM_END) break;
+    if (z.avail_in == 0 && z.avail_out != 0) {
+      return absl::DataLossError(absl::StrCat(path, ": corrupt gzip data: truncated"));
+    }
+  }
+  return out;
+}
 
 std::array<std::string, 2> FashionMnistFiles(Split split) {
   const std::string prefix = split == Split::kTrain ? "train" : "t10k";
@@ -69,9 +112,9 @@ absl::StatusOr<ImageDataset> ReadFashionMnist(const std::string& dir, Split spli
   const std::string images_path = (std::filesystem::path(dir) / files[0]).string();
   const std::string labels_path = (std::filesystem::path(dir) / files[1]).string();
 
-  absl::StatusOr<std::vector<uint8_t>> images = ReadMaybeGzipped(images_path);
+  absl::StatusOr<std::vector<uint8_t>> images = ReadMaybeGzipped(images_path, 3);
   if (!images.ok()) return images.status();
-  absl::StatusOr<std::vector<uint8_t>> labels = ReadMaybeGzipped(labels_path);
+  absl::StatusOr<std::vector<uint8_t>> labels = ReadMaybeGzipped(labels_path, 1);
   if (!labels.ok()) return labels.status();
   absl::StatusOr<ImageDataset> ds =
       ParseFashionMnist(*images, images_path, *labels, labels_path, split);

@@ -41,9 +41,10 @@ absl::StatusOr<ImageDataset> ParseFashionMnist(const std::vector<uint8_t>& image
                                                const std::vector<uint8_t>& labels_bytes,
                                                const std::string& labels_path, Split split);
 
-// The whole file, gunzipped when it is gzip (plain files pass through). Errors: missing file,
-// corrupt gzip data.
-absl::StatusOr<std::vector<uint8_t>> ReadMaybeGzipped(const std::string& path);
+// The whole file, gunzipped when it is gzip (plain files pass through): a regular file of at
+// most 256 MiB, inflated never past the size the IDX header inside says (of `idx_dims`
+// dimensions; 0: any) nor past 1 GiB, so a gzip bomb is an error, not the machine's memory.
+absl::StatusOr<std::vector<uint8_t>> ReadMaybeGzipped(const std::string& path, int idx_dims = 0);
 
 }  // namespace trainlab::data
 

@@ -1,5 +1,6 @@
 #include "plugins/data/fashion_mnist.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -28,6 +29,13 @@ struct Idx {
   int drop_image_bytes = 0;
   uint8_t bad_label = 0;  // when nonzero, label 1 gets this value
 };
+
+std::filesystem::path FreshDir(const std::string& name) {
+  auto dir = std::filesystem::path(testing::TempDir()) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 std::string WriteIdx(const std::string& name, const Idx& idx) {
   auto dir = std::filesystem::path(testing::TempDir()) / name;
@@ -75,6 +83,27 @@ TEST(FashionMnist, PadsTo32AndCopiesGreyToThreeChannels) {
     EXPECT_EQ(img1[i * kWidth + 1], 0);
     EXPECT_EQ(img1[i * kWidth + 30], 0);
   }
+}
+
+TEST(FashionMnist, AGzipBombStopsAtTheSizeItsHeaderSays) {
+  // A valid header for 16 images of 28x28 (12,560 bytes), then 64 MiB of zeros: ~64 KiB
+  // compressed. Read whole, it would take 64 MiB; it stops at the header's size.
+  std::vector<uint8_t> bomb = {0, 0, 8, 3, 0, 0, 0, 16, 0, 0, 0, 28, 0, 0, 0, 28};
+  bomb.resize(bomb.size() + (size_t{64} << 20), 0);
+  const std::string path = (FreshDir("bomb") / "train-images-idx3-ubyte.gz").string();
+  WriteGz(path, bomb);
+  ASSERT_LT(std::filesystem::file_size(path), size_t{1} << 20);
+  absl::StatusOr<std::vector<uint8_t>> read = ReadMaybeGzipped(path, 3);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().message(),
+            path + ": inflates to more than the 12560 bytes its IDX header says (a gzip bomb, or "
+                   "a corrupt header)");
+}
+
+TEST(FashionMnist, ASpecialFileIsRefusedWithoutWaiting) {
+  const std::string path = (FreshDir("fifo") / "train-images-idx3-ubyte.gz").string();
+  ASSERT_EQ(mkfifo(path.c_str(), 0644), 0);
+  EXPECT_EQ(ReadMaybeGzipped(path, 3).status().message(), path + ": a FIFO, not a regular file");
 }
 
 TEST(FashionMnist, WrongMagicIsNamed) {

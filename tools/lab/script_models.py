@@ -6,6 +6,9 @@
           tiny_cnn.pt       conv3x3 3->8 + BN + ReLU, conv1x1 8->8, pool, linear 8->10 (trains)
           wrong_classes.pt  the same with 5 outputs (trainlab must refuse it for 10 classes)
           no_forward.pt     a scripted module with an exported method but no forward()
+          tiny_dropout.pt   tiny_cnn with dropout (p=0.5) before the linear layer: a resumed run
+                            gives the uninterrupted one's bits only if LibTorch's generator is
+                            in the checkpoint
     /usr/bin/python3 tools/lab/script_models.py resnet18 OUT.pt [--no_bn] [--seed N]
         the lab's ResNet-18 (tools/lab/resnet18.py), scripted: q1_q4 --model=torchscript on it
         answers 20 / 512 / 11,173,962, and c2 trains it.
@@ -36,6 +39,17 @@ class TinyCnn(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class TinyDropout(TinyCnn):
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv(x)))
+        x = torch.relu(self.mix(x))
+        return self.fc(self.drop(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)))
+
+
 class NoForward(nn.Module):
     def __init__(self):
         super().__init__()
@@ -62,7 +76,8 @@ def main():
     torch.jit.script(TinyCnn()).save(os.path.join(a.out, "tiny_cnn.pt"))
     torch.jit.script(TinyCnn(num_classes=5)).save(os.path.join(a.out, "wrong_classes.pt"))
     torch.jit.script(NoForward()).save(os.path.join(a.out, "no_forward.pt"))
-    print("wrote tiny_cnn.pt, wrong_classes.pt, no_forward.pt to", a.out)
+    torch.jit.script(TinyDropout()).save(os.path.join(a.out, "tiny_dropout.pt"))
+    print("wrote tiny_cnn.pt, wrong_classes.pt, no_forward.pt, tiny_dropout.pt to", a.out)
 
 
 if __name__ == "__main__":

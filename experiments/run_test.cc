@@ -1,0 +1,101 @@
+// Runs in a real Session on tiny synthetic data: which errors a variant may be skipped for, and a
+// stop that arrives after the last batch.
+#include "experiments/run.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+
+#include "experiments/experiment_main.h"
+#include "experiments/stop.h"
+
+namespace trainlab::experiments {
+namespace {
+
+std::string TempDir(const std::string& name) {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string dir = std::string(base ? base : "/tmp") + "/" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+ExperimentOptions Tiny(const std::string& experiment) {
+  ExperimentOptions o;
+  o.experiment = experiment;
+  o.command_line = {experiment, "--checkpoint_dir=/a dir/with 'quotes'"};
+  o.dataset = "synthetic";
+  o.synthetic_train = 32;
+  o.synthetic_test = 16;
+  o.threads = 1;
+  o.progress = "off";
+  o.run.batch_size = 8;
+  o.run.max_batches_per_epoch = 2;
+  o.run.epochs = 2;
+  o.run.num_workers = 0;
+  return o;
+}
+
+TEST(RunVariant, OnlyAStrategyThatCannotRunHereIsSkipped) {
+  absl::StatusOr<Session> s = Session::Start(Tiny("c8"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  // The CPU build cannot run cuda_graph at all; a CUDA build cannot on the CPU: skipped, named.
+  Variant graph{.label = "cuda_graph", .config = s->DefaultRun()};
+  graph.config.strategy = "cuda_graph";
+  absl::StatusOr<VariantResult> skipped = RunVariant(*s, graph, /*can_skip=*/true);
+  ASSERT_TRUE(skipped.ok()) << skipped.status();
+  EXPECT_NE(skipped->skipped.find("cuda_graph needs a CUDA device"), std::string::npos)
+      << skipped->skipped;
+  // A loader that fails is no strategy's fault: the error comes back, and c8 stops with it.
+  Variant broken{.label = "eager", .config = s->DefaultRun()};
+  broken.config.loader_fault = [](int64_t, int64_t batch) {
+    if (batch == 1) throw std::runtime_error("disk gone");
+  };
+  absl::StatusOr<VariantResult> failed = RunVariant(*s, broken, /*can_skip=*/true);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("data loader: batch 1 of epoch 1: disk gone"),
+            std::string::npos)
+      << failed.status();
+}
+
+// Last in this file: a signal's stop request lasts for the rest of the process.
+TEST(RunTraining, AStopAfterTheLastBatchKeepsTheFinishedRun) {
+  const std::string dir = TempDir("stop_after_last");
+  ExperimentOptions o = Tiny("c2");
+  o.checkpoint_dir = dir;
+  o.run.evaluate = true;
+  absl::StatusOr<Session> s = Session::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  InstallStopHandlers();
+  RunConfig run = s->DefaultRun();
+  run.label = "sgd";
+  // SIGINT while the last epoch is being evaluated: after its last batch.
+  run.before_evaluate = [&](int64_t epoch) {
+    if (epoch == run.epochs - 1) raise(SIGINT);
+  };
+  absl::StatusOr<RunResult> r = RunTraining(*s, run);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->epochs.size(), 2u);
+  EXPECT_EQ(r->test.size(), 2u);  // the evaluation the signal arrived in finished too
+  EXPECT_EQ(StopSignal(), SIGINT);
+  // The run is recorded as finished; nothing else starts.
+  EXPECT_EQ(s->checkpointer->LastPosition(), "after run 'sgd'");
+  Variant next{.label = "adam", .config = run};
+  EXPECT_TRUE(absl::IsCancelled(RunVariant(*s, next).status()));
+  // What the binary would say: where the checkpoint is, and the command, shell-quoted.
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(ExitCode("c2", absl::CancelledError("stopped by SIGINT"), &*s), 130);
+  const std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(said, "c2: stopped by SIGINT: checkpoint written to " + dir +
+                      "/c2.ckpt (after run 'sgd'); resume with: c2 '--checkpoint_dir=/a "
+                      "dir/with '\\''quotes'\\''' --resume\n");
+  s->checkpointer.reset();
+  auto reopened = Checkpointer::Open(
+      {.dir = dir, .experiment = "c2", .fingerprint = s->Fingerprint(), .resume = true});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_NE((*reopened)->Finished({"sgd", 1}, 2), nullptr);
+}
+
+}  // namespace
+}  // namespace trainlab::experiments
