@@ -4,7 +4,7 @@
 # that crash are written to tests/fuzz/corpus/<name>/crash-* : fix the bug, keep the file (the
 # corpus tests replay it in every `bazel test //...`).
 #
-#   tools/fuzz.sh                      # every target, 1,000,000 executions each
+#   tools/fuzz.sh                      # every target (cifar10 idx gz results checkpoint), 10^6 runs each
 #   tools/fuzz.sh --runs=100000 cifar10 idx
 #   tools/fuzz.sh --seconds=600 checkpoint
 set -euo pipefail
@@ -18,7 +18,7 @@ for a in "$@"; do
     *) targets+=("$a") ;;
   esac
 done
-((${#targets[@]})) || targets=(cifar10 idx gz checkpoint)
+((${#targets[@]})) || targets=(cifar10 idx gz results checkpoint)
 for pkg in clang libclang-rt-14-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || {
     echo "fuzz.sh: installing $pkg" >&2
