@@ -19,17 +19,10 @@
 
 #include "core/files.h"
 #include "plugins/models/resnet18.h"
+#include "experiments/test_dir.h"
 
 namespace trainlab::experiments {
 namespace {
-
-std::string TempDir(const std::string& name) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = std::string(base ? base : "/tmp") + "/" + name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
 
 struct Training {
   models::ResNet18 model{models::ResNet18Options().batch_norm(true)};
@@ -80,7 +73,7 @@ Checkpointer::Options Opts(const std::string& dir, const std::string& experiment
 }
 
 TEST(Checkpoint, SaveThenResumeRestoresTheExactStateAndTheGenerators) {
-  const std::string dir = TempDir("ckpt_roundtrip");
+  const std::string dir = FreshTestDir("ckpt_roundtrip");
   const nlohmann::json fingerprint = {{"lr", 0.1}, {"seed", 3}};
   Training a(3);
   a.Step();
@@ -121,7 +114,7 @@ TEST(Checkpoint, SaveThenResumeRestoresTheExactStateAndTheGenerators) {
 }
 
 TEST(Checkpoint, FinishedRunsAreKeptWithTheirFinalState) {
-  const std::string dir = TempDir("ckpt_finished");
+  const std::string dir = FreshTestDir("ckpt_finished");
   Training a(1);
   a.Step();
   {
@@ -143,7 +136,7 @@ TEST(Checkpoint, FinishedRunsAreKeptWithTheirFinalState) {
 }
 
 TEST(Checkpoint, ALargerEpochsExtendsAFinishedRunFromItsFinalState) {
-  const std::string dir = TempDir("ckpt_extend");
+  const std::string dir = FreshTestDir("ckpt_extend");
   Training a(4);
   a.Step();
   const std::string digest = StateDigest(*a.model, *a.sgd);
@@ -174,7 +167,7 @@ TEST(Checkpoint, ALargerEpochsExtendsAFinishedRunFromItsFinalState) {
 }
 
 TEST(Checkpoint, OneProcessAtATimeAndTheHolderIsNamed) {
-  const std::string dir = TempDir("ckpt_lock");
+  const std::string dir = FreshTestDir("ckpt_lock");
   auto first = Checkpointer::Open(Opts(dir, "c2", {{"lr", 0.1}}, false));
   ASSERT_TRUE(first.ok()) << first.status();
   auto second = Checkpointer::Open(Opts(dir, "c2", {{"lr", 0.1}}, false));
@@ -189,7 +182,7 @@ TEST(Checkpoint, OneProcessAtATimeAndTheHolderIsNamed) {
 }
 
 TEST(Checkpoint, TemporariesOfDeadProcessesAreRemoved) {
-  const std::string dir = TempDir("ckpt_tmp");
+  const std::string dir = FreshTestDir("ckpt_tmp");
   // A pid that cannot be alive (above pid_max), and our own (alive: kept).
   const std::string dead = TemporaryFileFor(dir + "/c2.ckpt", 2147483000);
   const std::string alive = TemporaryFileFor(dir + "/c2.ckpt", static_cast<int>(getpid()));
@@ -201,7 +194,7 @@ TEST(Checkpoint, TemporariesOfDeadProcessesAreRemoved) {
 }
 
 TEST(Checkpoint, RefusesWhatItCannotResume) {
-  const std::string dir = TempDir("ckpt_bad");
+  const std::string dir = FreshTestDir("ckpt_bad");
   Training a(1);
   // Nothing to resume.
   auto none = Checkpointer::Open(Opts(dir, "c2", {}, true));
@@ -257,7 +250,7 @@ TEST(Checkpoint, RefusesWhatItCannotResume) {
   EXPECT_EQ(garbage.status().code(), absl::StatusCode::kDataLoss) << garbage.status();
   // One byte changed in the middle: the CRC catches it before LibTorch reads the archive (which
   // can crash on a corrupted zip: tests/fuzz found it).
-  const std::string flip_dir = TempDir("ckpt_flip");
+  const std::string flip_dir = FreshTestDir("ckpt_flip");
   ASSERT_TRUE((*Checkpointer::Open(Opts(flip_dir, "c2", {{"lr", 0.1}}, false)))
                   ->Finish({"sgd", 1}, SomeRun(), *a.model, *a.sgd)
                   .ok());
@@ -275,7 +268,7 @@ TEST(Checkpoint, RefusesWhatItCannotResume) {
 }
 
 TEST(Checkpoint, ReadsOnlyRegularFilesAndNeverWaits) {
-  const std::string dir = TempDir("ckpt_special");
+  const std::string dir = FreshTestDir("ckpt_special");
   const std::string path = dir + "/c2.ckpt";
   // A FIFO: opening it to read would wait for a writer for ever.
   ASSERT_EQ(mkfifo(path.c_str(), 0644), 0);

@@ -9,17 +9,10 @@
 
 #include "core/files.h"
 #include "experiments/report.h"
+#include "experiments/test_dir.h"
 
 namespace trainlab::experiments {
 namespace {
-
-std::string TempDir(const std::string& name) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = std::string(base ? base : "/tmp") + "/" + name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
 
 ResultsFile SomeFile(const std::string& experiment) {
   RunResult r;
@@ -45,7 +38,7 @@ ResultsFile SomeFile(const std::string& experiment) {
 }
 
 TEST(ResultsFile, JsonAndCsvGiveTheResultBack) {
-  const std::string dir = TempDir("results_roundtrip");
+  const std::string dir = FreshTestDir("results_roundtrip");
   ASSERT_TRUE(WriteResultsFiles(dir, SomeFile("c3")).ok());
   absl::StatusOr<std::optional<ResultsFile>> back = ReadResultsFile(dir, "c3");
   ASSERT_TRUE(back.ok()) << back.status();
@@ -67,7 +60,7 @@ TEST(ResultsFile, JsonAndCsvGiveTheResultBack) {
 }
 
 TEST(ResultsFile, SchemaOneStillReads) {
-  const std::string dir = TempDir("results_v1");
+  const std::string dir = FreshTestDir("results_v1");
   for (const char* f : {"c2.json", "c2_batches.csv", "c3.json"}) {
     std::filesystem::copy_file(std::string("tests/testdata/results/") + f, dir + "/" + f);
   }
@@ -79,7 +72,7 @@ TEST(ResultsFile, SchemaOneStillReads) {
 }
 
 TEST(ResultsFile, WhatIsReadBackIsChecked) {
-  const std::string dir = TempDir("results_checked");
+  const std::string dir = FreshTestDir("results_checked");
   ASSERT_TRUE(WriteResultsFiles(dir, SomeFile("c3")).ok());
   const std::string path = dir + "/c3.json";
   auto rewrite = [&](const std::function<void(nlohmann::json&)>& change) {

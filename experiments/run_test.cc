@@ -9,17 +9,10 @@
 
 #include "experiments/experiment_main.h"
 #include "experiments/stop.h"
+#include "experiments/test_dir.h"
 
 namespace trainlab::experiments {
 namespace {
-
-std::string TempDir(const std::string& name) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = std::string(base ? base : "/tmp") + "/" + name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
 
 ExperimentOptions Tiny(const std::string& experiment) {
   ExperimentOptions o;
@@ -61,7 +54,7 @@ TEST(RunVariant, OnlyAStrategyThatCannotRunHereIsSkipped) {
 
 // Last in this file: a signal's stop request lasts for the rest of the process.
 TEST(RunTraining, AStopAfterTheLastBatchKeepsTheFinishedRun) {
-  const std::string dir = TempDir("stop_after_last");
+  const std::string dir = FreshTestDir("stop_after_last");
   ExperimentOptions o = Tiny("c2");
   o.checkpoint_dir = dir;
   o.run.evaluate = true;
