@@ -94,8 +94,8 @@ inline absl::StatusOr<std::string> ReadRegularFile(const std::string& path, uint
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size > max_bytes) {
     return absl::FailedPreconditionError(absl::StrCat(path, ": ", size, " bytes, more than the ",
-                                                      files_internal::Bytes(max_bytes), " a ",
-                                                      what, " may be"));
+                                                      files_internal::Bytes(max_bytes), " a ", what,
+                                                      " may be"));
   }
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
@@ -118,8 +118,8 @@ inline absl::StatusOr<std::string> ReadRegularFile(const std::string& path, uint
 inline absl::Status SyncDirectory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    return absl::InternalError(absl::StrCat(dir, ": cannot open the folder to sync it: ",
-                                            files_internal::Errno()));
+    return absl::InternalError(
+        absl::StrCat(dir, ": cannot open the folder to sync it: ", files_internal::Errno()));
   }
   const int rc = ::fsync(fd);
   const std::string why = rc != 0 ? files_internal::Errno() : "";
@@ -217,9 +217,10 @@ inline absl::Status CheckOutputFile(const std::string& path, const std::string& 
   const std::filesystem::path p = std::filesystem::absolute(path, ec);
   const std::filesystem::file_status st = std::filesystem::status(p, ec);
   if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        flag, "=", path, ": ", std::filesystem::is_directory(st) ? "is a directory" : "is not a regular file",
-        " (give a file name)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, "=", path, ": ",
+                     std::filesystem::is_directory(st) ? "is a directory" : "is not a regular file",
+                     " (give a file name)"));
   }
   const std::filesystem::path dir = p.parent_path();
   if (!std::filesystem::is_directory(dir, ec)) {
@@ -227,9 +228,8 @@ inline absl::Status CheckOutputFile(const std::string& path, const std::string& 
         absl::StrCat(flag, "=", path, ": folder ", dir.string(), " does not exist"));
   }
   if (::access(dir.c_str(), W_OK) != 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(flag, "=", path, ": cannot write in ", dir.string(), ": ",
-                     files_internal::Errno()));
+    return absl::PermissionDeniedError(absl::StrCat(flag, "=", path, ": cannot write in ",
+                                                    dir.string(), ": ", files_internal::Errno()));
   }
   return absl::OkStatus();
 }

@@ -130,11 +130,10 @@ inline std::string LoadedBlas() {
   dl_iterate_phdr(
       [](dl_phdr_info* info, size_t, void* out) {
         const char* name = info->dlpi_name;
-        if (name != nullptr && (std::strstr(name, "blas") != nullptr ||
-                                std::strstr(name, "libmkl") != nullptr)) {
+        if (name != nullptr &&
+            (std::strstr(name, "blas") != nullptr || std::strstr(name, "libmkl") != nullptr)) {
           char resolved[4096];
-          *static_cast<std::string*>(out) =
-              realpath(name, resolved) != nullptr ? resolved : name;
+          *static_cast<std::string*>(out) = realpath(name, resolved) != nullptr ? resolved : name;
           return 1;
         }
         return 0;
@@ -158,10 +157,9 @@ inline KernelSet KernelsInUse() {
 // library chose other kernels (read back), e.g. because an operation ran first.
 inline absl::Status PinKernels(const KernelSet& want) {
   if (!kernels_internal::CpuRunsAten(want.aten)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("this CPU cannot run the ", want.aten, " kernels (",
-                     want.aten == "avx512" ? "AVX-512 F/BW/DQ/VL" : "AVX2 and FMA",
-                     " not reported by cpuid)"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this CPU cannot run the ", want.aten, " kernels (",
+        want.aten == "avx512" ? "AVX-512 F/BW/DQ/VL" : "AVX2 and FMA", " not reported by cpuid)"));
   }
   const int isa = kernels_internal::IsaValueOf(want.onednn);
   if (isa < 0) return absl::InvalidArgumentError(absl::StrCat("unknown oneDNN ISA ", want.onednn));

@@ -61,7 +61,8 @@ inline absl::StatusOr<ProcessResult> RunProcess(
   if (argv.empty()) return absl::InvalidArgumentError("RunProcess: no program");
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("cannot run ", argv[0], ": pipe: ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("cannot run ", argv[0], ": pipe: ", std::strerror(errno)));
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -99,8 +100,8 @@ inline absl::StatusOr<ProcessResult> RunProcess(
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // every writer closed: the program is done (or closed its outputs)
     if (result.output.size() < max_output) {
-      result.output.append(buf, std::min<size_t>(static_cast<size_t>(n),
-                                                 max_output - result.output.size()));
+      result.output.append(
+          buf, std::min<size_t>(static_cast<size_t>(n), max_output - result.output.size()));
     }
   }
   ::close(pipe_fds[0]);

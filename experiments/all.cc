@@ -32,8 +32,9 @@ namespace {
 
 const FlagSpec& AllSpec() {
   static const auto* spec = new FlagSpec{
-      .usage = "all --results_dir=DIR [--profile=quick|lab] [flags]: the lab's driver; C2-C8 (C4-C8 "
-               "with C3's best workers), Q1-Q4, REPORT.md",
+      .usage =
+          "all --results_dir=DIR [--profile=quick|lab] [flags]: the lab's driver; C2-C8 (C4-C8 "
+          "with C3's best workers), Q1-Q4, REPORT.md",
       .trains = true,
       .flags = {"profile", "workers", "max_workers", "best_workers", "optimizers", "strategies"},
       .profiles = {{"quick",
@@ -66,10 +67,11 @@ absl::Status RunAll(const ExperimentOptions& given, const FlagValues& values,
   std::printf("- Profile: %s; results and report in %s\n", given.profile.c_str(),
               base.ResultsDir().c_str());
   for (const std::string& name : LabOrder()) {
-    TRAINLAB_ASSIGN_OR_RETURN(const Experiment* experiment, ExperimentRegistry::Global().Find(name));
-    TRAINLAB_ASSIGN_OR_RETURN(
-        ExperimentOptions o, OptionsFor(values, name, experiment->cli, given.profile, profile,
-                                        base.device.is_cpu(), given.command_line));
+    TRAINLAB_ASSIGN_OR_RETURN(const Experiment* experiment,
+                              ExperimentRegistry::Global().Find(name));
+    TRAINLAB_ASSIGN_OR_RETURN(ExperimentOptions o,
+                              OptionsFor(values, name, experiment->cli, given.profile, profile,
+                                         base.device.is_cpu(), given.command_line));
     o.settings["driver"] = absl::StrCat("all --profile=", given.profile);
     // --resume continues the experiments that had started; the others start afresh.
     if (o.resume &&

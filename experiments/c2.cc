@@ -25,11 +25,10 @@ absl::StatusOr<ExperimentResult> RunC2(Session& session) {
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
     "c2",
-    {.cli = {.usage =
-                 "c2: trains ResNet-18 and prints the lab's per-epoch summary (C2).\n"
-                 "  c2 [--dataset=auto|cifar10|fashion_mnist|synthetic] [--data_dir=DIR] "
-                 "[--epochs=5]\n"
-                 "     [--max_batches_per_epoch=N] [--model=NAME] [--save_model=FILE] ...",
+    {.cli = {.usage = "c2: trains ResNet-18 and prints the lab's per-epoch summary (C2).\n"
+                      "  c2 [--dataset=auto|cifar10|fashion_mnist|synthetic] [--data_dir=DIR] "
+                      "[--epochs=5]\n"
+                      "     [--max_batches_per_epoch=N] [--model=NAME] [--save_model=FILE] ...",
              .flags = {"save_model"}},
      .run = RunC2});
 

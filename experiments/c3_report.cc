@@ -34,7 +34,8 @@ Best BestWorkers(const ExperimentResult& result) {
 Section C3Section(const ExperimentResult& result) {
   Section s;
   Table t{.header = {"workers", "total runtime", "total data loading"}};
-  Series total{"total runtime (left axis)", {}}, loading{"total data loading (right axis)", {}, true};
+  Series total{"total runtime (left axis)", {}},
+      loading{"total data loading (right axis)", {}, true};
   for (const VariantResult& v : result.variants) {
     const Spread tt = v.TotalTime(), l = v.TotalOf(&EpochStats::load_s);
     t.rows.push_back({std::to_string(v.setup.num_workers), FormatSeconds(tt), FormatSeconds(l)});
@@ -43,9 +44,9 @@ Section C3Section(const ExperimentResult& result) {
   }
   s.AddTable(std::move(t));
   const Best best = BestWorkers(result);
-  s.AddAnswer(absl::StrFormat(
-      "the best worker count for total runtime is **%d**, for data loading **%d**.", best.total,
-      best.loading));
+  s.AddAnswer(
+      absl::StrFormat("the best worker count for total runtime is **%d**, for data loading **%d**.",
+                      best.total, best.loading));
   s.AddPlot({.file = "c3.svg",
              .title = "C3: time against loader workers",
              .xlabel = "loader workers",
@@ -62,16 +63,15 @@ nlohmann::json C3Summary(const ExperimentResult& result) {
 }
 
 const bool kRegistered = ReportRegistry::Global().Register(
-    "c3",
-    {.title = "C3: loader workers",
-     .question = "How many loader workers give the best data-loading time and total runtime?",
-     .section = C3Section,
-     .summarize = C3Summary,
-     .check_summary = [](const JsonReader& s) -> absl::Status {
-       // -1: no worker count ran (an empty sweep).
-       TRAINLAB_RETURN_IF_ERROR(s.Int("best_workers_total", -1, kMaxWorkers).status());
-       return s.Int("best_workers_loading", -1, kMaxWorkers).status();
-     }});
+    "c3", {.title = "C3: loader workers",
+           .question = "How many loader workers give the best data-loading time and total runtime?",
+           .section = C3Section,
+           .summarize = C3Summary,
+           .check_summary = [](const JsonReader& s) -> absl::Status {
+             // -1: no worker count ran (an empty sweep).
+             TRAINLAB_RETURN_IF_ERROR(s.Int("best_workers_total", -1, kMaxWorkers).status());
+             return s.Int("best_workers_loading", -1, kMaxWorkers).status();
+           }});
 
 }  // namespace
 }  // namespace trainlab::experiments

@@ -26,10 +26,9 @@ Section C4Section(const ExperimentResult& result) {
   for (size_t e = 0; e < std::min(ra.epochs.size(), rb.epochs.size()); ++e) {
     const EpochStats& x = ra.epochs[e];
     const EpochStats& y = rb.epochs[e];
-    epochs.rows.push_back({std::to_string(e + 1), FormatSeconds(x.load_s),
-                           FormatSeconds(x.train_s), FormatSeconds(x.epoch_s),
-                           FormatSeconds(y.load_s), FormatSeconds(y.train_s),
-                           FormatSeconds(y.epoch_s)});
+    epochs.rows.push_back({std::to_string(e + 1), FormatSeconds(x.load_s), FormatSeconds(x.train_s),
+                           FormatSeconds(x.epoch_s), FormatSeconds(y.load_s),
+                           FormatSeconds(y.train_s), FormatSeconds(y.epoch_s)});
   }
   s.AddTable(std::move(epochs));
   if (a.repeats.size() > 1) {

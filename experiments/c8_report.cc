@@ -37,8 +37,8 @@ int Epochs(const ExperimentResult& result) {
 Section C8Section(const ExperimentResult& result) {
   Section s;
   const int epochs = Epochs(result);
-  const int first_steady = static_cast<int>(
-      SummaryInt(result.summary, "first_steady_epoch", FirstSteadyEpoch(epochs)));
+  const int first_steady =
+      static_cast<int>(SummaryInt(result.summary, "first_steady_epoch", FirstSteadyEpoch(epochs)));
   auto steady = [first_steady](const RunResult& r) { return SteadyMean(r, first_steady); };
   const VariantResult* eager = result.Find("eager");
   Table t{.header = {"strategy", "first epoch",
@@ -66,7 +66,8 @@ Section C8Section(const ExperimentResult& result) {
     }
     t.rows.push_back({v.label, FormatSeconds(first), FormatSeconds(steady_s), up_first, up_steady});
     Series line{v.label, {}};
-    for (const EpochStats& e : v.repeats.front().epochs) line.points.emplace_back(e.epoch, e.epoch_s);
+    for (const EpochStats& e : v.repeats.front().epochs)
+      line.points.emplace_back(e.epoch, e.epoch_s);
     series.push_back(std::move(line));
   }
   s.AddTable(std::move(t));

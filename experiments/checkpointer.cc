@@ -40,9 +40,8 @@ std::vector<std::pair<std::string, at::Generator>> Generators() {
   out.emplace_back("cpu", at::detail::getDefaultCPUGenerator());
   if (torch::cuda::is_available()) {
     for (size_t i = 0; i < torch::cuda::device_count(); ++i) {
-      out.emplace_back(absl::StrCat("cuda", i),
-                       at::globalContext().defaultGenerator(
-                           c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i))));
+      out.emplace_back(absl::StrCat("cuda", i), at::globalContext().defaultGenerator(c10::Device(
+                                                    c10::kCUDA, static_cast<c10::DeviceIndex>(i))));
     }
   }
   return out;
@@ -70,7 +69,8 @@ absl::Status ReadStates(const std::string& archive_bytes, const std::string& pat
     InputArchive archive;
     archive.load_from(in);
     InputArchive m, o, rng;
-    if (!archive.try_read("model", m) || (optimizer != nullptr && !archive.try_read("optimizer", o))) {
+    if (!archive.try_read("model", m) ||
+        (optimizer != nullptr && !archive.try_read("optimizer", o))) {
       return Corrupt(path, "no model or optimizer state for the run");
     }
     model.load(m);
@@ -105,9 +105,9 @@ absl::StatusOr<int> TakeLock(const std::string& path, const std::string& holder)
     ::close(fd);
     const std::string who =
         n > 0 ? std::string(absl::StripAsciiWhitespace(std::string(buf, n))) : "another process";
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": in use by another run (", who,
-        "); wait for it to end, or use another --checkpoint_dir"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": in use by another run (", who,
+                     "); wait for it to end, or use another --checkpoint_dir"));
   }
   const std::string text = holder + "\n";
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) < 0) {
@@ -143,9 +143,8 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Open(Options o) {
   }
   TRAINLAB_ASSIGN_OR_RETURN(CheckpointFile file, ReadCheckpointFile(path));
   if (file.meta.experiment != o.experiment) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": a checkpoint of ",
-                                                      file.meta.experiment, ", not of ",
-                                                      o.experiment));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": a checkpoint of ", file.meta.experiment, ", not of ", o.experiment));
   }
   const FingerprintMatch match =
       CompareFingerprints(file.meta.fingerprint, o.fingerprint, o.extendable);
@@ -195,9 +194,10 @@ absl::StatusOr<std::optional<InProgress>> Checkpointer::Resume(const RunKey& key
   }
   // A finished run that the larger --epochs extends: from its final state.
   if (it->second.state_file.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path_, ": run '", key.str(), "' finished, and this checkpoint has no final state to "
-        "extend it from"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path_, ": run '", key.str(),
+                     "' finished, and this checkpoint has no final state to "
+                     "extend it from"));
   }
   const std::string state_path =
       (std::filesystem::path(path_).parent_path() / it->second.state_file).string();
@@ -223,11 +223,9 @@ absl::Status Checkpointer::LoadFinalModel(const RunKey& key, torch::nn::Module& 
 
 absl::Status Checkpointer::Write(const torch::nn::Module* model,
                                  const torch::optim::Optimizer* optimizer) {
-  TRAINLAB_ASSIGN_OR_RETURN(
-      const std::string bytes,
-      CheckpointBytes(meta_, [&](OutputArchive& a) {
-        if (model != nullptr) WriteStates(a, *model, *optimizer);
-      }));
+  TRAINLAB_ASSIGN_OR_RETURN(const std::string bytes, CheckpointBytes(meta_, [&](OutputArchive& a) {
+                              if (model != nullptr) WriteStates(a, *model, *optimizer);
+                            }));
   return WriteFileAtomically(path_, bytes);
 }
 

@@ -18,8 +18,8 @@
 #include <sstream>
 
 #include "core/files.h"
-#include "plugins/models/resnet18.h"
 #include "experiments/test_dir.h"
+#include "plugins/models/resnet18.h"
 
 namespace trainlab::experiments {
 namespace {
@@ -173,8 +173,9 @@ TEST(Checkpoint, OneProcessAtATimeAndTheHolderIsNamed) {
   auto second = Checkpointer::Open(Opts(dir, "c2", {{"lr", 0.1}}, false));
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().message(),
-            dir + "/c2.ckpt: in use by another run (checkpointer_test); wait for it to end, or "
-                  "use another --checkpoint_dir");
+            dir +
+                "/c2.ckpt: in use by another run (checkpointer_test); wait for it to end, or "
+                "use another --checkpoint_dir");
   // Another experiment's checkpoint in the same folder is another lock.
   EXPECT_TRUE(Checkpointer::Open(Opts(dir, "c6", {{"lr", 0.1}}, false)).ok());
   first->reset();  // released with its holder
@@ -233,16 +234,18 @@ TEST(Checkpoint, RefusesWhatItCannotResume) {
   write_meta(R"({"format_version": 1, "experiment": "c2"})");
   auto version = Checkpointer::Open(Opts(dir, "c2", {}, true));
   EXPECT_EQ(version.status().message(),
-            path + ": checkpoint format version 1, this build reads version 2 (finish it with the "
-                   "trainlab that wrote it, or start afresh)")
+            path +
+                ": checkpoint format version 1, this build reads version 2 (finish it with the "
+                "trainlab that wrote it, or start afresh)")
       << version.status();
   // A valid frame whose metadata has a field of the wrong type: the file and the field named.
   write_meta(R"({"format_version": 2, "experiment": "c2", "fingerprint": {}, "finished": {},
                  "current": {"key": "sgd #1", "epoch": "two", "done": {}}})");
   auto typed = Checkpointer::Open(Opts(dir, "c2", {}, true));
   EXPECT_EQ(typed.status().message(),
-            path + ": not a usable checkpoint (meta.current.epoch: expected an integer, got the "
-                   "string \"two\")")
+            path +
+                ": not a usable checkpoint (meta.current.epoch: expected an integer, got the "
+                "string \"two\")")
       << typed.status();
   // Garbage.
   std::ofstream(path, std::ios::trunc) << "not a checkpoint at all";
@@ -284,7 +287,8 @@ TEST(Checkpoint, ReadsOnlyRegularFilesAndNeverWaits) {
   std::filesystem::remove(path);
   // A directory.
   std::filesystem::create_directory(path);
-  EXPECT_EQ(ReadCheckpointFile(path).status().message(), path + ": a directory, not a regular file");
+  EXPECT_EQ(ReadCheckpointFile(path).status().message(),
+            path + ": a directory, not a regular file");
   std::filesystem::remove(path);
   // Larger than any checkpoint may be (sparse: no disk used).
   { std::ofstream(path) << "x"; }

@@ -48,9 +48,9 @@ absl::StatusOr<ExperimentResult> RunAndWrite(const std::string& name, Session& s
     file.environment = EnvironmentJson(session);
     file.result = result;
     TRAINLAB_RETURN_IF_ERROR(WriteResultsFiles(dir, file));
-    std::printf("Results written to %s%s\n", ResultsJsonPath(dir, name).c_str(),
-                result.variants.empty() ? ""
-                                        : absl::StrCat(" and ", BatchesCsvPath(dir, name)).c_str());
+    std::printf(
+        "Results written to %s%s\n", ResultsJsonPath(dir, name).c_str(),
+        result.variants.empty() ? "" : absl::StrCat(" and ", BatchesCsvPath(dir, name)).c_str());
   }
   std::fflush(stdout);
   return result;
@@ -87,8 +87,7 @@ int ExperimentMain(int argc, char** argv, const std::string& name) {
   absl::StatusOr<const Experiment*> experiment = ExperimentRegistry::Global().Find(name);
   if (!experiment.ok()) return ReportError(program, experiment.status());
   const Experiment& e = **experiment;
-  absl::StatusOr<std::optional<ExperimentOptions>> options =
-      ReadOptions(argc, argv, name, e.cli);
+  absl::StatusOr<std::optional<ExperimentOptions>> options = ReadOptions(argc, argv, name, e.cli);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   if (!options.ok()) return ReportError(program, options.status());

@@ -110,17 +110,23 @@ class JsonReader {
 
   static std::string Describe(const nlohmann::json& v) {
     switch (v.type()) {
-      case nlohmann::json::value_t::null: return "null";
-      case nlohmann::json::value_t::boolean: return absl::StrCat("the boolean ", v.dump());
+      case nlohmann::json::value_t::null:
+        return "null";
+      case nlohmann::json::value_t::boolean:
+        return absl::StrCat("the boolean ", v.dump());
       case nlohmann::json::value_t::string: {
         std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         if (s.size() > 40) s = s.substr(0, 37) + "...";
         return absl::StrCat("the string ", s);
       }
-      case nlohmann::json::value_t::array: return "an array";
-      case nlohmann::json::value_t::object: return "an object";
-      case nlohmann::json::value_t::number_float: return absl::StrCat("the number ", v.dump());
-      default: return absl::StrCat("the number ", v.dump());
+      case nlohmann::json::value_t::array:
+        return "an array";
+      case nlohmann::json::value_t::object:
+        return "an object";
+      case nlohmann::json::value_t::number_float:
+        return absl::StrCat("the number ", v.dump());
+      default:
+        return absl::StrCat("the number ", v.dump());
     }
   }
   static absl::Status Wrong(const std::string& path, const char* want, const nlohmann::json& v) {
@@ -242,7 +248,8 @@ inline nlohmann::json ValidUtf8(const nlohmann::json& j) {
   }
   if (j.is_object()) {
     nlohmann::json out = nlohmann::json::object();
-    for (auto it = j.begin(); it != j.end(); ++it) out[EscapeInvalidUtf8(it.key())] = ValidUtf8(*it);
+    for (auto it = j.begin(); it != j.end(); ++it)
+      out[EscapeInvalidUtf8(it.key())] = ValidUtf8(*it);
     return out;
   }
   return j;

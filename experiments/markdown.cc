@@ -14,7 +14,9 @@ void MarkdownWriter::AddTable(const Table& t) {
 void MarkdownWriter::AddSection(const Section& section) {
   for (const Block& b : section.blocks) {
     switch (b.kind) {
-      case Block::Kind::kTable: AddTable(b.table); break;
+      case Block::Kind::kTable:
+        AddTable(b.table);
+        break;
       case Block::Kind::kText:
         Line(b.text);
         Line();
@@ -23,7 +25,9 @@ void MarkdownWriter::AddSection(const Section& section) {
         Line(absl::StrCat("**Answer:** ", b.text));
         Line();
         break;
-      case Block::Kind::kPlot: AddPlot(b.plot); break;
+      case Block::Kind::kPlot:
+        AddPlot(b.plot);
+        break;
     }
   }
 }

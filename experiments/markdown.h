@@ -29,7 +29,7 @@ class MarkdownWriter {
   void AddSection(const Section& section);
 
   const std::string& text() const { return md_; }
-  const std::vector<std::string>& plots() const { return plots_; }  // paths of the SVGs drawn
+  const std::vector<std::string>& plots() const { return plots_; }   // paths of the SVGs drawn
   const std::string& plot_problem() const { return plot_problem_; }  // why plots are missing
 
  private:

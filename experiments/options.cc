@@ -71,7 +71,8 @@ DEFINE_string(
     strategies,
     "eager,channels_last,amp_bf16,cudnn_autotune,cuda_graph,cuda_graph+channels_last+amp_bf16",
     "Strategies (or a+b) to compare with eager, in order.");
-DEFINE_string(profile, "quick", "quick: ~10 min on 2 cores (batch 32, short epochs); lab: the lab's.");
+DEFINE_string(profile, "quick",
+              "quick: ~10 min on 2 cores (batch 32, short epochs); lab: the lab's.");
 
 namespace trainlab::experiments {
 namespace {
@@ -79,9 +80,9 @@ namespace {
 // The experiments' own flags beyond the training groups (each taken by some experiment's
 // FlagSpec, or by `all`).
 const std::vector<std::string>& ExperimentSpecificFlags() {
-  static const auto* flags = new std::vector<std::string>{
-      "workers", "max_workers", "best_workers", "optimizers", "strategies", "profile",
-      "save_model"};
+  static const auto* flags =
+      new std::vector<std::string>{"workers",    "max_workers", "best_workers", "optimizers",
+                                   "strategies", "profile",     "save_model"};
   return *flags;
 }
 
@@ -156,7 +157,6 @@ std::string PluginHelp(bool trains) {
   }
   return out;
 }
-
 
 std::vector<std::string> FlagsIn(const std::vector<FlagGroup>& groups) {
   std::vector<std::string> out;
@@ -274,8 +274,8 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   RunConfig& run = c.run;
   run.optimizer = r.Str("optimizer");
   run.label = run.optimizer;
-  run.optimizer_settings = OptimizerSettings{r.Double("lr"), r.Double("weight_decay"),
-                                             r.Double("momentum")};
+  run.optimizer_settings =
+      OptimizerSettings{r.Double("lr"), r.Double("weight_decay"), r.Double("momentum")};
   run.strategy = r.Str("strategy");
   run.num_workers = static_cast<int>(r.Int("num_workers"));
   run.epochs = static_cast<int>(r.Int("epochs"));
@@ -377,9 +377,9 @@ absl::StatusOr<std::vector<std::string>> SplitList(const std::string& flag,
           absl::StrCat("--", flag, "=", value, ": empty item in the list"));
     }
     if (std::find(out.begin(), out.end(), item) != out.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--", flag, "=", value, ": '", item, "' is listed twice (each runs once; --repeats "
-          "runs each again)"));
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": '", item,
+                                                     "' is listed twice (each runs once; --repeats "
+                                                     "runs each again)"));
     }
     out.push_back(item);
   }
@@ -398,8 +398,8 @@ absl::StatusOr<std::optional<ExperimentOptions>> ReadOptions(int argc, char** ar
     gflags::SetCommandLineOptionWithMode(d.flag.c_str(), d.value.c_str(),
                                          gflags::SET_FLAGS_DEFAULT);
   }
-  const bool picks_model = spec.trains || std::find(spec.flags.begin(), spec.flags.end(),
-                                                    "model") != spec.flags.end();
+  const bool picks_model =
+      spec.trains || std::find(spec.flags.begin(), spec.flags.end(), "model") != spec.flags.end();
   const bool takes_profile =
       std::find(spec.flags.begin(), spec.flags.end(), "profile") != spec.flags.end();
   const std::string epilogue = absl::StrCat(takes_profile ? ProfileHelp(spec) : "",

@@ -35,9 +35,9 @@ struct FlagDefault {
 
 // The flags an experiment takes and its defaults, declared next to its code.
 struct FlagSpec {
-  std::string usage;               // --help's first lines
-  bool trains = true;              // takes the training flags and needs the data
-  std::vector<std::string> flags;  // its own flags, beyond the training ones
+  std::string usage;                  // --help's first lines
+  bool trains = true;                 // takes the training flags and needs the data
+  std::vector<std::string> flags;     // its own flags, beyond the training ones
   std::vector<FlagDefault> defaults;  // e.g. c8: {"epochs", "10"}
   // Under `all --profile=NAME`, on top of the driver's profile: e.g. c8's quick profile.
   std::map<std::string, std::vector<FlagDefault>> profiles;

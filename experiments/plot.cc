@@ -29,8 +29,8 @@ std::string GnuplotScript(const Plot& p, const std::string& svg_path) {
       Quote(p.xlabel), "\n", "set ylabel ", Quote(p.ylabel), "\n",
       "set key outside right top\nset grid\n", p.from_zero ? "set yrange [0:*]\n" : "");
   if (!p.y2label.empty()) {
-    absl::StrAppend(&script, "set y2label ", Quote(p.y2label),
-                    "\nset y2tics\nset ytics nomirror\n", p.from_zero ? "set y2range [0:*]\n" : "");
+    absl::StrAppend(&script, "set y2label ", Quote(p.y2label), "\nset y2tics\nset ytics nomirror\n",
+                    p.from_zero ? "set y2range [0:*]\n" : "");
   }
   if (p.tics_at_points) {
     std::vector<double> xs;
@@ -71,8 +71,8 @@ absl::Status DrawSvg(const std::string& dir, const Plot& p) {
   if (!run.ok()) return run.status();
   if (run->exit_code != 0) {
     const std::string first = run->output.substr(0, run->output.find('\n'));
-    return absl::InternalError(absl::StrCat("gnuplot failed on ", p.file, " (exit ",
-                                            run->exit_code, "): ", first));
+    return absl::InternalError(
+        absl::StrCat("gnuplot failed on ", p.file, " (exit ", run->exit_code, "): ", first));
   }
   return absl::OkStatus();
 }

@@ -103,13 +103,12 @@ absl::StatusOr<ExperimentResult> RunQ1Q4(Session& session) {
 }
 
 const bool kRegistered = ExperimentRegistry::Global().Register(
-    "q1_q4",
-    {.cli = {.usage =
-         "q1_q4: counts a model's layers, parameters and gradients (Q1-Q4) from the model itself\n"
-         "  (ResNet-18 unless --model says otherwise).",
-              .trains = false,
-              .flags = {"model", "model_path", "batch_norm", "results_dir"}},
-     .run = RunQ1Q4});
+    "q1_q4", {.cli = {.usage = "q1_q4: counts a model's layers, parameters and gradients (Q1-Q4) "
+                               "from the model itself\n"
+                               "  (ResNet-18 unless --model says otherwise).",
+                      .trains = false,
+                      .flags = {"model", "model_path", "batch_norm", "results_dir"}},
+              .run = RunQ1Q4});
 
 }  // namespace
 }  // namespace trainlab::experiments

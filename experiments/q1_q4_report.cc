@@ -11,24 +11,24 @@ Section Q1Q4Section(const ExperimentResult& result) {
   const nlohmann::json sgd = SummaryObject(s, "sgd"), adam = SummaryObject(s, "adam");
   Section out;
   Table t{.header = {"question", "answer (counted from the model)"}};
-  t.rows.push_back({"Q1: convolutional layers",
-                    absl::StrCat(SummaryInt(s, "conv_layers", -1), " (",
-                                 SummaryInt(s, "conv_layers_without_1x1", -1),
-                                 " without the three 1x1 shortcuts)")});
+  t.rows.push_back(
+      {"Q1: convolutional layers", absl::StrCat(SummaryInt(s, "conv_layers", -1), " (",
+                                                SummaryInt(s, "conv_layers_without_1x1", -1),
+                                                " without the three 1x1 shortcuts)")});
   t.rows.push_back({"Q2: input features of the last linear layer",
                     std::to_string(SummaryInt(s, "last_linear_in_features", -1))});
-  t.rows.push_back({"Q3: SGD: trainable parameters / gradients",
-                    absl::StrCat(SummaryInt(sgd, "parameters", -1), " / ",
-                                 SummaryInt(sgd, "gradients", -1))});
-  t.rows.push_back({"Q4: Adam: trainable parameters / gradients (state elements)",
-                    absl::StrCat(SummaryInt(adam, "parameters", -1), " / ",
-                                 SummaryInt(adam, "gradients", -1), " (",
-                                 SummaryInt(adam, "state", -1), ")")});
+  t.rows.push_back(
+      {"Q3: SGD: trainable parameters / gradients",
+       absl::StrCat(SummaryInt(sgd, "parameters", -1), " / ", SummaryInt(sgd, "gradients", -1))});
+  t.rows.push_back(
+      {"Q4: Adam: trainable parameters / gradients (state elements)",
+       absl::StrCat(SummaryInt(adam, "parameters", -1), " / ", SummaryInt(adam, "gradients", -1),
+                    " (", SummaryInt(adam, "state", -1), ")")});
   out.AddTable(std::move(t));
   std::string model = SummaryString(s, "model");
   if (model.empty()) {  // older files recorded only the switch
-    const bool bn = !s.contains("batch_norm") || !s["batch_norm"].is_boolean() ||
-                    s["batch_norm"].get<bool>();
+    const bool bn =
+        !s.contains("batch_norm") || !s["batch_norm"].is_boolean() || s["batch_norm"].get<bool>();
     model = bn ? "resnet18" : "resnet18_no_bn";
   }
   if (model == "resnet18_no_bn") {

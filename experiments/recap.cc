@@ -55,12 +55,16 @@ Section RecapSection(const ExperimentResult& result, const std::string& name,
     top1.push_back(std::move(ts));
   }
   s.AddTable(std::move(t));
-  s.AddAnswer(absl::StrCat(
-      "by training time, fastest first: ",
-      Ranking(finished, [](const Row& r) { return r.train; }, true),
-      ". By loss, lowest first: ", Ranking(finished, [](const Row& r) { return r.loss; }, true),
-      ". By top-1, highest first: ", Ranking(finished, [](const Row& r) { return r.top1; }, false),
-      "."));
+  s.AddAnswer(absl::StrCat("by training time, fastest first: ",
+                           Ranking(
+                               finished, [](const Row& r) { return r.train; }, true),
+                           ". By loss, lowest first: ",
+                           Ranking(
+                               finished, [](const Row& r) { return r.loss; }, true),
+                           ". By top-1, highest first: ",
+                           Ranking(
+                               finished, [](const Row& r) { return r.top1; }, false),
+                           "."));
   const std::string upper = absl::AsciiStrToUpper(name);
   s.AddPlot({.file = name + "_loss.svg",
              .title = upper + ": training loss per epoch",

@@ -54,7 +54,8 @@ void EnvironmentSection(MarkdownWriter& w, const ResultsFile& first) {
     if (first.settings.contains(k)) parts.push_back(absl::StrCat(k, "=", first.settings[k].dump()));
   }
   if (!parts.empty()) {
-    t.rows.push_back({absl::StrCat("settings (", first.experiment, ")"), absl::StrJoin(parts, ", ")});
+    t.rows.push_back(
+        {absl::StrCat("settings (", first.experiment, ")"), absl::StrJoin(parts, ", ")});
   }
   w.AddTable(t);
   w.Line(
@@ -78,8 +79,7 @@ absl::StatusOr<std::map<std::string, ResultsFile>> ReadResultSets(const std::str
     if (report.ok() && (*report)->check_summary) {
       const JsonReader summary(file->result.summary, "summary");
       if (absl::Status st = (*report)->check_summary(summary); !st.ok()) {
-        return absl::DataLossError(
-            absl::StrCat(ResultsJsonPath(dir, name), ": ", st.message()));
+        return absl::DataLossError(absl::StrCat(ResultsJsonPath(dir, name), ": ", st.message()));
       }
     }
     out[name] = std::move(*file);

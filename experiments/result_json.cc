@@ -61,20 +61,16 @@ absl::StatusOr<BatchRecord> BatchFromJson(const JsonReader& j) {
 
 json ToJson(const EpochStats& e, const LoaderStageTimes* stages, const EvalStats* test,
             CodecOptions options) {
-  json j = {{"epoch", e.epoch},
-            {"loss", JsonNumber(e.loss)},
-            {"top1", JsonNumber(e.top1)},
-            {"load_s", e.load_s},
-            {"copy_s", e.copy_s},
-            {"train_s", e.train_s},
-            {"epoch_s", e.epoch_s},
-            {"avg_train_per_batch_s", e.avg_train_per_batch_s()},
-            {"samples", e.samples},
-            {"batches", e.batches.size()}};
+  json j = {{"epoch", e.epoch},           {"loss", JsonNumber(e.loss)},
+            {"top1", JsonNumber(e.top1)}, {"load_s", e.load_s},
+            {"copy_s", e.copy_s},         {"train_s", e.train_s},
+            {"epoch_s", e.epoch_s},       {"avg_train_per_batch_s", e.avg_train_per_batch_s()},
+            {"samples", e.samples},       {"batches", e.batches.size()}};
   if (stages != nullptr) j["loader_stages"] = StagesJson(*stages);
   if (test != nullptr) {
-    j["test"] = {
-        {"loss", JsonNumber(test->loss)}, {"top1", JsonNumber(test->top1)}, {"samples", test->samples}};
+    j["test"] = {{"loss", JsonNumber(test->loss)},
+                 {"top1", JsonNumber(test->top1)},
+                 {"samples", test->samples}};
   }
   if (e.diverged) j["diverged"] = DivergenceJson(*e.diverged);
   if (options.batch_records) {
@@ -145,9 +141,9 @@ absl::StatusOr<EpochRecord> ResultDecoder::Epoch(const JsonReader& j) {
   } else {
     // Without records the count still holds (avg_train_per_batch_s divides by it).
     if (batches > placeholders_left_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          j.path(), ".batches: more batches in all than any results file holds (", kMaxPlaceholders,
-          ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(j.path(), ".batches: more batches in all than any results file holds (",
+                       kMaxPlaceholders, ")"));
     }
     placeholders_left_ -= batches;
     e.batches.resize(static_cast<size_t>(batches));
@@ -211,10 +207,9 @@ absl::StatusOr<VariantResult> ResultDecoder::Variant(const JsonReader& j) {
     v.params = p.json();
   }
   // The setup is recorded since schema 1's first files; a field missing there reads as empty.
-  for (auto [key, out] : {std::pair{"optimizer", &v.setup.optimizer},
-                          std::pair{"strategy", &v.setup.strategy},
-                          std::pair{"model", &v.setup.model},
-                          std::pair{"device", &v.setup.device}}) {
+  for (auto [key, out] :
+       {std::pair{"optimizer", &v.setup.optimizer}, std::pair{"strategy", &v.setup.strategy},
+        std::pair{"model", &v.setup.model}, std::pair{"device", &v.setup.device}}) {
     if (j.Has(key)) {
       TRAINLAB_ASSIGN_OR_RETURN(*out, j.String(key));
     }
@@ -235,7 +230,7 @@ absl::StatusOr<VariantResult> ResultDecoder::Variant(const JsonReader& j) {
 }
 
 absl::StatusOr<ExperimentResult> ResultDecoder::Experiment(const JsonReader& j,
-                                                          const std::string& variants_key) {
+                                                           const std::string& variants_key) {
   ExperimentResult r;
   TRAINLAB_ASSIGN_OR_RETURN(std::vector<JsonReader> variants, j.Array(variants_key));
   for (const JsonReader& v : variants) {

@@ -65,8 +65,8 @@ TEST(ResultJson, WithoutBatchRecordsTheCountAndTheMeanStay) {
 }
 
 TEST(ResultJson, AWrongFieldIsNamedByItsPath) {
-  nlohmann::json doc = ToJson(ExperimentResult{.variants = {{.label = "sgd", .repeats = {SomeRun()}}}},
-                              {});
+  nlohmann::json doc =
+      ToJson(ExperimentResult{.variants = {{.label = "sgd", .repeats = {SomeRun()}}}}, {});
   doc["variants"][0]["runs"][0]["epochs"][0]["loss"] = "low";
   absl::StatusOr<ExperimentResult> r = ResultDecoder().Experiment(JsonReader(doc));
   EXPECT_EQ(r.status().message(),

@@ -18,8 +18,10 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* kCsvHeader = "variant,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct";
-constexpr const char* kCsvHeaderV1 = "config,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct";
+constexpr const char* kCsvHeader =
+    "variant,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct";
+constexpr const char* kCsvHeaderV1 =
+    "config,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct";
 
 std::string CsvField(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -94,9 +96,8 @@ absl::StatusOr<ResultsFile> ParseResultsJson(const std::string& text, const std:
   absl::StatusOr<int64_t> version = r.Int("schema_version");
   if (!version.ok()) return named(version.status());
   if (*version != 1 && *version != kResultsSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": schema_version ", *version,
-                                                      ", this build reads 1 and ",
-                                                      kResultsSchemaVersion));
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, ": schema_version ", *version, ", this build reads 1 and ", kResultsSchemaVersion));
   }
   file.schema_version = static_cast<int>(*version);
   absl::StatusOr<std::string> experiment = r.String("experiment");
@@ -191,8 +192,8 @@ absl::Status ReadBatchesCsv(const std::string& text, const std::string& path,
 }
 
 absl::Status WriteResultsFiles(const std::string& dir, const ResultsFile& file) {
-  TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(ResultsJsonPath(dir, file.experiment),
-                                               ResultsJson(file).dump(2) + "\n"));
+  TRAINLAB_RETURN_IF_ERROR(
+      WriteFileAtomically(ResultsJsonPath(dir, file.experiment), ResultsJson(file).dump(2) + "\n"));
   if (!file.result.variants.empty()) {
     TRAINLAB_RETURN_IF_ERROR(
         WriteFileAtomically(BatchesCsvPath(dir, file.experiment), BatchesCsv(file.result)));

@@ -31,8 +31,9 @@ ResultsFile SomeFile(const std::string& experiment) {
   f.experiment = experiment;
   f.command_line = {experiment, "--data_dir=/tmp/\xff"};
   f.settings = {{"epochs", 1}};
-  f.result.variants.push_back(
-      {.label = "sgd, \"quoted\"", .setup = {"sgd", "eager", "resnet18", "cpu", 2}, .repeats = {r}});
+  f.result.variants.push_back({.label = "sgd, \"quoted\"",
+                               .setup = {"sgd", "eager", "resnet18", "cpu", 2},
+                               .repeats = {r}});
   f.result.summary = {{"best_workers_total", 2}, {"best_workers_loading", 2}};
   return f;
 }
@@ -104,8 +105,9 @@ TEST(ResultsFile, WhatIsReadBackIsChecked) {
   ASSERT_TRUE(WriteResultsFiles(dir, SomeFile("c3")).ok());
   std::ofstream(dir + "/c3_batches.csv", std::ios::app) << "adam,1,1,0,4,0,0,0,1,0\n";
   EXPECT_EQ(ReadResultSets(dir).status().message(),
-            dir + "/c3_batches.csv: line 4: variant 'adam', repeat 1, epoch 1 is not in the "
-                  "results file");
+            dir +
+                "/c3_batches.csv: line 4: variant 'adam', repeat 1, epoch 1 is not in the "
+                "results file");
 }
 
 }  // namespace

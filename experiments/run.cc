@@ -71,14 +71,16 @@ data::LoaderOptions TestLoaderOptions(data::LoaderOptions lo) {
 
 // What the run will allocate against what the machine has left; refused, with both figures,
 // when it cannot fit.
-absl::Status CheckMemory(const RunConfig& config, int64_t parameters, const data::LoaderOptions& lo) {
+absl::Status CheckMemory(const RunConfig& config, int64_t parameters,
+                         const data::LoaderOptions& lo) {
   const std::optional<int64_t> available = AvailableMemoryBytes();
   if (!available) return absl::OkStatus();
   const int64_t loaders =
       data::BatchLoader::PooledBytes(lo) +
       (config.evaluate ? data::BatchLoader::PooledBytes(TestLoaderOptions(lo)) : 0);
   const bool resnet = config.model == "resnet18" || config.model == "resnet18_no_bn";
-  const int64_t activations = resnet && config.device.is_cpu() ? config.batch_size * kResNet18BytesPerImage : 0;
+  const int64_t activations =
+      resnet && config.device.is_cpu() ? config.batch_size * kResNet18BytesPerImage : 0;
   // Weights, gradients and up to two optimizer moments, in float32.
   const int64_t state = parameters * 4 * 4;
   const int64_t need = kBaseBytes + loaders + activations + state;
@@ -102,8 +104,8 @@ absl::StatusOr<Training> Build(const Session& session, const RunConfig& config) 
   TRAINLAB_RETURN_IF_ERROR(CheckMemory(config, parameters, lo));
   t.model->to(config.device);
   TRAINLAB_ASSIGN_OR_RETURN(t.optimizer_entry, OptimizerRegistry::Global().Find(config.optimizer));
-  TRAINLAB_ASSIGN_OR_RETURN(t.optimizer,
-                            t.optimizer_entry->make(t.model->parameters(), config.optimizer_settings));
+  TRAINLAB_ASSIGN_OR_RETURN(
+      t.optimizer, t.optimizer_entry->make(t.model->parameters(), config.optimizer_settings));
   TRAINLAB_ASSIGN_OR_RETURN(t.step, ResolveStrategies(config.strategy, config.device));
   TRAINLAB_ASSIGN_OR_RETURN(t.loader, data::BatchLoader::Create(session.train, lo));
   if (config.evaluate) {
@@ -192,11 +194,11 @@ absl::StatusOr<EpochStats> TrainEpochOnRank(const Session& session, T& trainer, 
   try {
     return trainer.TrainEpoch(epoch, std::move(partial));
   } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("rank ", session.comm->rank(), " of ", session.comm->world_size(),
-                     ": averaging gradients failed in epoch ", epoch + 1,
-                     " (a peer rank died, or hung past --dist_timeout=",
-                     session.options.dist_timeout_s, "s): ", TorchErrorLine(e)));
+    return absl::UnavailableError(absl::StrCat(
+        "rank ", session.comm->rank(), " of ", session.comm->world_size(),
+        ": averaging gradients failed in epoch ", epoch + 1,
+        " (a peer rank died, or hung past --dist_timeout=", session.options.dist_timeout_s,
+        "s): ", TorchErrorLine(e)));
   }
 }
 
@@ -260,7 +262,8 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
                result.test.size() == result.epochs.size() ? &result.test.back() : nullptr);
     if (diverged || e + 1 == config.epochs) break;
     if (ckpt != nullptr) {
-      TRAINLAB_RETURN_IF_ERROR(ckpt->Save(key, result, std::nullopt, e + 1, *t.model, *t.optimizer));
+      TRAINLAB_RETURN_IF_ERROR(
+          ckpt->Save(key, result, std::nullopt, e + 1, *t.model, *t.optimizer));
     }
     if (const int signal = StopSignal(); signal != 0) {
       return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
@@ -295,10 +298,11 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
       partial = std::move(p->partial);
       const auto extended = ckpt->extended().find("epochs");
       if (extended != ckpt->extended().end() && first_epoch >= extended->second.first) {
-        std::fprintf(stderr, "%s: extending run '%s' from %" PRId64 " to %" PRId64
+        std::fprintf(stderr,
+                     "%s: extending run '%s' from %" PRId64 " to %" PRId64
                      " epochs (--epochs), from %s\n",
-                     session.options.experiment.c_str(), key.str().c_str(),
-                     extended->second.first, extended->second.second, ckpt->path().c_str());
+                     session.options.experiment.c_str(), key.str().c_str(), extended->second.first,
+                     extended->second.second, ckpt->path().c_str());
       } else {
         std::fprintf(stderr, "%s: resuming run '%s' at epoch %" PRId64 ", batch %zu, from %s\n",
                      session.options.experiment.c_str(), key.str().c_str(), first_epoch + 1,

@@ -25,10 +25,17 @@ std::string RenderSectionText(const std::string& title, const Section& section) 
     if (!first) out += "\n";
     first = false;
     switch (b.kind) {
-      case Block::Kind::kTable: out += RenderText(b.table); break;
-      case Block::Kind::kText: absl::StrAppend(&out, PlainText(b.text), "\n"); break;
-      case Block::Kind::kAnswer: absl::StrAppend(&out, "Answer: ", PlainText(b.text), "\n"); break;
-      case Block::Kind::kPlot: break;
+      case Block::Kind::kTable:
+        out += RenderText(b.table);
+        break;
+      case Block::Kind::kText:
+        absl::StrAppend(&out, PlainText(b.text), "\n");
+        break;
+      case Block::Kind::kAnswer:
+        absl::StrAppend(&out, "Answer: ", PlainText(b.text), "\n");
+        break;
+      case Block::Kind::kPlot:
+        break;
     }
   }
   return out;

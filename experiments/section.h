@@ -32,7 +32,9 @@ struct Section {
   std::vector<Block> blocks;
 
   void AddTable(Table t) { blocks.push_back({.kind = Block::Kind::kTable, .table = std::move(t)}); }
-  void AddText(std::string t) { blocks.push_back({.kind = Block::Kind::kText, .text = std::move(t)}); }
+  void AddText(std::string t) {
+    blocks.push_back({.kind = Block::Kind::kText, .text = std::move(t)});
+  }
   void AddAnswer(std::string t) {
     blocks.push_back({.kind = Block::Kind::kAnswer, .text = std::move(t)});
   }

@@ -59,10 +59,13 @@ ExperimentResult Result(const std::string& name) {
     r.variants.push_back({.label = "cuda_graph", .skipped = "cuda_graph needs a CUDA device"});
   }
   if (name == "q1_q4") {
-    r.summary = {{"model", "resnet18"}, {"conv_layers", 20}, {"conv_layers_without_1x1", 17},
-                 {"last_linear_in_features", 512},
-                 {"sgd", {{"parameters", 11173962}, {"gradients", 11173962}, {"state", 11173962}}},
-                 {"adam", {{"parameters", 11173962}, {"gradients", 11173962}, {"state", 22347924}}}};
+    r.summary = {
+        {"model", "resnet18"},
+        {"conv_layers", 20},
+        {"conv_layers_without_1x1", 17},
+        {"last_linear_in_features", 512},
+        {"sgd", {{"parameters", 11173962}, {"gradients", 11173962}, {"state", 11173962}}},
+        {"adam", {{"parameters", 11173962}, {"gradients", 11173962}, {"state", 22347924}}}};
   }
   const ExperimentReport& report = **ReportRegistry::Global().Find(name);
   if (report.summarize) {
@@ -136,7 +139,8 @@ TEST(Sections, C3AnswersWithTheSummaryItKeeps) {
   bool found = false;
   for (const Block& b : s.blocks) {
     if (b.kind == Block::Kind::kAnswer) {
-      EXPECT_EQ(b.text, "the best worker count for total runtime is **4**, for data loading **4**.");
+      EXPECT_EQ(b.text,
+                "the best worker count for total runtime is **4**, for data loading **4**.");
       found = true;
     }
   }
@@ -146,7 +150,8 @@ TEST(Sections, C3AnswersWithTheSummaryItKeeps) {
 TEST(Sections, C8ListsSkippedStrategiesWithTheirReason) {
   const Section s = (**ReportRegistry::Global().Find("c8")).section(Result("c8"));
   const std::string text = RenderSectionText("C8", s);
-  EXPECT_NE(text.find("Skipped here: cuda_graph: cuda_graph needs a CUDA device."), std::string::npos)
+  EXPECT_NE(text.find("Skipped here: cuda_graph: cuda_graph needs a CUDA device."),
+            std::string::npos)
       << text;
   EXPECT_EQ(s.Tables()[0]->rows.size(), 2u);  // eager, channels_last
 }
@@ -154,7 +159,8 @@ TEST(Sections, C8ListsSkippedStrategiesWithTheirReason) {
 TEST(Tables, TextColumnsAlignAndMarkdownEscapesPipes) {
   Table t{.header = {"name", "seconds"}, .rows = {{"a|b", "1.5s"}, {"long name", "12.25s"}}};
   EXPECT_EQ(RenderText(t), "name       seconds\na|b           1.5s\nlong name   12.25s\n");
-  EXPECT_EQ(RenderMarkdown(t), "| name | seconds |\n| --- | --- |\n| a\\|b | 1.5s |\n| long name | 12.25s |\n");
+  EXPECT_EQ(RenderMarkdown(t),
+            "| name | seconds |\n| --- | --- |\n| a\\|b | 1.5s |\n| long name | 12.25s |\n");
 }
 
 }  // namespace

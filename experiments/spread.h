@@ -48,8 +48,8 @@ inline std::string FormatSeconds(const Spread& s) {
 // "2.3456 (2.3000-2.4000)"; `unit` follows the median ("12.50%").
 inline std::string FormatValue(const Spread& s, int decimals, const char* unit = "") {
   if (s.n <= 1 || s.min == s.max) return absl::StrFormat("%.*f%s", decimals, s.median, unit);
-  return absl::StrFormat("%.*f%s (%.*f-%.*f)", decimals, s.median, unit, decimals, s.min,
-                         decimals, s.max);
+  return absl::StrFormat("%.*f%s (%.*f-%.*f)", decimals, s.median, unit, decimals, s.min, decimals,
+                         s.max);
 }
 
 // Decimals a ratio of `a` and `b` deserves: two for single runs (no spread known) or a spread

@@ -11,13 +11,14 @@ namespace trainlab::experiments {
 
 absl::StatusOr<std::optional<int>> C3BestWorkers(const Session& session) {
   if (session.options.results_dir.empty()) return std::optional<int>();
-  TRAINLAB_ASSIGN_OR_RETURN(std::optional<ResultsFile> c3, ReadResultsFile(session.ResultsDir(), "c3"));
+  TRAINLAB_ASSIGN_OR_RETURN(std::optional<ResultsFile> c3,
+                            ReadResultsFile(session.ResultsDir(), "c3"));
   if (!c3) return std::optional<int>();
   const JsonReader summary(c3->result.summary, "summary");
   absl::StatusOr<int64_t> best = summary.Int("best_workers_total", 0, kMaxWorkers);
   if (!best.ok()) {
-    return absl::DataLossError(absl::StrCat(ResultsJsonPath(session.ResultsDir(), "c3"), ": ",
-                                            best.status().message()));
+    return absl::DataLossError(
+        absl::StrCat(ResultsJsonPath(session.ResultsDir(), "c3"), ": ", best.status().message()));
   }
   return std::optional<int>(static_cast<int>(*best));
 }

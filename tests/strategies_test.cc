@@ -51,11 +51,11 @@ TEST(StrategyRegistry, CudaGraphRunnerIsCompiledInOnlyWithConfigCuda) {
 
 // amp_bf16 cannot run on an AVX-512 CPU whose oneDNN is limited below avx512_core (e.g.
 // tools/isa_check.sh's emulation of other CPUs): it says so, and its tests are skipped.
-#define SKIP_UNLESS_AMP_BF16_RUNS()                                              \
-  do {                                                                           \
-    const absl::Status amp = ResolveStrategies("amp_bf16", c10::kCPU).status();  \
-    if (absl::IsFailedPrecondition(amp)) GTEST_SKIP() << amp.message();          \
-    ASSERT_TRUE(amp.ok()) << amp;                                                \
+#define SKIP_UNLESS_AMP_BF16_RUNS()                                             \
+  do {                                                                          \
+    const absl::Status amp = ResolveStrategies("amp_bf16", c10::kCPU).status(); \
+    if (absl::IsFailedPrecondition(amp)) GTEST_SKIP() << amp.message();         \
+    ASSERT_TRUE(amp.ok()) << amp;                                               \
   } while (0)
 
 TEST(StrategyRegistry, CombinationsSetEveryKnob) {

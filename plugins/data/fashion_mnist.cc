@@ -78,8 +78,8 @@ absl::StatusOr<std::vector<uint8_t>> ReadMaybeGzipped(const std::string& path, i
     z.avail_out = static_cast<uInt>(chunk.size());
     const int rc = inflate(&z, Z_NO_FLUSH);
     if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-      return absl::DataLossError(absl::StrCat(path, ": corrupt gzip data: ",
-                                              z.msg != nullptr ? z.msg : "inflate failed"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": corrupt gzip data: ", z.msg != nullptr ? z.msg : "inflate failed"));
     }
     out.insert(out.end(), chunk.begin(), chunk.begin() + (chunk.size() - z.avail_out));
     if (const uint64_t said = IdxSize(out, idx_dims); said > 0) limit = std::min(limit, said);

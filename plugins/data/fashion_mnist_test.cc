@@ -96,8 +96,9 @@ TEST(FashionMnist, AGzipBombStopsAtTheSizeItsHeaderSays) {
   absl::StatusOr<std::vector<uint8_t>> read = ReadMaybeGzipped(path, 3);
   ASSERT_FALSE(read.ok());
   EXPECT_EQ(read.status().message(),
-            path + ": inflates to more than the 12560 bytes its IDX header says (a gzip bomb, or "
-                   "a corrupt header)");
+            path +
+                ": inflates to more than the 12560 bytes its IDX header says (a gzip bomb, or "
+                "a corrupt header)");
 }
 
 TEST(FashionMnist, ASpecialFileIsRefusedWithoutWaiting) {

@@ -295,8 +295,8 @@ int main(int argc, char** argv) {
   if (trainlab::g_mode == Mode::kGolden) {
     const nlohmann::json g = trainlab::ReadGolden();
     if (g.is_object() && g.contains("kernels")) {
-      *trainlab::g_pinned = trainlab::PinKernels(
-          {g["kernels"].value("aten", ""), g["kernels"].value("onednn", "")});
+      *trainlab::g_pinned =
+          trainlab::PinKernels({g["kernels"].value("aten", ""), g["kernels"].value("onednn", "")});
     } else {
       *trainlab::g_pinned = absl::NotFoundError("the golden file records no kernel set");
     }
