@@ -36,7 +36,15 @@ fi
 "$C2" --dataset=synthetic --synthetic_train=400000 --batch_size=8 --max_batches_per_epoch=1 --epochs=1 \
   --threads=1 >"$tmp/early.out" 2>"$tmp/early.err" &
 pid=$!
-sleep 1
+# Wait until the handlers are installed (SIGTERM's bit, 1 << 14, in SigCgt): under a sanitizer,
+# loading LibTorch alone can take longer than a fixed sleep, and a signal before main is not
+# what this case is about.
+for _ in $(seq 300); do
+  cgt=$(awk '/^SigCgt:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+  [[ -n "$cgt" ]] && (((16#$cgt >> 14) & 1)) && break
+  sleep 0.1
+done
+sleep 0.2
 sent=$(date +%s%N)
 kill -TERM "$pid"
 wait "$pid"
