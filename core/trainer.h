@@ -7,6 +7,9 @@
 //   step: through a StepRunner (eager or a strategy's), ended by a device synchronize -> train_s
 // The loss and hit count are read from the device after that synchronize, outside train_s.
 // A NaN or infinite loss ends the epoch and is reported in EpochStats::diverged.
+// Data-parallel, every rank must leave an epoch after the same batch: `agree` combines the ranks'
+// verdicts on each batch (diverged? stop asked for?) into the job's, one small all-reduce, timed
+// in the epoch's time but in none of load, copy or train.
 //
 // Example:
 //   Trainer trainer(*model, optimizer, loader, {.device = torch::kCPU});
@@ -35,6 +38,12 @@
 
 namespace trainlab {
 
+// What a batch decides about the rest of the epoch; data-parallel, the same on every rank.
+struct BatchVerdict {
+  bool diverged = false;  // a NaN or infinite loss (on some rank)
+  int stop_signal = 0;    // a signal asked for a stop after this batch (on some rank), or 0
+};
+
 struct TrainerOptions {
   c10::Device device = c10::kCPU;
   StepOptions step;                   // from ResolveStrategies(); default: eager
@@ -45,10 +54,15 @@ struct TrainerOptions {
   // Called after every batch with the epoch's progress (a progress line); nothing is timed in it
   // that the lab's figures count, except the few microseconds it takes.
   std::function<void(const EpochProgress&)> on_batch;
-  // Called after every batch with the epoch so far (its batches, times, and epoch_s = the time
-  // elapsed): where checkpoints are written and a stop is asked for. A non-OK Status ends the
-  // epoch and TrainEpoch returns it.
-  std::function<absl::Status(const EpochStats& so_far)> after_batch;
+  // This process's request to stop after the batch under way: a signal number, or 0 (Ctrl-C).
+  std::function<int()> stop_requested;
+  // Data-parallel: every rank's verdict on the batch in, the job's out (any rank's divergence or
+  // stop is every rank's). Unset: this process's verdict stands.
+  std::function<absl::StatusOr<BatchVerdict>(const BatchVerdict& mine)> agree;
+  // Called after every batch that did not diverge with the epoch so far (its batches, times, and
+  // epoch_s = the time elapsed) and the agreed stop signal (0: go on): where checkpoints are
+  // written and a stop takes effect. A non-OK Status ends the epoch and TrainEpoch returns it.
+  std::function<absl::Status(const EpochStats& so_far, int stop_signal)> after_batch;
 };
 
 // Applies `step` to `model` (cuDNN mode, weight memory format) and builds the step runner over
@@ -179,14 +193,22 @@ class Trainer {
                           .elapsed_s = Seconds(Clock::now() - epoch_start),
                           .running_loss = loss_sum / static_cast<double>(stats.batches.size())});
       }
-      if (!std::isfinite(rec.loss)) {
-        stats.diverged =
-            Divergence{stats.epoch, static_cast<int64_t>(stats.batches.size()), rec.loss};
+      BatchVerdict verdict{.diverged = !std::isfinite(rec.loss),
+                           .stop_signal = options_.stop_requested ? options_.stop_requested() : 0};
+      if (options_.agree) {
+        absl::StatusOr<BatchVerdict> agreed = options_.agree(verdict);
+        if (!agreed.ok()) return agreed.status();
+        verdict = *agreed;
+      }
+      if (verdict.diverged) {
+        // This rank's loss when it is the one that diverged; NaN when another rank's did.
+        stats.diverged = Divergence{stats.epoch, static_cast<int64_t>(stats.batches.size()),
+                                    std::isfinite(rec.loss) ? std::nan("") : rec.loss};
         break;
       }
       if (options_.after_batch) {
         stats.epoch_s = earlier_s + Seconds(Clock::now() - epoch_start);
-        if (absl::Status s = options_.after_batch(stats); !s.ok()) return s;
+        if (absl::Status s = options_.after_batch(stats, verdict.stop_signal); !s.ok()) return s;
       }
     }
     stats.epoch_s = earlier_s + Seconds(Clock::now() - epoch_start);

@@ -62,6 +62,7 @@ absl::Status RunAll(const ExperimentOptions& given, const FlagValues& values,
   ExperimentOptions session_options = base_options;  // checkpoints are per experiment
   session_options.checkpoint_dir.clear();
   session_options.resume = false;
+  session_options.resume_auto = false;
   session_options.checkpoint_every = 0;
   TRAINLAB_ASSIGN_OR_RETURN(Session base, Session::Start(session_options));
   std::printf("- Profile: %s; results and report in %s\n", given.profile.c_str(),
@@ -73,10 +74,11 @@ absl::Status RunAll(const ExperimentOptions& given, const FlagValues& values,
                               OptionsFor(values, name, experiment->cli, given.profile, profile,
                                          base.device.is_cpu(), given.command_line));
     o.settings["driver"] = absl::StrCat("all --profile=", given.profile);
-    // --resume continues the experiments that had started; the others start afresh.
-    if (o.resume &&
-        !std::filesystem::exists(absl::StrCat(UserPath(o.checkpoint_dir), "/", name, ".ckpt"))) {
+    // --resume continues the experiments that had started; the others start afresh (whether
+    // one had started is rank 0's to say, data-parallel: checkpointer.h).
+    if (o.resume) {
       o.resume = false;
+      o.resume_auto = true;
     }
     std::printf("\n==================== %s ====================\n", name.c_str());
     std::fflush(stdout);
@@ -90,6 +92,7 @@ absl::Status RunAll(const ExperimentOptions& given, const FlagValues& values,
     std::printf("(%s took %.1fs)\n", name.c_str(),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
+  if (!base.writes()) return absl::OkStatus();  // data-parallel: rank 0 alone writes the report
   TRAINLAB_ASSIGN_OR_RETURN(ReportFiles files, RenderReport(base.ResultsDir()));
   std::printf("\nReport written to %s with %zu plots, in %.1fs in all\n", files.report.c_str(),
               files.plots.size(),

@@ -38,7 +38,10 @@ absl::StatusOr<ExperimentResult> RunC3(Session& session) {
     int n = 0;
     if (automatic) {
       n = 4 * i;
-      if (n > o.max_workers || !LoadingStillFalls(runs)) break;
+      if (n > o.max_workers) break;
+      // Data-parallel: rank 0's timings decide, so every rank runs the same counts.
+      TRAINLAB_ASSIGN_OR_RETURN(const int64_t falls, session.FromRank0(LoadingStillFalls(runs)));
+      if (falls == 0) break;
     } else {
       if (i >= static_cast<int>(o.workers.size())) break;
       n = o.workers[i];

@@ -40,7 +40,9 @@ absl::StatusOr<int> SweepForBest(const Session& session) {
       best_load = load;
     }
   }
-  return best;
+  // Data-parallel: rank 0's timings decide, so every rank runs the same comparison.
+  TRAINLAB_ASSIGN_OR_RETURN(const int64_t chosen, session.FromRank0(best));
+  return static_cast<int>(chosen);
 }
 
 absl::StatusOr<WorkerChoice> BestWorkers(const Session& session) {

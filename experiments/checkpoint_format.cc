@@ -132,8 +132,14 @@ absl::StatusOr<std::string> UnframeCheckpoint(const std::string& file, const std
 absl::StatusOr<CheckpointFile> ReadCheckpointFile(const std::string& path) {
   TRAINLAB_ASSIGN_OR_RETURN(const std::string bytes,
                             ReadRegularFile(path, kMaxCheckpointBytes, "checkpoint"));
+  TRAINLAB_ASSIGN_OR_RETURN(std::string archive, UnframeCheckpoint(bytes, path));
+  return ParseCheckpointArchive(std::move(archive), path);
+}
+
+absl::StatusOr<CheckpointFile> ParseCheckpointArchive(std::string archive,
+                                                      const std::string& path) {
   CheckpointFile out;
-  TRAINLAB_ASSIGN_OR_RETURN(out.archive, UnframeCheckpoint(bytes, path));
+  out.archive = std::move(archive);
   std::string meta_text;
   try {
     std::istringstream in(out.archive);

@@ -87,6 +87,8 @@ struct CheckpointFile {
 // Reads `path` (a regular file of at most kMaxCheckpointBytes), unframes it and reads its
 // metadata. Errors name the file and what is wrong with it (and which field).
 absl::StatusOr<CheckpointFile> ReadCheckpointFile(const std::string& path);
+// The same from an archive already unframed (one rank 0 read and sent); `path` names it in errors.
+absl::StatusOr<CheckpointFile> ParseCheckpointArchive(std::string archive, const std::string& path);
 // The file's bytes: an archive of `meta` and what `states` writes into it (model, optimizer,
 // rng; nothing for a checkpoint between runs), framed.
 absl::StatusOr<std::string> CheckpointBytes(

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -116,9 +117,93 @@ absl::StatusOr<int> TakeLock(const std::string& path, const std::string& holder)
   return fd;
 }
 
+// What rank 0 sends the other ranks of what it read: "E<code>:<message>" (an error), "N<path>\n"
+// (nothing to resume) or "R<path>\n<archive>" (the file, unframed).
+std::string EncodeShared(const absl::Status& status, const std::string& path,
+                         const std::string* archive) {
+  if (!status.ok())
+    return absl::StrCat("E", static_cast<int>(status.code()), ":", status.message());
+  if (archive == nullptr) return absl::StrCat("N", path, "\n");
+  return absl::StrCat("R", path, "\n", *archive);
+}
+
+struct Shared {
+  std::string path;                    // rank 0's file
+  std::optional<CheckpointFile> file;  // the file, when there was one
+};
+
+absl::StatusOr<Shared> DecodeShared(const std::string& msg) {
+  if (msg.empty()) return absl::InternalError("checkpoint: nothing received from rank 0");
+  if (msg[0] == 'E') {
+    const size_t colon = msg.find(':');
+    int code = static_cast<int>(absl::StatusCode::kUnknown);
+    if (colon == std::string::npos || !absl::SimpleAtoi(msg.substr(1, colon - 1), &code)) {
+      return absl::InternalError("checkpoint: a garbled error from rank 0");
+    }
+    return absl::Status(static_cast<absl::StatusCode>(code),
+                        absl::StrCat("rank 0: ", msg.substr(colon + 1)));
+  }
+  const size_t nl = msg.find('\n');
+  if (nl == std::string::npos || (msg[0] != 'N' && msg[0] != 'R')) {
+    return absl::InternalError("checkpoint: a garbled message from rank 0");
+  }
+  Shared out;
+  out.path = msg.substr(1, nl - 1);
+  if (msg[0] == 'R') {
+    TRAINLAB_ASSIGN_OR_RETURN(CheckpointFile f,
+                              ParseCheckpointArchive(msg.substr(nl + 1), out.path));
+    out.file = std::move(f);
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Open(Options o) {
+  if (!o.share) return OpenHere(o);
+  if (!o.writes) return OpenMirror(o);
+  absl::StatusOr<std::unique_ptr<Checkpointer>> c = OpenHere(o);
+  const std::string msg = c.ok() ? EncodeShared(absl::OkStatus(), (*c)->path_,
+                                                (*c)->resuming_ ? &(*c)->archive_ : nullptr)
+                                 : EncodeShared(c.status(), "", nullptr);
+  TRAINLAB_RETURN_IF_ERROR(o.share(msg).status());
+  if (c.ok()) (*c)->share_ = o.share;
+  return c;
+}
+
+absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenMirror(const Options& o) {
+  TRAINLAB_ASSIGN_OR_RETURN(const std::string msg, o.share(""));
+  TRAINLAB_ASSIGN_OR_RETURN(Shared shared, DecodeShared(msg));
+  std::unique_ptr<Checkpointer> c(new Checkpointer(shared.path, -1));
+  c->writes_ = false;
+  c->share_ = o.share;
+  c->meta_.experiment = o.experiment;
+  c->meta_.fingerprint = o.fingerprint;
+  if (shared.file) TRAINLAB_RETURN_IF_ERROR(c->Adopt(std::move(*shared.file), o));
+  return c;
+}
+
+absl::Status Checkpointer::Adopt(CheckpointFile file, const Options& o) {
+  if (file.meta.experiment != o.experiment) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path_, ": a checkpoint of ", file.meta.experiment, ", not of ", o.experiment));
+  }
+  const FingerprintMatch match =
+      CompareFingerprints(file.meta.fingerprint, o.fingerprint, o.extendable);
+  if (!match.differences.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path_, ": made with other settings: ", absl::StrJoin(match.differences, "; "),
+                     " (resume with the settings it was made with, or start afresh elsewhere)"));
+  }
+  extended_ = match.extended;
+  meta_.finished = std::move(file.meta.finished);
+  meta_.current = std::move(file.meta.current);
+  archive_ = std::move(file.archive);
+  resuming_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenHere(const Options& o) {
   TRAINLAB_RETURN_IF_ERROR(PrepareWritableDir(o.dir, "--checkpoint_dir"));
   const std::string path = absl::StrCat(o.dir, "/", o.experiment, ".ckpt");
   TRAINLAB_ASSIGN_OR_RETURN(const int lock_fd, TakeLock(path, o.holder));
@@ -128,7 +213,7 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Open(Options o) {
   RemoveStaleTemporaries(o.dir, o.experiment + ".ckpt");
   std::error_code ec;
   const bool exists = std::filesystem::exists(std::filesystem::symlink_status(path, ec));
-  if (!o.resume) {
+  if (!o.resume && !(o.resume_if_present && exists)) {
     if (exists) {
       return absl::AlreadyExistsError(absl::StrCat(
           path,
@@ -142,22 +227,24 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Open(Options o) {
         absl::StrCat(path, ": no checkpoint to resume (run without --resume to start)"));
   }
   TRAINLAB_ASSIGN_OR_RETURN(CheckpointFile file, ReadCheckpointFile(path));
-  if (file.meta.experiment != o.experiment) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": a checkpoint of ", file.meta.experiment, ", not of ", o.experiment));
-  }
-  const FingerprintMatch match =
-      CompareFingerprints(file.meta.fingerprint, o.fingerprint, o.extendable);
-  if (!match.differences.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": made with other settings: ", absl::StrJoin(match.differences, "; "),
-                     " (resume with the settings it was made with, or start afresh elsewhere)"));
-  }
-  c->extended_ = match.extended;
-  c->meta_.finished = std::move(file.meta.finished);
-  c->meta_.current = std::move(file.meta.current);
-  c->archive_ = std::move(file.archive);
+  TRAINLAB_RETURN_IF_ERROR(c->Adopt(std::move(file), o));
   return c;
+}
+
+absl::StatusOr<CheckpointFile> Checkpointer::ReadShared(const std::string& path) const {
+  if (!share_) return ReadCheckpointFile(path);
+  absl::StatusOr<CheckpointFile> f;
+  std::string msg;
+  if (writes_) {
+    f = ReadCheckpointFile(path);
+    msg = f.ok() ? EncodeShared(absl::OkStatus(), path, &f->archive)
+                 : EncodeShared(f.status(), "", nullptr);
+  }
+  TRAINLAB_ASSIGN_OR_RETURN(const std::string got, share_(msg));
+  if (writes_) return f;
+  TRAINLAB_ASSIGN_OR_RETURN(Shared shared, DecodeShared(got));
+  if (!shared.file) return absl::InternalError("checkpoint: rank 0 sent no file");
+  return std::move(*shared.file);
 }
 
 Checkpointer::~Checkpointer() {
@@ -201,7 +288,7 @@ absl::StatusOr<std::optional<InProgress>> Checkpointer::Resume(const RunKey& key
   }
   const std::string state_path =
       (std::filesystem::path(path_).parent_path() / it->second.state_file).string();
-  TRAINLAB_ASSIGN_OR_RETURN(CheckpointFile state, ReadCheckpointFile(state_path));
+  TRAINLAB_ASSIGN_OR_RETURN(CheckpointFile state, ReadShared(state_path));
   TRAINLAB_RETURN_IF_ERROR(ReadStates(state.archive, state_path, model, &optimizer));
   InProgress p{static_cast<int64_t>(it->second.result.epochs.size()), it->second.result,
                std::nullopt};
@@ -223,6 +310,7 @@ absl::Status Checkpointer::LoadFinalModel(const RunKey& key, torch::nn::Module& 
 
 absl::Status Checkpointer::Write(const torch::nn::Module* model,
                                  const torch::optim::Optimizer* optimizer) {
+  if (!writes_) return absl::OkStatus();  // rank 0 writes; this rank keeps the state in memory
   TRAINLAB_ASSIGN_OR_RETURN(const std::string bytes, CheckpointBytes(meta_, [&](OutputArchive& a) {
                               if (model != nullptr) WriteStates(a, *model, *optimizer);
                             }));
@@ -246,6 +334,12 @@ absl::Status Checkpointer::Finish(const RunKey& key, const RunResult& result,
                                   const torch::optim::Optimizer& optimizer) {
   // The final state first: the checkpoint never names a file that is not there.
   const std::string state_file = StateFileFor(key);
+  if (!writes_) {
+    meta_.finished[key.str()] = FinishedRun{result, state_file};
+    meta_.current.reset();
+    last_position_ = absl::StrCat("after run '", key.variant, "'");
+    return absl::OkStatus();
+  }
   CheckpointMeta state_meta;
   state_meta.experiment = meta_.experiment;
   state_meta.fingerprint = meta_.fingerprint;

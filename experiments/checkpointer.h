@@ -8,6 +8,11 @@
 // optimizer, LibTorch's random generators and the loader's position. A larger `--epochs` extends
 // a run (finished or not) when nothing else depends on the total; the checkpoint then says so.
 //
+// Data-parallel (Options::share set on every rank): rank 0 alone opens DIR, reads and writes the
+// file; what it read (or the error it met) is sent to every other rank, which holds the same
+// state in memory and writes nothing. So the ranks need no shared storage, take the same branch
+// at every step (resume or not, which runs are finished) and restore the same bytes.
+//
 // Example:
 //   TRAINLAB_ASSIGN_OR_RETURN(auto ckpt, Checkpointer::Open({.dir = d, .experiment = "c2",
 //                                                            .fingerprint = f, .resume = true}));
@@ -21,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -46,10 +52,16 @@ class Checkpointer {
     std::string experiment;
     nlohmann::json fingerprint;  // the settings that must not change on resume
     bool resume = false;
+    // --resume=auto: resume when DIR holds a checkpoint of this experiment, else start afresh.
+    bool resume_if_present = false;
     // Settings that may grow on resume (the run is extended): "epochs", unless something
     // depends on the total.
     std::set<std::string> extendable = {"epochs"};
     std::string holder;  // who we are, for the lock file ("c2 --epochs=5 ... (pid 123)")
+    // Data-parallel: rank 0's bytes on every rank (Communicator::BroadcastBytes); every rank
+    // calls it at the same points. `writes` on rank 0 alone.
+    std::function<absl::StatusOr<std::string>(const std::string&)> share;
+    bool writes = true;
   };
 
   // With `resume`, DIR must hold a checkpoint of this experiment with the same fingerprint (up to
@@ -58,7 +70,11 @@ class Checkpointer {
   static absl::StatusOr<std::unique_ptr<Checkpointer>> Open(Options options);
   ~Checkpointer();
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  // rank 0's file, on every rank
+  // This process writes the file (false on the ranks other than 0 of a data-parallel run).
+  bool writes() const { return writes_; }
+  // The checkpoint was there and this run continues it (--resume, or --resume=auto found it).
+  bool resuming() const { return resuming_; }
   // Settings the resumed run extends: {"epochs": {1, 2}}.
   const std::map<std::string, std::pair<int64_t, int64_t>>& extended() const { return extended_; }
 
@@ -89,6 +105,12 @@ class Checkpointer {
 
  private:
   Checkpointer(std::string path, int lock_fd) : path_(std::move(path)), lock_fd_(lock_fd) {}
+  static absl::StatusOr<std::unique_ptr<Checkpointer>> OpenHere(const Options& options);
+  static absl::StatusOr<std::unique_ptr<Checkpointer>> OpenMirror(const Options& options);
+  // Takes the file's settings and runs as this run's (after the fingerprint check).
+  absl::Status Adopt(CheckpointFile file, const Options& options);
+  // ReadCheckpointFile on rank 0, its result on every rank.
+  absl::StatusOr<CheckpointFile> ReadShared(const std::string& path) const;
   absl::Status Write(const torch::nn::Module* model, const torch::optim::Optimizer* optimizer);
   std::string StateFileFor(const RunKey& key) const;
 
@@ -98,6 +120,9 @@ class Checkpointer {
   std::string archive_;  // the file's archive as read, for Resume (dropped once used)
   std::map<std::string, std::pair<int64_t, int64_t>> extended_;
   std::string last_position_;
+  bool writes_ = true;
+  bool resuming_ = false;
+  std::function<absl::StatusOr<std::string>(const std::string&)> share_;
 };
 
 // A hash of the model's parameters and buffers and the optimizer's per-parameter state, in

@@ -66,9 +66,11 @@ int ExitCode(const std::string& program, const absl::Status& status, const Sessi
       !session->checkpointer->LastPosition().empty()) {
     std::string command;
     for (const std::string& a : session->options.command_line) {
-      if (a != "--resume") absl::StrAppend(&command, ShellQuote(EscapeInvalidUtf8(a)), " ");
+      if (a != "--resume" && a.rfind("--resume=", 0) != 0)
+        absl::StrAppend(&command, ShellQuote(EscapeInvalidUtf8(a)), " ");
     }
-    how = absl::StrCat("checkpoint written to ", session->checkpointer->path(), " (",
+    how = absl::StrCat("checkpoint written ", session->checkpointer->writes() ? "" : "by rank 0 ",
+                       "to ", session->checkpointer->path(), " (",
                        session->checkpointer->LastPosition(), "); resume with: ", command,
                        "--resume");
   } else if (session != nullptr && session->checkpointer) {

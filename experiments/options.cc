@@ -45,6 +45,9 @@ DEFINE_bool(evaluate, false, "Also report test-set loss and top-1 after each epo
 DEFINE_string(device, "auto", "auto | cpu | cuda. auto: CUDA when available.");
 DEFINE_bool(disable_cuda, false, "Train on the CPU even when CUDA is there.");
 DEFINE_int32(dist_timeout, 300, "Data-parallel: seconds to wait for the other ranks, then fail.");
+DEFINE_string(dist_backend, "auto",
+              "Data-parallel: auto | gloo | nccl. auto: NCCL on CUDA devices (CUDA builds), Gloo "
+              "on the CPU.");
 DEFINE_int32(threads, 0, "LibTorch intra-op threads; 0 = every core (LibTorch alone: half).");
 DEFINE_bool(portable_kernels, false,
             "ATen and oneDNN on AVX2 kernels: the same bits on every AVX2+ x86-64 CPU.");
@@ -57,8 +60,10 @@ DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this 
 DEFINE_string(checkpoint_dir, "",
               "Save <experiment>.ckpt here each epoch (and --checkpoint_every).");
 DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
-DEFINE_bool(resume, false,
-            "Continue from --checkpoint_dir's checkpoint, exactly where it stopped.");
+DEFINE_string(resume, "no",
+              "no | yes | auto: continue --checkpoint_dir's checkpoint exactly where it stopped "
+              "(--resume alone: yes; auto: when there is one, else start; a worker torchrun "
+              "restarted: auto).");
 DEFINE_int32(repeats, 1, "Runs per configuration; tables show median (min-max).");
 // --- Experiment-specific -----------------------------------------------------------------------
 DEFINE_string(workers, "",
@@ -106,7 +111,7 @@ absl::Status Validate(const ExperimentOptions& c) {
   if (c.repeats < 1) return Bad("repeats", c.repeats, "must be >= 1");
   if (c.dist_timeout_s < 1) return Bad("dist_timeout", c.dist_timeout_s, "must be >= 1 (seconds)");
   if (c.checkpoint_every < 0) return Bad("checkpoint_every", c.checkpoint_every, "must be >= 0");
-  if (c.resume && c.checkpoint_dir.empty()) {
+  if ((c.resume || c.resume_auto) && c.checkpoint_dir.empty()) {
     return absl::InvalidArgumentError("--resume needs --checkpoint_dir (where the checkpoint is)");
   }
   if (c.checkpoint_every > 0 && c.checkpoint_dir.empty()) {
@@ -252,7 +257,21 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   c.dist_timeout_s = static_cast<int>(r.Int("dist_timeout"));
   c.checkpoint_dir = r.Str("checkpoint_dir");
   c.checkpoint_every = r.Int("checkpoint_every");
-  c.resume = r.Bool("resume");
+  {
+    const std::string resume = r.Str("resume");
+    if (resume == "yes" || resume == "true" || resume == "1") {
+      c.resume = true;
+    } else if (resume == "auto") {
+      c.resume_auto = true;
+    } else if (resume != "no" && resume != "false" && resume != "0") {
+      return absl::InvalidArgumentError(absl::StrCat("--resume=", resume, ": not no, yes or auto"));
+    }
+  }
+  c.dist_backend = r.Str("dist_backend");
+  if (c.dist_backend != "auto" && c.dist_backend != "gloo" && c.dist_backend != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dist_backend=", c.dist_backend, ": not auto, gloo or nccl"));
+  }
   c.max_workers = static_cast<int>(r.Int("max_workers"));
   c.best_workers = static_cast<int>(r.Int("best_workers"));
   c.profile = r.Str("profile");
@@ -318,7 +337,8 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
         "batch_norm", "seed", "evaluate"}},
       {"Output", {"results_dir", "repeats", "progress", "trace"}},
       {"Performance",
-       {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels", "dist_timeout"}},
+       {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels", "dist_timeout",
+        "dist_backend"}},
       {"Checkpoints", {"checkpoint_dir", "checkpoint_every", "resume"}},
   };
   return *groups;
@@ -393,6 +413,18 @@ absl::StatusOr<std::optional<ExperimentOptions>> ReadOptions(int argc, char** ar
   std::vector<std::string> command_line;
   for (int i = 0; i < argc; ++i) command_line.emplace_back(argv[i]);
   const std::vector<FlagGroup> groups = GroupsOf(name, spec);
+  // --resume was a switch, and still is: --resume alone means --resume=yes, --noresume no.
+  static std::vector<std::string> rewritten;
+  static std::vector<char*> rewritten_argv;
+  rewritten.assign(argv, argv + argc);
+  for (std::string& a : rewritten) {
+    if (a == "--resume" || a == "-resume") a = "--resume=yes";
+    if (a == "--noresume" || a == "-noresume") a = "--resume=no";
+  }
+  rewritten_argv.clear();
+  for (std::string& a : rewritten) rewritten_argv.push_back(a.data());
+  rewritten_argv.push_back(nullptr);
+  argv = rewritten_argv.data();
   // This binary's own defaults show in its --help (c8: --epochs=10).
   for (const FlagDefault& d : spec.defaults) {
     gflags::SetCommandLineOptionWithMode(d.flag.c_str(), d.value.c_str(),

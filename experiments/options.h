@@ -87,8 +87,10 @@ struct ExperimentOptions {
   int dist_timeout_s = 300;  // data-parallel: how long a rank waits for the others
   // Checkpoints
   std::string checkpoint_dir;
-  int64_t checkpoint_every = 0;  // batches; 0: at epoch ends only
-  bool resume = false;
+  int64_t checkpoint_every = 0;       // batches; 0: at epoch ends only
+  bool resume = false;                // --resume=yes: there must be a checkpoint to continue
+  bool resume_auto = false;           // --resume=auto: continue one when it is there
+  std::string dist_backend = "auto";  // data-parallel: auto | gloo | nccl
   // Experiment-specific
   std::vector<int> workers;  // c3: explicit worker counts (empty: the automatic sweep)
   int max_workers = 64;      // c3: upper bound of the automatic sweep

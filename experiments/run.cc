@@ -4,6 +4,7 @@
 #include <torch/utils.h>
 
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -64,6 +65,7 @@ data::LoaderOptions TrainLoaderOptions(const Session& session, const RunConfig& 
 data::LoaderOptions TestLoaderOptions(data::LoaderOptions lo) {
   lo.shuffle = false;
   lo.augment = false;
+  lo.pad_shards = false;  // data-parallel: every test image once, over all ranks
   lo.trace = nullptr;
   lo.before_batch = nullptr;
   return lo;
@@ -185,6 +187,30 @@ absl::Status ReduceOverRanks(distributed::Communicator& comm, EpochStats& stats)
   return absl::OkStatus();
 }
 
+// The test loss and top-1 over every rank's share of the test set (each image once).
+absl::Status ReduceOverRanks(distributed::Communicator& comm, EvalStats& stats) {
+  const double n = static_cast<double>(stats.samples);
+  TRAINLAB_ASSIGN_OR_RETURN(
+      std::vector<double> sum,
+      comm.SumOverRanks({stats.loss * n, std::round(stats.top1 * n / 100.0), n}));
+  stats.samples = static_cast<int64_t>(sum[2]);
+  if (sum[2] > 0) {
+    stats.loss = sum[0] / sum[2];
+    stats.top1 = 100.0 * sum[1] / sum[2];
+  }
+  return absl::OkStatus();
+}
+
+// The batch's verdict over every rank: any rank's divergence or stop is every rank's.
+absl::StatusOr<BatchVerdict> AgreeOnBatch(distributed::Communicator& comm, const BatchVerdict& v) {
+  TRAINLAB_ASSIGN_OR_RETURN(
+      const std::vector<double> max,
+      comm.MaxOverRanks({v.diverged ? 1.0 : 0.0, static_cast<double>(v.stop_signal)}));
+  BatchVerdict agreed{.diverged = max[0] > 0, .stop_signal = static_cast<int>(max[1])};
+  if (agreed.stop_signal != 0) RequestStop(agreed.stop_signal);
+  return agreed;
+}
+
 // trainer.TrainEpoch; data-parallel, a failure of the gradient all-reduce inside backward (a
 // peer died or hung) comes back as an error that says so, not as LibTorch's bare exception.
 template <class T>
@@ -220,11 +246,19 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
   topts.optimizer_capturable = t.optimizer_entry->capturable;
   topts.trace = config.record_trace ? session.trace.get() : nullptr;
   topts.on_batch = [&progress](const EpochProgress& p) { progress.Update(p); };
-  topts.after_batch = [&](const EpochStats& so_far) -> absl::Status {
-    const int signal = StopSignal();
+  topts.stop_requested = [] { return StopSignal(); };
+  if (session.comm) {
+    topts.agree = [comm = session.comm](const BatchVerdict& v) { return AgreeOnBatch(*comm, v); };
+  }
+  topts.after_batch = [&](const EpochStats& so_far, int signal) -> absl::Status {
     const bool due = every > 0 && static_cast<int64_t>(so_far.batches.size()) % every == 0;
     if (ckpt != nullptr && (due || signal != 0)) {
       TRAINLAB_RETURN_IF_ERROR(ckpt->Save(key, result, so_far, e, *t.model, *t.optimizer));
+    }
+    if (signal != 0 && session.comm) {
+      // No rank leaves before rank 0's checkpoint is on disk: torchrun ends the rest of a job
+      // once one worker has exited.
+      TRAINLAB_RETURN_IF_ERROR(session.comm->Barrier());
     }
     if (signal != 0) {
       progress.Clear();
@@ -255,7 +289,10 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
     result.epochs.push_back(std::move(stats));
     if (t.test_loader && !diverged) {
       if (config.before_evaluate) config.before_evaluate(e);
+      // As DDP's forward: every rank evaluates with rank 0's batch-norm statistics.
+      if (data_parallel) TRAINLAB_RETURN_IF_ERROR(data_parallel->SyncBuffers());
       TRAINLAB_ASSIGN_OR_RETURN(EvalStats test, trainer.Evaluate(*t.test_loader, e));
+      if (session.comm) TRAINLAB_RETURN_IF_ERROR(ReduceOverRanks(*session.comm, test));
       result.test.push_back(test);
     }
     PrintEpoch(config, result.epochs.back(),
@@ -265,7 +302,9 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
       TRAINLAB_RETURN_IF_ERROR(
           ckpt->Save(key, result, std::nullopt, e + 1, *t.model, *t.optimizer));
     }
-    if (const int signal = StopSignal(); signal != 0) {
+    TRAINLAB_ASSIGN_OR_RETURN(const int signal, session.AgreedStopSignal());
+    if (signal != 0) {
+      if (session.comm) TRAINLAB_RETURN_IF_ERROR(session.comm->Barrier());
       return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
     }
   }
@@ -335,7 +374,8 @@ absl::StatusOr<VariantResult> RunVariant(const Session& session, const Variant& 
   const int n = session.options.repeats;
   const std::string& header = variant.header.empty() ? variant.label : variant.header;
   for (int i = 1; i <= n; ++i) {
-    if (const int signal = StopSignal(); signal != 0) {
+    TRAINLAB_ASSIGN_OR_RETURN(const int signal, session.AgreedStopSignal());
+    if (signal != 0) {
       return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
     }
     if (config.print_blocks && (variant.announce || n > 1)) {

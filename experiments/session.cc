@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -17,6 +18,7 @@
 #include "core/model.h"
 #include "core/status_macros.h"
 #include "experiments/json_reader.h"
+#include "experiments/stop.h"
 #include "experiments/user_path.h"
 #include "plugins/data/cifar10.h"
 #include "plugins/data/fashion_mnist.h"
@@ -25,15 +27,26 @@
 namespace trainlab::experiments {
 namespace {
 
-absl::StatusOr<c10::Device> ChooseDevice(const ExperimentOptions& c) {
+// The device to train on; data-parallel on CUDA, this rank's GPU (LOCAL_RANK), as torchrun's
+// one-process-per-GPU layout expects.
+absl::StatusOr<c10::Device> ChooseDevice(const ExperimentOptions& c, int local_rank = 0) {
   const bool cuda = torch::cuda::is_available();
-  if (c.device == "cuda") {
-    if (!cuda) return absl::FailedPreconditionError("--device=cuda: no CUDA device is available");
-    return c10::Device(c10::kCUDA, 0);
+  const bool want_cuda = c.device == "cuda" || (c.device == "auto" && cuda && !c.disable_cuda);
+  if (c.device == "cuda" && !cuda) {
+    return absl::FailedPreconditionError("--device=cuda: no CUDA device is available");
   }
-  if (c.device == "auto" && cuda && !c.disable_cuda) return c10::Device(c10::kCUDA, 0);
-  return c10::Device(c10::kCPU);
+  if (!want_cuda) return c10::Device(c10::kCPU);
+  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+  if (local_rank >= count) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("LOCAL_RANK=", local_rank, ": this machine has ", count,
+                     " CUDA device(s); run at most one rank per GPU (--nproc_per_node=", count,
+                     ") or pass --device=cpu"));
+  }
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
 }
+
+int LocalRank(const Session& s) { return s.comm ? s.comm->env().local_rank : 0; }
 
 // The images and labels, hashed: the dataset's identity in a checkpoint's fingerprint.
 std::string DatasetDigest(const data::ImageDataset& d) {
@@ -43,17 +56,24 @@ std::string DatasetDigest(const data::ImageDataset& d) {
   return h.Hex();
 }
 
-// Opens the session's checkpoint file when --checkpoint_dir is set.
+// Opens the session's checkpoint file when --checkpoint_dir is set. Data-parallel, rank 0 opens
+// it and the others hold what it read (checkpointer.h). A worker that torchrun restarted
+// (TORCHELASTIC_RESTART_COUNT > 0) continues the checkpoint when there is one (--resume=auto).
 absl::Status OpenCheckpointer(Session& s) {
   if (s.options.checkpoint_dir.empty()) return absl::OkStatus();
   std::string holder = absl::StrJoin(s.options.command_line, " ");
   absl::StrAppend(&holder, " (pid ", getpid(), ")");
-  TRAINLAB_ASSIGN_OR_RETURN(s.checkpointer,
-                            Checkpointer::Open({.dir = UserPath(s.options.checkpoint_dir),
-                                                .experiment = s.options.experiment,
-                                                .fingerprint = s.Fingerprint(),
-                                                .resume = s.options.resume,
-                                                .holder = EscapeInvalidUtf8(holder)}));
+  Checkpointer::Options o{.dir = UserPath(s.options.checkpoint_dir),
+                          .experiment = s.options.experiment,
+                          .fingerprint = s.Fingerprint(),
+                          .resume = s.options.resume,
+                          .resume_if_present = s.options.resume_auto || s.restarted(),
+                          .holder = EscapeInvalidUtf8(holder)};
+  if (s.comm) {
+    o.share = [comm = s.comm](const std::string& bytes) { return comm->BroadcastBytes(bytes); };
+    o.writes = s.comm->rank() == 0;
+  }
+  TRAINLAB_ASSIGN_OR_RETURN(s.checkpointer, Checkpointer::Open(std::move(o)));
   return absl::OkStatus();
 }
 
@@ -151,31 +171,107 @@ absl::Status CheckModel(const RunConfig& r) {
   return MakeModel(r.model, {.path = r.model_path}).status();
 }
 
-// Under torchrun (or RANK/WORLD_SIZE/MASTER_* set by hand) joins the process group. Ranks other
-// than 0 then write nothing: no stdout, results, trace, progress or saved model.
+// What ranks other than 0 of a data-parallel job write: nothing (no results, trace, progress
+// or saved model). Their checkpointer holds rank 0's state and writes nothing either.
+void ApplyRankRules(ExperimentOptions& c) {
+  c.results_dir.clear();
+  c.trace.clear();
+  c.progress = "off";
+  c.run.save_model.clear();
+}
+
+absl::Status SilenceStdout() {
+  if (std::freopen("/dev/null", "w", stdout) == nullptr) {
+    return absl::InternalError("cannot silence stdout on a rank other than 0");
+  }
+  return absl::OkStatus();
+}
+
+// Under torchrun (or RANK/WORLD_SIZE/MASTER_* set by hand) picks this rank's device and joins the
+// process group. Ranks other than 0 then write nothing: no stdout, results, trace, progress or
+// saved model.
 absl::Status JoinDataParallel(Session& s) {
   TRAINLAB_ASSIGN_OR_RETURN(std::optional<distributed::DistEnv> env, distributed::ReadDistEnv());
-  if (!env) return absl::OkStatus();
   ExperimentOptions& c = s.options;
-  if (!c.checkpoint_dir.empty()) {
+  TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(c, env ? env->local_rank : 0));
+  if (!env) return absl::OkStatus();
+  if (c.dist_backend == "nccl") {
     return absl::UnimplementedError(
-        absl::StrCat("--checkpoint_dir with WORLD_SIZE=", env->world_size,
-                     ": checkpoints of data-parallel runs are not supported yet"));
+        "--dist_backend=nccl: this build has no NCCL process group yet (Gloo serves CPU and, "
+        "through host copies, CUDA tensors: --dist_backend=gloo or auto)");
   }
   TRAINLAB_ASSIGN_OR_RETURN(
       std::unique_ptr<distributed::Communicator> comm,
       distributed::Communicator::Connect(*env, std::chrono::seconds(c.dist_timeout_s)));
   s.comm = std::move(comm);
   if (env->rank != 0) {
-    c.results_dir.clear();
-    c.trace.clear();
-    c.progress = "off";
-    c.run.save_model.clear();
-    if (std::freopen("/dev/null", "w", stdout) == nullptr) {
-      return absl::InternalError("cannot silence stdout on a rank other than 0");
-    }
+    ApplyRankRules(c);
+    TRAINLAB_RETURN_IF_ERROR(SilenceStdout());
   }
   return absl::OkStatus();
+}
+
+// The flag a fingerprint key comes from, for the agreement's error line.
+std::string FlagOf(const std::string& key) {
+  if (key == "dataset") return "the data (--dataset, --data_dir, --synthetic_train/_test)";
+  if (key == "test_digest") return "the test data (--dataset, --data_dir, --synthetic_test)";
+  if (key == "checkpointing") return "--checkpoint_dir (given or not)";
+  if (key == "experiment") return "the experiment (binary)";
+  return "--" + key;
+}
+
+std::string ValueText(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "nothing";
+  return v.dump();
+}
+
+// Every rank's settings against rank 0's: the fingerprint a checkpoint keeps, the dataset's
+// content and what decides how many collectives follow. Any difference is one error, the same on
+// every rank, naming each setting and the ranks that differ, before any training.
+absl::Status AgreeOnSettings(const Session& s) {
+  nlohmann::json mine = s.Fingerprint();
+  mine["experiment"] = s.options.experiment;
+  mine["checkpointing"] = !s.options.checkpoint_dir.empty();
+  mine["checkpoint_every"] = s.options.checkpoint_every;
+  mine["resume"] = s.options.resume ? "yes" : s.options.resume_auto ? "auto" : "no";
+  mine["dist_timeout"] = s.options.dist_timeout_s;
+  mine["dist_backend"] = s.options.dist_backend;
+  mine["synthetic_test"] = s.options.synthetic_test;
+  if (s.test) mine["test_digest"] = DatasetDigest(*s.test);
+  TRAINLAB_ASSIGN_OR_RETURN(const std::vector<std::string> all,
+                            s.comm->AllGatherBytes(mine.dump()));
+  std::vector<nlohmann::json> ranks;
+  for (const std::string& text : all) {
+    ranks.push_back(nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false));
+    if (ranks.back().is_discarded()) {
+      return absl::InternalError("comparing settings: a rank sent unreadable settings");
+    }
+  }
+  std::vector<std::string> differences;
+  for (auto it = ranks[0].begin(); it != ranks[0].end(); ++it) {
+    std::string line;
+    for (size_t r = 1; r < ranks.size(); ++r) {
+      const nlohmann::json theirs = ranks[r].contains(it.key()) ? ranks[r][it.key()] : nullptr;
+      if (theirs == *it) continue;
+      const bool nested = it->is_object();  // the dataset: name, sizes, digest
+      if (line.empty()) {
+        line = absl::StrCat(FlagOf(it.key()), ": rank 0 has ",
+                            nested ? (*it).value("name", std::string("?")) + " " +
+                                         (*it).value("digest", std::string())
+                                   : ValueText(*it));
+      }
+      absl::StrAppend(&line, ", rank ", r, " has ",
+                      nested && theirs.is_object() ? theirs.value("name", std::string("?")) + " " +
+                                                         theirs.value("digest", std::string())
+                                                   : ValueText(theirs));
+    }
+    if (!line.empty()) differences.push_back(std::move(line));
+  }
+  if (differences.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the ranks were started with different settings (", absl::StrJoin(differences, "; "),
+      "); start every rank with the same flags and data"));
 }
 
 // --portable_kernels pins ATen's and oneDNN's kernels; either way, reads back those in use. Runs
@@ -210,7 +306,6 @@ absl::StatusOr<Session> Session::Start(ExperimentOptions options) {
   // Fail before an hour of training, not after it.
   TRAINLAB_RETURN_IF_ERROR(CheckOutputPaths(c));
   TRAINLAB_RETURN_IF_ERROR(CheckModel(c.run));
-  TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(c));
 
   at::set_num_threads(c.threads > 0 ? c.threads : AllCores());
   s.allocator = "glibc defaults (--nomalloc_tuning)";
@@ -226,6 +321,7 @@ absl::StatusOr<Session> Session::Start(ExperimentOptions options) {
   s.test = std::make_shared<const data::ImageDataset>(std::move(chosen.test));
   if (!c.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
   TRAINLAB_RETURN_IF_ERROR(CheckBatchSize(s));
+  if (s.comm) TRAINLAB_RETURN_IF_ERROR(AgreeOnSettings(s));
   TRAINLAB_RETURN_IF_ERROR(OpenCheckpointer(s));
 
   const RunConfig& r = c.run;
@@ -254,13 +350,19 @@ absl::StatusOr<Session> Session::Start(ExperimentOptions options) {
   if (s.comm) {
     std::printf("- Data-parallel over %d ranks (c10d, Gloo): %s; --batch_size is per rank (%" PRId64
                 " images per step in all); loss and top-1 over all ranks, times rank 0's; "
-                "batch norm statistics per rank\n",
+                "batch norm: rank 0's running statistics, broadcast before every forward (DDP's "
+                "default)\n",
                 s.comm->world_size(), s.comm->env().str().c_str(),
                 r.batch_size * s.comm->world_size());
   }
   if (s.checkpointer) {
-    std::printf("- Checkpoints: %s%s\n", s.checkpointer->path().c_str(),
-                c.resume ? " (resuming)" : "");
+    std::printf("- Checkpoints: %s%s%s\n", s.checkpointer->path().c_str(),
+                s.checkpointer->resuming() ? " (resuming)" : "",
+                s.comm ? " (rank 0 writes; every rank restores what it wrote)" : "");
+  }
+  if (s.restarted()) {
+    std::printf("- Restarted by torchrun (attempt %d of this job)%s\n", s.comm->env().restart_count,
+                s.checkpointer ? "" : ": no --checkpoint_dir, so training starts over");
   }
   std::fflush(stdout);
   return s;
@@ -269,6 +371,12 @@ absl::StatusOr<Session> Session::Start(ExperimentOptions options) {
 absl::StatusOr<Session> Session::Bare(ExperimentOptions options) {
   Session s;
   s.options = std::move(options);
+  // Nothing is exchanged, but under torchrun rank 0 alone prints and writes.
+  TRAINLAB_ASSIGN_OR_RETURN(std::optional<distributed::DistEnv> env, distributed::ReadDistEnv());
+  if (env && env->rank != 0) {
+    ApplyRankRules(s.options);
+    TRAINLAB_RETURN_IF_ERROR(SilenceStdout());
+  }
   TRAINLAB_RETURN_IF_ERROR(CheckOutputPaths(s.options));
   s.allocator = "not set (nothing trains)";
   s.kernels = KernelsInUse();
@@ -278,8 +386,9 @@ absl::StatusOr<Session> Session::Bare(ExperimentOptions options) {
 absl::StatusOr<Session> Session::With(ExperimentOptions other) const {
   Session s;
   s.options = std::move(other);
+  if (!writes()) ApplyRankRules(s.options);
   TRAINLAB_RETURN_IF_ERROR(CheckOutputPaths(s.options));
-  TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(s.options));
+  TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(s.options, LocalRank(*this)));
   s.train = train;
   s.test = test;
   s.comm = comm;
@@ -314,9 +423,11 @@ nlohmann::json Session::Fingerprint() const {
       {"best_workers", options.best_workers},
       {"optimizers", options.optimizers},
       {"strategies", options.strategies},
-      {"device", device.str()},
+      // Data-parallel ranks train on cuda:LOCAL_RANK: the device's kind is the setting.
+      {"device", comm ? c10::DeviceTypeName(device.type(), /*lower_case=*/true) : device.str()},
       {"portable_kernels", options.portable_kernels},
   };
+  if (comm) f["world_size"] = comm->world_size();  // the shards, and so every batch, depend on it
   if (train) {
     f["dataset"] = {{"name", train->name},
                     {"train_images", train->size},
@@ -335,6 +446,26 @@ RunConfig Session::DefaultRun() const {
 std::string Session::ResultsDir() const { return UserPath(options.results_dir); }
 
 bool Session::writes() const { return !comm || comm->rank() == 0; }
+
+bool Session::restarted() const { return comm && comm->env().restart_count > 0; }
+
+absl::StatusOr<int64_t> Session::FromRank0(int64_t value) const {
+  if (!comm) return value;
+  TRAINLAB_ASSIGN_OR_RETURN(const std::string got, comm->BroadcastBytes(absl::StrCat(value)));
+  int64_t out = 0;
+  if (!absl::SimpleAtoi(got, &out)) return absl::InternalError("a garbled decision from rank 0");
+  return out;
+}
+
+absl::StatusOr<int> Session::AgreedStopSignal() const {
+  const int mine = StopSignal();
+  if (!comm) return mine;
+  TRAINLAB_ASSIGN_OR_RETURN(const std::vector<double> max,
+                            comm->MaxOverRanks({static_cast<double>(mine)}));
+  const int agreed = static_cast<int>(max[0]);
+  if (agreed != 0) RequestStop(agreed);
+  return agreed;
+}
 
 absl::Status Session::WriteTrace() const {
   if (!trace) return absl::OkStatus();

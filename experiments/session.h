@@ -72,6 +72,13 @@ struct Session {
   absl::Status WriteTrace() const;
   // This process writes results, traces and checkpoints (rank 0, or no data-parallel run).
   bool writes() const;
+  // A worker torchrun restarted after a failure (TORCHELASTIC_RESTART_COUNT > 0).
+  bool restarted() const;
+  // Decisions that decide how many collectives follow, taken once: rank 0's `value` on every
+  // rank (without data-parallel, `value`).
+  absl::StatusOr<int64_t> FromRank0(int64_t value) const;
+  // The stop asked for on any rank (SIGINT/SIGTERM), or 0, the same on every rank.
+  absl::StatusOr<int> AgreedStopSignal() const;
 };
 
 // What a results file records of the machine and the session: CPU, cores, threads, allocator,

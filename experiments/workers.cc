@@ -9,7 +9,9 @@
 
 namespace trainlab::experiments {
 
-absl::StatusOr<std::optional<int>> C3BestWorkers(const Session& session) {
+namespace {
+
+absl::StatusOr<std::optional<int>> ReadC3BestWorkers(const Session& session) {
   if (session.options.results_dir.empty()) return std::optional<int>();
   TRAINLAB_ASSIGN_OR_RETURN(std::optional<ResultsFile> c3,
                             ReadResultsFile(session.ResultsDir(), "c3"));
@@ -21,6 +23,23 @@ absl::StatusOr<std::optional<int>> C3BestWorkers(const Session& session) {
         absl::StrCat(ResultsJsonPath(session.ResultsDir(), "c3"), ": ", best.status().message()));
   }
   return std::optional<int>(static_cast<int>(*best));
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<int>> C3BestWorkers(const Session& session) {
+  // Data-parallel: rank 0 reads its --results_dir (the others have none) and every rank takes
+  // its answer, so that all run the same trainings: -1 for none, -2 for an error on rank 0.
+  absl::StatusOr<std::optional<int>> mine = std::optional<int>();
+  if (session.writes()) mine = ReadC3BestWorkers(session);
+  if (!session.comm) return mine;
+  const int64_t code = !mine.ok() ? -2 : mine->has_value() ? **mine : -1;
+  TRAINLAB_ASSIGN_OR_RETURN(const int64_t shared, session.FromRank0(code));
+  if (!mine.ok()) return mine.status();
+  if (shared == -2)
+    return absl::DataLossError("rank 0 could not read C3's results (its error above)");
+  if (shared == -1) return std::optional<int>();
+  return std::optional<int>(static_cast<int>(shared));
 }
 
 absl::StatusOr<WorkerChoice> ChooseWorkers(const Session& session) {

@@ -94,15 +94,19 @@ else
   fail "the printed resume command failed: '$command': $(cat "$tmp/dropres.err" 2>/dev/null)"
 fi
 
-# --- a second signal exits at once ----------------------------------------------------------------
-# (Batches of 32 take about a second here: the second signal lands while the first batch runs.
-# Two signals sent at once would merge into one.)
-"$C2" "${T[@]}" --batch_size=32 --epochs=50 >"$tmp/twice.out" 2>"$tmp/twice.err" &
+# --- a second signal exits at once; the same signal twice within a second is one request -------
+# (Batches of 96 take seconds here: every signal lands while the second epoch's first batch runs.
+# The first two are 0.1 s apart, as a Ctrl-C that reaches torchrun and its workers arrives twice.)
+"$C2" "${T[@]}" --synthetic_train=192 --batch_size=96 --epochs=50 >"$tmp/twice.out" 2>"$tmp/twice.err" &
 pid=$!
 for i in $(seq 600); do grep -q "Epoch 1 Summary" "$tmp/twice.out" 2>/dev/null && break; sleep 0.05; done
 kill -INT "$pid"; sleep 0.1; kill -INT "$pid"
+sleep 0.5
+kill -0 "$pid" 2>/dev/null && pass "the same SIGINT twice within a second: still finishing the batch" \
+  || fail "a duplicate SIGINT 0.1 s after the first ended the process: $(cat "$tmp/twice.err")"
+sleep 0.7; kill -INT "$pid"
 wait "$pid"; rc=$?
-[[ $rc == 130 ]] && grep -q "second signal: exiting now" "$tmp/twice.err" && pass "second SIGINT exits at once" \
+[[ $rc == 130 ]] && grep -q "second signal: exiting now" "$tmp/twice.err" && pass "second SIGINT 1.3 s later exits at once" \
   || fail "second signal: exit $rc: $(cat "$tmp/twice.err")"
 
 echo "resume_test: $failures failure(s)"

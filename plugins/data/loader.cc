@@ -82,7 +82,8 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, LoaderOpti
       options_(options),
       table_(dataset_->mean, dataset_->std),
       batches_per_epoch_([&] {
-        const int64_t per_rank = (dataset_->size + options.world_size - 1) / options.world_size;
+        const int64_t per_rank =
+            ShardSize(dataset_->size, options.rank, options.world_size, options.pad_shards);
         const int64_t all = (per_rank + options.batch_size - 1) / options.batch_size;
         return options.max_batches > 0 ? std::min(all, options.max_batches) : all;
       }()),
@@ -141,7 +142,7 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   } else {
     std::iota(order.begin(), order.end(), 0);
   }
-  order = ShardOrder(order, options_.rank, options_.world_size);
+  order = ShardOrder(order, options_.rank, options_.world_size, options_.pad_shards);
   std::map<int64_t, Batch> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -62,6 +62,9 @@ struct LoaderOptions {
   // process with W times the batch would.
   int rank = 0;
   int world_size = 1;
+  // false (evaluation): shards without DistributedSampler's padding, so that the ranks together
+  // see every image exactly once (the last batches of some ranks may be one image short).
+  bool pad_shards = true;
   TraceRecorder* trace = nullptr;  // spans per batch stage on the workers' tracks
   // One fence per pooled slot (copy_fence.h). Empty: a CUDA event fence when pin_memory is set,
   // none otherwise (copies from pageable memory return only once the data has left it). Tests

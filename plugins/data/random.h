@@ -53,11 +53,18 @@ inline std::vector<int64_t> Permutation(int64_t n, uint64_t seed) {
 // order is padded to a multiple of `world_size` by repeating its start, and rank r takes
 // positions r, r + world_size, r + 2 world_size, ... Every rank gets ceil(n / world_size)
 // indices; together they cover the order (a few twice, when n does not divide).
-inline std::vector<int64_t> ShardOrder(const std::vector<int64_t>& order, int rank,
-                                       int world_size) {
+// With `pad` false (evaluation), nothing repeats: rank r takes the positions r, r + world_size,
+// ... below n, so the ranks' shares differ by at most one and each index is counted once.
+inline int64_t ShardSize(int64_t n, int rank, int world_size, bool pad = true) {
+  if (world_size <= 1) return n;
+  return pad ? (n + world_size - 1) / world_size : (n - rank + world_size - 1) / world_size;
+}
+inline std::vector<int64_t> ShardOrder(const std::vector<int64_t>& order, int rank, int world_size,
+                                       bool pad = true) {
   if (world_size <= 1) return order;
   const size_t n = order.size(), w = static_cast<size_t>(world_size);
-  const size_t per_rank = (n + w - 1) / w;
+  const size_t per_rank =
+      static_cast<size_t>(ShardSize(static_cast<int64_t>(n), rank, world_size, pad));
   std::vector<int64_t> out;
   out.reserve(per_rank);
   for (size_t k = 0; k < per_rank; ++k)

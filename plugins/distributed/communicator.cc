@@ -7,6 +7,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <exception>
 #include <map>
 
@@ -115,6 +117,68 @@ absl::StatusOr<std::vector<double>> Communicator::SumOverRanks(const std::vector
     return std::vector<double>(p, p + values.size());
   } catch (const std::exception& e) {
     return Failed("an all-reduce of the epoch's figures", e);
+  }
+}
+
+absl::StatusOr<std::vector<double>> Communicator::MaxOverRanks(const std::vector<double>& values) {
+  if (values.empty()) return values;
+  try {
+    std::vector<at::Tensor> t = {
+        at::tensor(at::ArrayRef<double>(values), at::TensorOptions().dtype(at::kDouble))};
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::MAX;
+    group_->allreduce(t, o)->wait(timeout_);
+    const double* p = t[0].data_ptr<double>();
+    return std::vector<double>(p, p + values.size());
+  } catch (const std::exception& e) {
+    return Failed("agreeing on the batch's outcome", e);
+  }
+}
+
+absl::StatusOr<std::string> Communicator::BroadcastBytes(const std::string& bytes) {
+  try {
+    c10d::BroadcastOptions o;
+    o.rootRank = 0;
+    std::vector<at::Tensor> size = {
+        at::full({1}, env_.rank == 0 ? static_cast<int64_t>(bytes.size()) : int64_t{0},
+                 at::TensorOptions().dtype(at::kLong))};
+    group_->broadcast(size, o)->wait(timeout_);
+    const int64_t n = size[0].item<int64_t>();
+    if (n == 0) return std::string();
+    std::vector<at::Tensor> data = {at::empty({n}, at::TensorOptions().dtype(at::kByte))};
+    if (env_.rank == 0) std::memcpy(data[0].data_ptr(), bytes.data(), bytes.size());
+    group_->broadcast(data, o)->wait(timeout_);
+    return std::string(static_cast<const char*>(data[0].data_ptr()), static_cast<size_t>(n));
+  } catch (const std::exception& e) {
+    return Failed("receiving rank 0's data", e);
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> Communicator::AllGatherBytes(const std::string& bytes) {
+  try {
+    const int w = env_.world_size;
+    auto gather = [&](const at::Tensor& mine) {
+      std::vector<std::vector<at::Tensor>> out(1);
+      for (int r = 0; r < w; ++r) out[0].push_back(at::empty_like(mine));
+      std::vector<at::Tensor> in = {mine};
+      group_->allgather(out, in)->wait(timeout_);
+      return out[0];
+    };
+    const std::vector<at::Tensor> sizes = gather(
+        at::full({1}, static_cast<int64_t>(bytes.size()), at::TensorOptions().dtype(at::kLong)));
+    int64_t longest = 1;
+    for (const at::Tensor& s : sizes) longest = std::max(longest, s.item<int64_t>());
+    at::Tensor mine = at::zeros({longest}, at::TensorOptions().dtype(at::kByte));
+    std::memcpy(mine.data_ptr(), bytes.data(), bytes.size());
+    const std::vector<at::Tensor> all = gather(mine);
+    std::vector<std::string> out;
+    for (int r = 0; r < w; ++r) {
+      out.emplace_back(static_cast<const char*>(all[r].data_ptr()),
+                       static_cast<size_t>(sizes[r].item<int64_t>()));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return Failed("comparing the ranks' settings", e);
   }
 }
 

@@ -50,6 +50,13 @@ class Communicator {
   absl::Status AverageInPlace(const std::vector<at::Tensor>& tensors);
   // Element-wise sum over the ranks (loss sums, correct counts, sample counts).
   absl::StatusOr<std::vector<double>> SumOverRanks(const std::vector<double>& values);
+  // Element-wise maximum over the ranks (flags: "some rank diverged", "some rank was signalled").
+  absl::StatusOr<std::vector<double>> MaxOverRanks(const std::vector<double>& values);
+  // Rank 0's bytes on every rank (the others pass anything; their `bytes` are ignored): a
+  // decision taken once, or a checkpoint read by rank 0 alone.
+  absl::StatusOr<std::string> BroadcastBytes(const std::string& bytes);
+  // Every rank's bytes, in rank order, on every rank (the settings agreement).
+  absl::StatusOr<std::vector<std::string>> AllGatherBytes(const std::string& bytes);
   // Rank 0's values into every rank's tensors, in place.
   absl::Status Broadcast(const std::vector<at::Tensor>& tensors);
   // Waits for every rank.

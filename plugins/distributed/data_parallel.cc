@@ -2,6 +2,7 @@
 
 #include <c10/util/Exception.h>
 #include <torch/version.h>
+#include <torch/csrc/distributed/c10d/comm.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 
 #include <algorithm>
@@ -51,6 +52,9 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator&
   if (absl::Status s = comm.Broadcast(state); !s.ok()) return s;
 
   std::unique_ptr<DataParallel> dp(new DataParallel);
+  dp->group_ = comm.group();
+  dp->rank_ = comm.rank();
+  for (const at::Tensor& b : model.buffers()) dp->buffers_.push_back(b.detach());
   try {
     c10d::verify_params_across_processes(comm.group(), params, c10::nullopt);
     std::vector<std::vector<size_t>> buckets;
@@ -87,12 +91,36 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Attach(Communicator&
   return dp;
 }
 
+namespace {
+// DDP's buffer bucket (_sync_buffers: broadcast_coalesced with the bucket cap).
+constexpr size_t kBufferBucketBytes = DataParallel::kBucketBytes;
+}  // namespace
+
+absl::Status DataParallel::SyncBuffers() {
+  if (buffers_.empty()) return absl::OkStatus();
+  try {
+    c10d::broadcast_coalesced(group_, buffers_, kBufferBucketBytes, 0);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("rank ", rank_,
+                     ": broadcasting rank 0's batch-norm statistics failed (a peer rank "
+                     "died or hung): ",
+                     TorchErrorLine(e)));
+  }
+  return absl::OkStatus();
+}
+
 GradientHooks DataParallel::hooks() {
   std::shared_ptr<c10d::Reducer> r = reducer_;
-  // As DDP's forward: after the first iteration the Reducer rebuilds its buckets once, in the
-  // order gradients became ready (rank 0's order, broadcast), then prepares for the step.
+  // As DDP's forward: rank 0's buffers to every rank (broadcast_buffers=True); after the first
+  // iteration the Reducer rebuilds its buckets once, in the order gradients became ready (rank
+  // 0's order, broadcast), then prepares for the step. A failed collective throws, as the
+  // Reducer's own do; the trainer's caller names it (experiments/run.cc).
   return {.before_forward =
-              [r] {
+              [r, group = group_, buffers = buffers_] {
+                if (!buffers.empty()) {
+                  c10d::broadcast_coalesced(group, buffers, kBufferBucketBytes, 0);
+                }
                 r->rebuild_buckets();
                 r->prepare_for_forward();
               },

@@ -4,9 +4,11 @@
 // every rank has the same parameter shapes, and assigns buckets (1 MiB first, then 25 MiB, DDP's
 // defaults). The trainer sees only GradientHooks (core/step.h).
 //
-// Batch norm keeps per-rank statistics, as DDP does by default (no SyncBatchNorm): each rank
-// normalises with its own batch's mean and variance, and its running statistics are its own;
-// rank 0's are the ones evaluated, saved and checkpointed.
+// Batch norm as DDP does by default (broadcast_buffers=True, no SyncBatchNorm): each rank
+// normalises with its own batch's mean and variance, and before every forward rank 0's buffers
+// (running mean and variance, batch counters) are broadcast to every rank, as DDP's forward does;
+// so the running statistics evaluated, saved and checkpointed are rank 0's, on every rank
+// (SyncBuffers before an evaluation does the same).
 //
 // Example:
 //   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<DataParallel> dp, DataParallel::Attach(*comm,
@@ -48,10 +50,15 @@ class DataParallel {
 
   GradientHooks hooks();
   int buckets() const { return buckets_; }
+  // Rank 0's buffers into every rank's (what each forward starts with); call before evaluating.
+  absl::Status SyncBuffers();
 
  private:
   DataParallel() = default;
   std::shared_ptr<c10d::Reducer> reducer_;
+  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  std::vector<at::Tensor> buffers_;
+  int rank_ = 0;
   int buckets_ = 0;
 };
 
