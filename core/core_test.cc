@@ -117,6 +117,61 @@ TEST(Trainer, ANanLossIsReportedAsDivergenceAtItsBatch) {
   EXPECT_EQ(s->batches.size(), 3u);
 }
 
+// Data-parallel: the agreed verdict decides, not this rank's loss. Another rank's divergence
+// ends this rank's epoch at the same batch (with a NaN loss, as this rank's own was finite), and
+// another rank's stop request reaches after_batch; a failed agreement ends the epoch with its
+// Status.
+TEST(Trainer, TheAgreedVerdictDecidesDivergenceAndStops) {
+  TinyNetImpl net;
+  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));
+  VectorLoader loader(5);
+  int calls = 0;
+  std::vector<BatchVerdict> seen;
+  TrainerOptions o;
+  o.stop_requested = [] { return 0; };
+  o.agree = [&](const BatchVerdict& mine) -> absl::StatusOr<BatchVerdict> {
+    seen.push_back(mine);
+    ++calls;
+    return BatchVerdict{.diverged = calls == 2, .stop_signal = 0};  // "rank 1 diverged" at batch 2
+  };
+  Trainer trainer(net, sgd, loader, o);
+  absl::StatusOr<EpochStats> s = trainer.TrainEpoch(0);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE(s->diverged.has_value());
+  EXPECT_EQ(s->diverged->batch, 2);
+  EXPECT_TRUE(std::isnan(s->diverged->loss));
+  EXPECT_EQ(s->batches.size(), 2u);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_FALSE(seen[0].diverged);  // this rank's own verdict went in
+  EXPECT_EQ(seen[0].stop_signal, 0);
+
+  // Another rank was asked to stop at batch 3: after_batch sees the signal there, and its
+  // Status ends the epoch.
+  calls = 0;
+  std::vector<int> signals;
+  o.agree = [&](const BatchVerdict&) -> absl::StatusOr<BatchVerdict> {
+    ++calls;
+    return BatchVerdict{.diverged = false, .stop_signal = calls >= 3 ? 15 : 0};
+  };
+  o.after_batch = [&](const EpochStats&, int stop_signal) {
+    signals.push_back(stop_signal);
+    return stop_signal ? absl::CancelledError("stopped") : absl::OkStatus();
+  };
+  Trainer stopping(net, sgd, loader, o);
+  absl::StatusOr<EpochStats> stopped = stopping.TrainEpoch(0);
+  EXPECT_TRUE(absl::IsCancelled(stopped.status())) << stopped.status();
+  EXPECT_EQ(signals, (std::vector<int>{0, 0, 15}));
+
+  // A peer that cannot be reached: the agreement's error is the epoch's.
+  o.agree = [](const BatchVerdict&) -> absl::StatusOr<BatchVerdict> {
+    return absl::UnavailableError("peer died");
+  };
+  o.after_batch = nullptr;
+  Trainer lost(net, sgd, loader, o);
+  absl::StatusOr<EpochStats> failed = lost.TrainEpoch(0);
+  EXPECT_TRUE(absl::IsUnavailable(failed.status())) << failed.status();
+}
+
 TEST(Trainer, RecordsPhasesWhenAskedAndTheyFitInTheStep) {
   TinyNetImpl net;
   torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));

@@ -46,11 +46,10 @@ DEFINE_string(device, "auto", "auto | cpu | cuda. auto: CUDA when available.");
 DEFINE_bool(disable_cuda, false, "Train on the CPU even when CUDA is there.");
 DEFINE_int32(dist_timeout, 300, "Data-parallel: seconds to wait for the other ranks, then fail.");
 DEFINE_string(dist_backend, "auto",
-              "Data-parallel: auto | gloo | nccl. auto: NCCL on CUDA devices (CUDA builds), Gloo "
-              "on the CPU.");
+              "Data-parallel: auto | gloo | nccl (nccl: not built yet).");
 DEFINE_int32(threads, 0, "LibTorch intra-op threads; 0 = every core (LibTorch alone: half).");
 DEFINE_bool(portable_kernels, false,
-            "ATen and oneDNN on AVX2 kernels: the same bits on every AVX2+ x86-64 CPU.");
+            "ATen and oneDNN on AVX2 kernels: the same bits on any AVX2+ x86-64.");
 DEFINE_bool(malloc_tuning, true,
             "glibc keeps freed memory (no mmap, no trim): ~30% of a CPU step.");
 // --- Output ------------------------------------------------------------------------------------
@@ -61,9 +60,7 @@ DEFINE_string(checkpoint_dir, "",
               "Save <experiment>.ckpt here each epoch (and --checkpoint_every).");
 DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
 DEFINE_string(resume, "no",
-              "no | yes | auto: continue --checkpoint_dir's checkpoint exactly where it stopped "
-              "(--resume alone: yes; auto: when there is one, else start; a worker torchrun "
-              "restarted: auto).");
+              "no | yes | auto: continue the checkpoint (auto: if one is there).");
 DEFINE_int32(repeats, 1, "Runs per configuration; tables show median (min-max).");
 // --- Experiment-specific -----------------------------------------------------------------------
 DEFINE_string(workers, "",
