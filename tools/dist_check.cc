@@ -229,6 +229,9 @@ int Bench(Communicator& c, int64_t batch, int reps) {
   const double bucketed = TimeMedian(c, reps, [&] {
     for (auto& b : buckets) st.Update(c.AverageInPlace(b));
   });
+  // What every batch adds on top of the gradients: the agreement on its outcome (one all-reduce
+  // of two doubles: diverged?, stop signal) and DDP's broadcast of rank 0's batch-norm buffers.
+  const double agree = TimeMedian(c, reps, [&] { st.Update(c.MaxOverRanks({0.0, 0.0}).status()); });
   if (!st.ok()) return Fail(std::string(st.message()));
 
   auto [x, y] = GlobalBatch(batch, 0);
@@ -250,6 +253,9 @@ int Bench(Communicator& c, int64_t batch, int reps) {
       TimeMedian(c, reps, [&] { EagerStep(after, StepOptions{}, x, y, nullptr); });
   absl::StatusOr<std::unique_ptr<DataParallel>> dp = DataParallel::Attach(c, **m);
   if (!dp.ok()) return Fail(std::string(dp.status().message()));
+  const double buffers = TimeMedian(c, reps, [&] { st.Update((*dp)->SyncBuffers()); });
+  int64_t buffer_floats = 0;
+  for (const at::Tensor& b : (*m)->buffers()) buffer_floats += b.numel();
   StepFunctions overlapped = fns;
   overlapped.gradients = (*dp)->hooks();
   const double overlap =
@@ -263,6 +269,9 @@ int Bench(Communicator& c, int64_t batch, int reps) {
     std::printf("  all-reduce, one flat buffer:          %8.1f ms\n", flat * 1e3);
     std::printf("  all-reduce, %zu DDP buckets in turn:    %8.1f ms\n", buckets.size(),
                 bucketed * 1e3);
+    std::printf("  agreement on a batch (all-reduce, 2 doubles):  %8.3f ms\n", agree * 1e3);
+    std::printf("  batch-norm buffers from rank 0 (%" PRId64 " values): %8.3f ms\n", buffer_floats,
+                buffers * 1e3);
     std::printf("  step (batch %" PRId64 " per rank), no communication:     %8.1f ms\n", batch,
                 alone * 1e3);
     std::printf("  step, flat all-reduce after backward:          %8.1f ms\n", no_overlap * 1e3);
