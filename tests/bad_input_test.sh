@@ -157,6 +157,9 @@ bad "--device=cuda contradicts --disable_cuda" "$C2" "${TINY[@]}" --device=cuda 
 bad "--device=cuda: no CUDA device" "$C2" "${TINY[@]}" --device=cuda
 bad "cuda_graph needs a CUDA device" "$C2" "${TINY[@]}" --strategy=cuda_graph
 bad "--resume needs --checkpoint_dir" "$C2" "${TINY[@]}" --resume
+bad "--resume=maybe: not no, yes or auto" "$C2" "${TINY[@]}" --resume=maybe
+bad "--dist_backend=mpi: not auto, gloo or nccl" "$C2" "${TINY[@]}" --dist_backend=mpi
+WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 bad "--dist_backend=nccl: this build has no NCCL process group" "$C2" "${TINY[@]}" --dist_backend=nccl
 bad "--checkpoint_every needs --checkpoint_dir" "$C2" "${TINY[@]}" --checkpoint_every=5
 bad "--epochs is not a flag of q1_q4" "$Q1Q4" --epochs=3
 bad "--workers is not a flag of c2" "$C2" "${TINY[@]}" --workers=1
