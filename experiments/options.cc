@@ -45,8 +45,7 @@ DEFINE_bool(evaluate, false, "Also report test-set loss and top-1 after each epo
 DEFINE_string(device, "auto", "auto | cpu | cuda. auto: CUDA when available.");
 DEFINE_bool(disable_cuda, false, "Train on the CPU even when CUDA is there.");
 DEFINE_int32(dist_timeout, 300, "Data-parallel: seconds to wait for the other ranks, then fail.");
-DEFINE_string(dist_backend, "auto",
-              "Data-parallel: auto | gloo | nccl (nccl: not built yet).");
+DEFINE_string(dist_backend, "auto", "Data-parallel: auto | gloo | nccl (nccl: not built yet).");
 DEFINE_int32(threads, 0, "LibTorch intra-op threads; 0 = every core (LibTorch alone: half).");
 DEFINE_bool(portable_kernels, false,
             "ATen and oneDNN on AVX2 kernels: the same bits on any AVX2+ x86-64.");
@@ -59,8 +58,7 @@ DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this 
 DEFINE_string(checkpoint_dir, "",
               "Save <experiment>.ckpt here each epoch (and --checkpoint_every).");
 DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
-DEFINE_string(resume, "no",
-              "no | yes | auto: continue the checkpoint (auto: if one is there).");
+DEFINE_string(resume, "no", "no | yes | auto: continue the checkpoint (auto: if one is there).");
 DEFINE_int32(repeats, 1, "Runs per configuration; tables show median (min-max).");
 // --- Experiment-specific -----------------------------------------------------------------------
 DEFINE_string(workers, "",

@@ -1,6 +1,7 @@
 #include "plugins/models/resnet18.h"
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include <memory>
 #include <string>
@@ -33,6 +34,7 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride
 }
 
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
+  RECORD_USER_SCOPE(scope_.c_str());
   at::Tensor out = conv1_->forward(x);
   if (bn1_) out = bn1_->forward(out);
   out = at::relu(out);
@@ -45,23 +47,29 @@ at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
 ResNet18Impl::ResNet18Impl(ResNet18Options options) : options_(options) {
   conv1_ = register_module("conv1", Conv(3, 64, 3, 1, 1));
   if (options_.batch_norm()) bn1_ = register_module("bn1", torch::nn::BatchNorm2d(64));
-  layer1_ = register_module("layer1", MakeGroup(64, 1));
-  layer2_ = register_module("layer2", MakeGroup(128, 2));
-  layer3_ = register_module("layer3", MakeGroup(256, 2));
-  layer4_ = register_module("layer4", MakeGroup(512, 2));
+  layer1_ = register_module("layer1", MakeGroup("layer1", 64, 1));
+  layer2_ = register_module("layer2", MakeGroup("layer2", 128, 2));
+  layer3_ = register_module("layer3", MakeGroup("layer3", 256, 2));
+  layer4_ = register_module("layer4", MakeGroup("layer4", 512, 2));
   linear_ = register_module("linear", torch::nn::Linear(512, options_.num_classes()));
 }
 
-torch::nn::Sequential ResNet18Impl::MakeGroup(int64_t planes, int64_t stride) {
+torch::nn::Sequential ResNet18Impl::MakeGroup(const std::string& name, int64_t planes,
+                                              int64_t stride) {
   torch::nn::Sequential group;
-  group->push_back(BasicBlock(in_planes_, planes, stride, options_.batch_norm()));
-  group->push_back(BasicBlock(planes, planes, 1, options_.batch_norm()));
+  BasicBlock first(in_planes_, planes, stride, options_.batch_norm());
+  first->set_scope(name + ".0");
+  BasicBlock second(planes, planes, 1, options_.batch_norm());
+  second->set_scope(name + ".1");
+  group->push_back(first);
+  group->push_back(second);
   in_planes_ = planes;
   return group;
 }
 
 at::Tensor ResNet18Impl::forward(const at::Tensor& x) {
-  at::Tensor out = conv1_->forward(x);  // (B, 64, 32, 32)
+  RECORD_USER_SCOPE(top_scope_.c_str());  // the model's own layers: "relu", "pool"
+  at::Tensor out = conv1_->forward(x);    // (B, 64, 32, 32)
   if (bn1_) out = bn1_->forward(out);
   out = at::relu(out);
   out = layer1_->forward(out);                            // (B, 64, 32, 32)

@@ -25,8 +25,10 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <string>
 
 #include "core/model.h"
+#include "core/module_scope.h"
 
 namespace trainlab::models {
 
@@ -40,8 +42,12 @@ class BasicBlockImpl : public torch::nn::Module {
   BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, bool batch_norm);
   // x: (B, in_planes, H, W) -> (B, planes, H/stride, W/stride)
   at::Tensor forward(const at::Tensor& x);
+  // Its name in the model ("layer2.0"): the scope its forward opens for profilers
+  // (core/op_trace.h's ModuleScope), so its ReLUs and residual add are named after it.
+  void set_scope(const std::string& name) { scope_ = ModuleScopeName(name); }
 
  private:
+  std::string scope_ = ModuleScopeName("");
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   torch::nn::Sequential shortcut_{nullptr};  // empty when identity
@@ -57,9 +63,10 @@ class ResNet18Impl : public ClassifierImpl {
   const ResNet18Options& options() const { return options_; }
 
  private:
-  torch::nn::Sequential MakeGroup(int64_t planes, int64_t stride);
+  torch::nn::Sequential MakeGroup(const std::string& name, int64_t planes, int64_t stride);
 
   ResNet18Options options_;
+  std::string top_scope_ = ModuleScopeName("");
   int64_t in_planes_ = 64;
   torch::nn::Conv2d conv1_{nullptr};
   torch::nn::BatchNorm2d bn1_{nullptr};

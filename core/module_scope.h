@@ -1,0 +1,25 @@
+// The name a module's forward gives the RecordFunction user scope it opens, so that profilers
+// (core/op_trace.h) can name the parameter-free layers inside it (its ReLUs, a residual add)
+// after it. The prefix keeps these scopes apart from any other user scope.
+//
+// Example (in a module's forward, with scope_ = ModuleScopeName("layer2.0") kept as a member so
+// that the name outlives the scope):
+//   RECORD_USER_SCOPE(scope_.c_str());
+#ifndef TRAINLAB_CORE_MODULE_SCOPE_H_
+#define TRAINLAB_CORE_MODULE_SCOPE_H_
+
+#include <string>
+#include <string_view>
+
+namespace trainlab {
+
+inline constexpr std::string_view kModuleScopePrefix = "module:";
+
+// "module:layer2.0"; "module:" for the model's own top level.
+inline std::string ModuleScopeName(const std::string& module) {
+  return std::string(kModuleScopePrefix) + module;
+}
+
+}  // namespace trainlab
+
+#endif  // TRAINLAB_CORE_MODULE_SCOPE_H_

@@ -1,0 +1,115 @@
+// The FLOP and byte counts of single layers against values worked out by hand (in the comments),
+// and the tracer's view of single torch ops.
+#include "core/op_costs.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/container/sequential.h>
+
+#include "core/op_trace.h"
+#include "gtest/gtest.h"
+
+namespace trainlab {
+namespace {
+
+TEST(OpCosts, ThreeByThreeConv) {
+  // 2 images, 3 -> 4 channels, 8x8, 3x3, stride 1, pad 1: 2*4*8*8 = 512 outputs, each 3*9 = 27
+  // multiply-adds: 13,824 MACs = 27,648 FLOPs.
+  ConvShape s{.input = {2, 3, 8, 8}, .weight = {4, 3, 3, 3}, .output = {2, 4, 8, 8}};
+  EXPECT_EQ(ConvForward(s, 4).flops, 27648);
+  // bytes: input 384 + weight 108 + output 512 floats = 1,004 x 4.
+  EXPECT_EQ(ConvForward(s, 4).bytes, 4016);
+  // backward: input gradient 27,648 + weight gradient 27,648.
+  EXPECT_EQ(ConvBackward(s, 4, /*input_grad=*/true).flops, 55296);
+  // reads grad-out 512, input 384, weight 108; writes grad-in 384, grad-w 108: 1,496 x 4.
+  EXPECT_EQ(ConvBackward(s, 4, true).bytes, 5984);
+  // The first layer (images need no gradient): the weight gradient alone.
+  EXPECT_EQ(ConvBackward(s, 4, false).flops, 27648);
+  EXPECT_EQ(ConvBackward(s, 4, false).bytes, (512 + 384 + 108 + 108) * 4);
+  // With a bias: one add per output, 4 more weights read.
+  s.bias = true;
+  EXPECT_EQ(ConvForward(s, 4).flops, 27648 + 512);
+  EXPECT_EQ(ConvForward(s, 4).bytes, 4016 + 16);
+  EXPECT_EQ(ConvForward(s, 2).bytes, (4016 + 16) / 2);  // bf16
+}
+
+TEST(OpCosts, StridedConvAndOneByOneShortcut) {
+  // layer2.0.conv1 at batch 1: 64 -> 128, 32x32 -> 16x16 (stride 2): 128*16*16 = 32,768 outputs
+  // x 64*9 = 576 MACs: 18,874,368 MACs.
+  ConvShape strided{.input = {1, 64, 32, 32}, .weight = {128, 64, 3, 3}, .output = {1, 128, 16, 16}};
+  EXPECT_EQ(ConvForward(strided, 4).flops, 2.0 * 18874368);
+  EXPECT_EQ(ConvBackward(strided, 4, true).flops, 4.0 * 18874368);
+  // layer2.0.shortcut.0: 1x1, stride 2: 32,768 outputs x 64 MACs = 2,097,152 MACs.
+  ConvShape shortcut{.input = {1, 64, 32, 32}, .weight = {128, 64, 1, 1}, .output = {1, 128, 16, 16}};
+  EXPECT_EQ(ConvForward(shortcut, 4).flops, 2.0 * 2097152);
+  // bytes: 65,536 in + 8,192 weights + 32,768 out.
+  EXPECT_EQ(ConvForward(shortcut, 4).bytes, (65536 + 8192 + 32768) * 4.0);
+  EXPECT_NEAR(ConvForward(shortcut, 4).intensity(), 2.0 * 2097152 / (106496 * 4.0), 1e-12);
+}
+
+TEST(OpCosts, LinearLayer) {
+  // The classifier at batch 128: 512 -> 10 with a bias: 655,360 MACs + 1,280 adds.
+  LinearShape s{.rows = 128, .in = 512, .out = 10, .bias = true};
+  EXPECT_EQ(LinearForward(s, 4).flops, 2.0 * 655360 + 1280);
+  // x 65,536 + W 5,120 + y 1,280 + b 10.
+  EXPECT_EQ(LinearForward(s, 4).bytes, (65536 + 5120 + 1280 + 10) * 4.0);
+  // backward: dX 2x655,360, dW 2x655,360, db 1,280 adds.
+  EXPECT_EQ(LinearBackward(s, 4, true).flops, 4.0 * 655360 + 1280);
+  EXPECT_EQ(LinearBackward(s, 4, true).bytes,
+            (1280 + 65536 + 5120 + 65536 + 5120 + 10) * 4.0);
+}
+
+TEST(OpTrace, SeesEachOpOnceWithItsShapesAndOwner) {
+  struct Net : torch::nn::Module {
+    torch::nn::Sequential body = register_module(
+        "body", torch::nn::Sequential(
+                    torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3).stride(2).padding(1)),
+                    torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 4, 1).bias(false))));
+  } net;
+  OpTracer tracer(net);
+  at::Tensor x = at::randn({2, 3, 8, 8});
+  {
+    OpTracer::Recording r(tracer);
+    at::Tensor y = at::relu(net.body->forward(x));   // (2, 4, 4, 4)
+    at::Tensor z = y + y;
+    (void)z;
+  }
+  at::relu(x);  // after the recording: not seen
+  ASSERT_EQ(tracer.ops().size(), 4u);
+  const TracedOp& c0 = tracer.ops()[0];
+  EXPECT_EQ(c0.op, "conv");
+  EXPECT_EQ(c0.module, "body.0");
+  // stride 2, pad 1: 8x8 -> 4x4; 2*4*4*4 = 128 outputs x 27 MACs, + 128 bias adds.
+  EXPECT_EQ(c0.forward.flops, 2.0 * 128 * 27 + 128);
+  EXPECT_EQ(c0.backward.flops, 2.0 * 128 * 27 + 128);  // x needs no gradient: dW and db only
+  const TracedOp& c1 = tracer.ops()[1];
+  EXPECT_EQ(c1.module, "body.1");
+  EXPECT_EQ(c1.forward.flops, 2.0 * 128 * 4);
+  EXPECT_EQ(c1.backward.flops, 4.0 * 128 * 4);  // its input (conv0's output) needs a gradient
+  EXPECT_EQ(tracer.ops()[2].op, "relu");
+  EXPECT_EQ(tracer.ops()[2].forward.flops, 128);
+  EXPECT_EQ(tracer.ops()[3].op, "add");
+  EXPECT_EQ(tracer.ops()[3].backward.flops, 0);
+  EXPECT_EQ(tracer.TotalForward().flops, c0.forward.flops + c1.forward.flops + 128 + 128);
+}
+
+TEST(OpTrace, LinearAndLossAreCountedOnce) {
+  torch::nn::Linear head(16, 5);
+  OpTracer tracer(*head);
+  at::Tensor x = at::randn({3, 16});
+  {
+    OpTracer::Recording r(tracer);
+    at::Tensor loss = torch::nn::functional::cross_entropy(head->forward(x), at::zeros({3}, at::kLong));
+    (void)loss;
+  }
+  ASSERT_EQ(tracer.ops().size(), 2u);  // not also addmm, log_softmax, nll_loss
+  EXPECT_EQ(tracer.ops()[0].op, "linear");
+  EXPECT_EQ(tracer.ops()[0].forward.flops, 2.0 * 3 * 16 * 5 + 15);
+  EXPECT_EQ(tracer.ops()[1].op, "cross_entropy");
+  EXPECT_EQ(tracer.ops()[1].input_shape, (std::vector<int64_t>{3, 5}));
+}
+
+}  // namespace
+}  // namespace trainlab

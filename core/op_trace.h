@@ -1,0 +1,258 @@
+// The layers one forward pass of a model runs, with their shapes and arithmetic (op_costs.h),
+// caught by LibTorch's own instrumentation: a thread-local RecordFunction callback that sees every
+// ATen op the forward calls, with its inputs, whatever built the model (our modules, a
+// TorchScript module). An op inside another counted op (aten::_convolution inside
+// aten::convolution, aten::addmm inside aten::linear) is not counted twice.
+//
+// Names: a layer with parameters is named after the module that owns its weight
+// ("layer2.0.conv1", found by the weight's storage among the model's named parameters); one
+// without (a ReLU, the residual add, pooling) after the module whose forward runs it, with the op
+// and a count within that module ("layer2.0.relu", "layer2.0.relu#2", "layer2.0.add"). A module
+// says it is running by opening a user scope named ModuleScopeName(its name)
+// (core/module_scope.h; our models do); in a model that does not (a TorchScript module), such a
+// layer is named after the parent of the module of the layer before it.
+//
+// Example:
+//   OpTracer tracer(*model);
+//   {
+//     OpTracer::Recording r(tracer);   // on this thread, until r goes out of scope
+//     at::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+//   }
+//   for (const TracedOp& op : tracer.ops()) ... op.module, op.forward.flops, op.backward.bytes
+#ifndef TRAINLAB_CORE_OP_TRACE_H_
+#define TRAINLAB_CORE_OP_TRACE_H_
+
+#include <ATen/ATen.h>
+#include <ATen/record_function.h>
+#include <torch/nn/module.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/module_scope.h"
+#include "core/op_costs.h"
+
+namespace trainlab {
+
+struct TracedOp {
+  std::string module;  // "layer2.0.conv1", "layer2.0.relu#2"
+  std::string op;      // conv | linear | batch_norm | relu | add | pool | cross_entropy
+  std::string aten;    // the ATen op it came from ("aten::convolution")
+  std::vector<int64_t> input_shape;
+  OpCost forward;
+  OpCost backward;
+};
+
+class OpTracer {
+ public:
+  explicit OpTracer(const torch::nn::Module& model) {
+    for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+      const std::string& key = item.key();  // "layer2.0.conv1.weight"
+      const size_t dot = key.rfind('.');
+      owner_[item.value().data_ptr()] = dot == std::string::npos ? "" : key.substr(0, dot);
+    }
+  }
+  OpTracer(const OpTracer&) = delete;
+  OpTracer& operator=(const OpTracer&) = delete;
+
+  // Records the ops this thread runs while it lives.
+  class Recording {
+   public:
+    explicit Recording(OpTracer& tracer) : previous_(Active()) {
+      Active() = &tracer;
+      tracer.depth_ = 0;
+      tracer.counted_depth_ = -1;
+      handle_ = at::addThreadLocalCallback(
+          at::RecordFunctionCallback(&OpTracer::OnStart, &OpTracer::OnEnd)
+              .needsInputs(true)
+              .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
+    }
+    ~Recording() {
+      at::removeCallback(handle_);
+      Active() = previous_;
+    }
+    Recording(const Recording&) = delete;
+    Recording& operator=(const Recording&) = delete;
+
+   private:
+    OpTracer* previous_;
+    at::CallbackHandle handle_{};
+  };
+
+  const std::vector<TracedOp>& ops() const { return ops_; }
+  OpCost TotalForward() const {
+    OpCost t;
+    for (const TracedOp& op : ops_) t += op.forward;
+    return t;
+  }
+  OpCost TotalBackward() const {
+    OpCost t;
+    for (const TracedOp& op : ops_) t += op.backward;
+    return t;
+  }
+
+ private:
+  static OpTracer*& Active() {
+    static thread_local OpTracer* active = nullptr;
+    return active;
+  }
+
+  // A module's user scope: its name (without the prefix), or nullopt for any other op.
+  static std::optional<std::string> ModuleScope(const at::RecordFunction& fn) {
+    if (fn.scope() != at::RecordScope::USER_SCOPE) return std::nullopt;
+    const std::string_view name = fn.name();
+    if (name.substr(0, kModuleScopePrefix.size()) != kModuleScopePrefix) return std::nullopt;
+    return std::string(name.substr(kModuleScopePrefix.size()));
+  }
+
+  static std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
+    OpTracer* t = Active();
+    if (t == nullptr) return nullptr;
+    if (fn.scope() == at::RecordScope::USER_SCOPE) {
+      if (std::optional<std::string> module = ModuleScope(fn)) t->scopes_.push_back(*module);
+      return nullptr;
+    }
+    ++t->depth_;
+    if (t->counted_depth_ < 0 && t->Count(fn)) t->counted_depth_ = t->depth_;
+    return nullptr;
+  }
+  static void OnEnd(const at::RecordFunction& fn, at::ObserverContext*) {
+    OpTracer* t = Active();
+    if (t == nullptr) return;
+    if (fn.scope() == at::RecordScope::USER_SCOPE) {
+      if (ModuleScope(fn) && !t->scopes_.empty()) t->scopes_.pop_back();
+      return;
+    }
+    if (t->depth_ == t->counted_depth_) t->counted_depth_ = -1;
+    --t->depth_;
+  }
+
+  static std::vector<int64_t> Sizes(const at::Tensor& t) { return t.sizes().vec(); }
+  static bool IsTensor(const c10::IValue& v) { return v.isTensor() && v.toTensor().defined(); }
+
+  // The name of the module that owns `weight`, or of the module before.
+  std::string NameFor(const at::Tensor* weight, const std::string& op) {
+    if (weight != nullptr) {
+      auto it = owner_.find(weight->data_ptr());
+      if (it != owner_.end()) {
+        last_owner_ = it->second;
+        return it->second;
+      }
+    }
+    // Parameter-free layers: in the module whose forward runs them, when it says so; else in
+    // the parent of the module of the layer before ("layer2.0" for "layer2.0.bn1").
+    std::string parent;
+    if (!scopes_.empty()) {
+      parent = scopes_.back();
+    } else {
+      const size_t dot = last_owner_.rfind('.');
+      parent = dot == std::string::npos ? "" : last_owner_.substr(0, dot);
+    }
+    const std::string base = parent.empty() ? op : parent + "." + op;
+    const int n = ++unnamed_[base];
+    return n == 1 ? base : base + "#" + std::to_string(n);
+  }
+
+  void Add(const char* aten, std::string op, const at::Tensor& input, const at::Tensor* weight,
+           OpCost forward, OpCost backward) {
+    ops_.push_back({.module = NameFor(weight, op),
+                    .op = std::move(op),
+                    .aten = aten,
+                    .input_shape = Sizes(input),
+                    .forward = forward,
+                    .backward = backward});
+  }
+
+  // Whether `fn` is an op we count (then it is recorded).
+  bool Count(const at::RecordFunction& fn) {
+    const char* name = fn.name();
+    c10::ArrayRef<const c10::IValue> in = fn.inputs();
+    auto is = [&](const char* n) { return std::strcmp(name, n) == 0; };
+    if (in.empty() || !IsTensor(in[0])) return false;
+    const at::Tensor x = in[0].toTensor();
+    const int64_t es = static_cast<int64_t>(x.element_size());
+    const double n = static_cast<double>(x.numel());
+    if (is("aten::convolution") && in.size() >= 9 && IsTensor(in[1])) {
+      const at::Tensor w = in[1].toTensor();
+      const std::vector<int64_t> stride = in[3].toIntVector(), pad = in[4].toIntVector(),
+                                 dil = in[5].toIntVector(), out_pad = in[7].toIntVector();
+      const bool transposed = in[6].toBool();
+      const int64_t groups = in[8].toInt();
+      std::vector<int64_t> out = {x.size(0), transposed ? w.size(1) * groups : w.size(0)};
+      for (size_t d = 0; d + 2 < static_cast<size_t>(x.dim()); ++d) {
+        const int64_t k = w.size(static_cast<int64_t>(d) + 2);
+        const int64_t s = stride[d % stride.size()], p = pad[d % pad.size()],
+                      dl = dil[d % dil.size()];
+        const int64_t i = x.size(static_cast<int64_t>(d) + 2);
+        out.push_back(transposed ? (i - 1) * s - 2 * p + dl * (k - 1) + out_pad[d % out_pad.size()] + 1
+                                 : (i + 2 * p - dl * (k - 1) - 1) / s + 1);
+      }
+      // A transposed convolution is the input gradient of the convolution from its output to
+      // its input: the same arithmetic with the two swapped.
+      ConvShape shape{.input = transposed ? out : Sizes(x),
+                      .weight = Sizes(w),
+                      .output = transposed ? Sizes(x) : out,
+                      .bias = IsTensor(in[2])};
+      Add(name, "conv", x, &w, ConvForward(shape, es), ConvBackward(shape, es, x.requires_grad()));
+      return true;
+    }
+    if ((is("aten::linear") && in.size() >= 2 && IsTensor(in[1])) ||
+        (is("aten::addmm") && in.size() >= 3 && IsTensor(in[1]) && IsTensor(in[2]))) {
+      const bool addmm = is("aten::addmm");
+      const at::Tensor input = addmm ? in[1].toTensor() : x;
+      const at::Tensor w = addmm ? in[2].toTensor() : in[1].toTensor();
+      const int64_t features_in = input.size(-1);
+      LinearShape shape{.rows = input.numel() / std::max<int64_t>(features_in, 1),
+                        .in = features_in,
+                        .out = addmm ? w.size(1) : w.size(0),
+                        .bias = addmm || (in.size() >= 3 && IsTensor(in[2]))};
+      const int64_t les = static_cast<int64_t>(input.element_size());
+      Add(name, "linear", input, &w, LinearForward(shape, les),
+          LinearBackward(shape, les, input.requires_grad()));
+      return true;
+    }
+    if (is("aten::batch_norm")) {
+      const at::Tensor* w = in.size() >= 2 && IsTensor(in[1]) ? &in[1].toTensor() : nullptr;
+      Add(name, "batch_norm", x, w, BatchNormForward(n, es), BatchNormBackward(n, es));
+      return true;
+    }
+    if (is("aten::relu") || is("aten::relu_")) {
+      Add(name, "relu", x, nullptr, ReluForward(n, es), ReluBackward(n, es));
+      return true;
+    }
+    if ((is("aten::add") || is("aten::add_")) && in.size() >= 2 && IsTensor(in[1]) &&
+        in[1].toTensor().numel() == x.numel() && x.numel() > 1) {
+      Add(name, "add", x, nullptr, AddForward(n, es), AddBackward(n, es));
+      return true;
+    }
+    if (is("aten::adaptive_avg_pool2d") && in.size() >= 2) {
+      double out = static_cast<double>(x.numel() / (x.size(-1) * x.size(-2)));
+      for (int64_t s : in[1].toIntVector()) out *= static_cast<double>(s);
+      Add(name, "pool", x, nullptr, PoolForward(n, out, es), PoolBackward(n, out, es));
+      return true;
+    }
+    if (is("aten::cross_entropy_loss")) {
+      Add(name, "cross_entropy", x, nullptr, CrossEntropyForward(n, es),
+          CrossEntropyBackward(n, es));
+      return true;
+    }
+    return false;
+  }
+
+  std::map<const void*, std::string> owner_;  // a parameter's storage -> its module's name
+  std::map<std::string, int> unnamed_;
+  std::string last_owner_;
+  std::vector<std::string> scopes_;  // the module scopes open now, innermost last
+  std::vector<TracedOp> ops_;
+  int depth_ = 0;
+  int counted_depth_ = -1;
+};
+
+}  // namespace trainlab
+
+#endif  // TRAINLAB_CORE_OP_TRACE_H_
