@@ -4,9 +4,9 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
+#include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
-#include <torch/nn/modules/container/sequential.h>
 
 #include "core/op_trace.h"
 #include "gtest/gtest.h"
@@ -38,11 +38,13 @@ TEST(OpCosts, ThreeByThreeConv) {
 TEST(OpCosts, StridedConvAndOneByOneShortcut) {
   // layer2.0.conv1 at batch 1: 64 -> 128, 32x32 -> 16x16 (stride 2): 128*16*16 = 32,768 outputs
   // x 64*9 = 576 MACs: 18,874,368 MACs.
-  ConvShape strided{.input = {1, 64, 32, 32}, .weight = {128, 64, 3, 3}, .output = {1, 128, 16, 16}};
+  ConvShape strided{
+      .input = {1, 64, 32, 32}, .weight = {128, 64, 3, 3}, .output = {1, 128, 16, 16}};
   EXPECT_EQ(ConvForward(strided, 4).flops, 2.0 * 18874368);
   EXPECT_EQ(ConvBackward(strided, 4, true).flops, 4.0 * 18874368);
   // layer2.0.shortcut.0: 1x1, stride 2: 32,768 outputs x 64 MACs = 2,097,152 MACs.
-  ConvShape shortcut{.input = {1, 64, 32, 32}, .weight = {128, 64, 1, 1}, .output = {1, 128, 16, 16}};
+  ConvShape shortcut{
+      .input = {1, 64, 32, 32}, .weight = {128, 64, 1, 1}, .output = {1, 128, 16, 16}};
   EXPECT_EQ(ConvForward(shortcut, 4).flops, 2.0 * 2097152);
   // bytes: 65,536 in + 8,192 weights + 32,768 out.
   EXPECT_EQ(ConvForward(shortcut, 4).bytes, (65536 + 8192 + 32768) * 4.0);
@@ -57,8 +59,7 @@ TEST(OpCosts, LinearLayer) {
   EXPECT_EQ(LinearForward(s, 4).bytes, (65536 + 5120 + 1280 + 10) * 4.0);
   // backward: dX 2x655,360, dW 2x655,360, db 1,280 adds.
   EXPECT_EQ(LinearBackward(s, 4, true).flops, 4.0 * 655360 + 1280);
-  EXPECT_EQ(LinearBackward(s, 4, true).bytes,
-            (1280 + 65536 + 5120 + 65536 + 5120 + 10) * 4.0);
+  EXPECT_EQ(LinearBackward(s, 4, true).bytes, (1280 + 65536 + 5120 + 65536 + 5120 + 10) * 4.0);
 }
 
 TEST(OpTrace, SeesEachOpOnceWithItsShapesAndOwner) {
@@ -72,7 +73,7 @@ TEST(OpTrace, SeesEachOpOnceWithItsShapesAndOwner) {
   at::Tensor x = at::randn({2, 3, 8, 8});
   {
     OpTracer::Recording r(tracer);
-    at::Tensor y = at::relu(net.body->forward(x));   // (2, 4, 4, 4)
+    at::Tensor y = at::relu(net.body->forward(x));  // (2, 4, 4, 4)
     at::Tensor z = y + y;
     (void)z;
   }
@@ -101,7 +102,8 @@ TEST(OpTrace, LinearAndLossAreCountedOnce) {
   at::Tensor x = at::randn({3, 16});
   {
     OpTracer::Recording r(tracer);
-    at::Tensor loss = torch::nn::functional::cross_entropy(head->forward(x), at::zeros({3}, at::kLong));
+    at::Tensor loss =
+        torch::nn::functional::cross_entropy(head->forward(x), at::zeros({3}, at::kLong));
     (void)loss;
   }
   ASSERT_EQ(tracer.ops().size(), 2u);  // not also addmm, log_softmax, nll_loss

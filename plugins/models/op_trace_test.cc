@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
 
+#include <chrono>
 #include <set>
 #include <string>
 
@@ -37,8 +38,8 @@ TEST(OpTraceResNet18, ForwardFlopsMatchTheArchitecturesCount) {
   const int64_t batch = 2;
   {
     OpTracer::Recording r(tracer);
-    at::Tensor loss = torch::nn::functional::cross_entropy(net->forward(at::randn({batch, 3, 32, 32})),
-                                                           at::zeros({batch}, at::kLong));
+    at::Tensor loss = torch::nn::functional::cross_entropy(
+        net->forward(at::randn({batch, 3, 32, 32})), at::zeros({batch}, at::kLong));
     (void)loss;
   }
   double conv_linear = 0, bias_adds = 0;
@@ -103,6 +104,42 @@ TEST(OpTraceResNet18, EveryModuleAppearsUnderItsName) {
   EXPECT_TRUE(traced.count("pool"));
   EXPECT_TRUE(traced.count("cross_entropy"));
   EXPECT_EQ(tracer.ops().size(), 41u + 17 + 8 + 1 + 1);
+}
+
+// With backward inside the recording, every layer's autograd nodes are found through the
+// sequence numbers: each conv, batch norm, ReLU, the pool, the linear layer and the loss gets
+// backward time of its own, and the attributed times fit inside the pass that contains them.
+TEST(OpTraceResNet18, TiesEachBackwardNodeToItsForwardLayer) {
+  ResNet18 net;
+  OpTracer tracer(*net);
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    OpTracer::Recording r(tracer);
+    at::Tensor loss = torch::nn::functional::cross_entropy(net->forward(at::randn({2, 3, 32, 32})),
+                                                           at::zeros({2}, at::kLong));
+    loss.backward();
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double forward = 0, backward = 0;
+  for (const TracedOp& op : tracer.ops()) {
+    EXPECT_GT(op.forward_s, 0) << op.module;
+    EXPECT_LT(op.first_sequence_nr, op.end_sequence_nr) << op.module << " created no autograd node";
+    if (op.op != "add") EXPECT_GT(op.backward_s, 0) << op.module << " got no backward time";
+    forward += op.forward_s;
+    backward += op.backward_s;
+  }
+  EXPECT_LT(forward + backward + tracer.unattributed_backward_s(), wall)
+      << "forward " << forward << " backward " << backward << " unattributed "
+      << tracer.unattributed_backward_s();
+  // The parameters' AccumulateGrad nodes belong to no layer.
+  EXPECT_GT(tracer.unattributed_backward_s(), 0);
+  // A second recording starts afresh.
+  {
+    OpTracer::Recording r(tracer);
+    (void)net->forward(at::randn({1, 3, 32, 32}));
+  }
+  EXPECT_EQ(tracer.ops().size(), 41u + 17 + 8 + 1);
+  for (const TracedOp& op : tracer.ops()) EXPECT_EQ(op.backward_s, 0) << op.module;
 }
 
 }  // namespace
