@@ -9,6 +9,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include "core/op_trace.h"
+#include "core/roofline.h"
 #include "gtest/gtest.h"
 
 namespace trainlab {
@@ -111,6 +112,37 @@ TEST(OpTrace, LinearAndLossAreCountedOnce) {
   EXPECT_EQ(tracer.ops()[0].forward.flops, 2.0 * 3 * 16 * 5 + 15);
   EXPECT_EQ(tracer.ops()[1].op, "cross_entropy");
   EXPECT_EQ(tracer.ops()[1].input_shape, (std::vector<int64_t>{3, 5}));
+}
+
+TEST(Roofline, BoundIsTheLowerRoofAtTheIntensity) {
+  // 100 GFLOP/s peak, 20 GB/s: the ridge is at 5 FLOP/byte.
+  RoofBound low = BoundAt(1.0, 100e9, 20e9);
+  EXPECT_TRUE(low.memory_bound);
+  EXPECT_EQ(low.attainable_flops_per_s, 20e9);
+  RoofBound high = BoundAt(50.0, 100e9, 20e9);
+  EXPECT_FALSE(high.memory_bound);
+  EXPECT_EQ(high.attainable_flops_per_s, 100e9);
+}
+
+// Small and quick (the real roofs are measured by the profile, on the sizes above): the
+// measurements run, return a positive finite rate, and refuse nonsense sizes.
+TEST(Roofline, MeasuresPositiveRatesAndRefusesBadSizes) {
+  RoofOptions o{.matmul_n = 64, .triad_elements = 1 << 16, .repeats = 2, .budget_s = 1};
+  absl::StatusOr<double> f = MeasureMatmulFlops(o, at::kFloat);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_GT(*f, 0);
+  EXPECT_TRUE(std::isfinite(*f));
+  absl::StatusOr<double> bf16 = MeasureMatmulFlops(o, at::kBFloat16);
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  EXPECT_GT(*bf16, 0);
+  absl::StatusOr<double> bw = MeasureTriadBandwidth(o);
+  ASSERT_TRUE(bw.ok()) << bw.status();
+  EXPECT_GT(*bw, 0);
+  o.matmul_n = 0;
+  EXPECT_FALSE(MeasureMatmulFlops(o, at::kFloat).ok());
+  o.triad_elements = -1;
+  EXPECT_EQ(MeasureTriadBandwidth(o).status().message(),
+            "roofline: triad_elements must be at least 1");
 }
 
 }  // namespace
