@@ -12,12 +12,14 @@
 #include <torch/optim/sgd.h>
 #include <torch/utils.h>
 
+#include <chrono>
 #include <cstring>
 #include <string>
 
 #include "benchmark/benchmark.h"
 #include "core/host.h"
 #include "core/kernels.h"
+#include "core/op_trace.h"
 #include "plugins/models/resnet18.h"
 
 namespace {
@@ -44,6 +46,36 @@ void BM_TrainStep(benchmark::State& state) {
   state.counters["threads"] = at::get_num_threads();
 }
 BENCHMARK(BM_TrainStep)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecond)->UseRealTime();
+
+// BM_TrainStepTraced/B: the same step with the per-layer profile's instrumentation on
+// (core/op_trace.h: a RecordFunction callback on every op, with inputs): against BM_TrainStep/B,
+// what the instrumentation costs. Counters: the layers found and the share of the step's time
+// they account for (forward + backward, the optimizer step excluded).
+void BM_TrainStepTraced(benchmark::State& state) {
+  const int64_t b = state.range(0);
+  torch::manual_seed(0);
+  trainlab::models::ResNet18 model;
+  torch::optim::SGD sgd(model->parameters(),
+                        torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4));
+  const at::Tensor x = at::randn({b, 3, 32, 32});
+  const at::Tensor y = at::randint(0, 10, {b}, at::kLong);
+  trainlab::OpTracer tracer(*model);
+  Step(model, sgd, x, y);
+  double covered = 0, total = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+      trainlab::OpTracer::Recording r(tracer);
+      Step(model, sgd, x, y);
+    }
+    total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (const trainlab::TracedOp& op : tracer.ops()) covered += op.forward_s + op.backward_s;
+  }
+  state.SetItemsProcessed(state.iterations() * b);
+  state.counters["layers"] = static_cast<double>(tracer.ops().size());
+  state.counters["coverage"] = total > 0 ? covered / total : 0;
+}
+BENCHMARK(BM_TrainStepTraced)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecond)->UseRealTime();
 
 }  // namespace
 

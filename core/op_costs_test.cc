@@ -135,6 +135,10 @@ TEST(Roofline, MeasuresPositiveRatesAndRefusesBadSizes) {
   absl::StatusOr<double> bf16 = MeasureMatmulFlops(o, at::kBFloat16);
   ASSERT_TRUE(bf16.ok()) << bf16.status();
   EXPECT_GT(*bf16, 0);
+  absl::StatusOr<double> conv = MeasureConvFlops(o, at::kFloat, /*batch=*/1);
+  ASSERT_TRUE(conv.ok()) << conv.status();
+  EXPECT_GT(*conv, 0);
+  EXPECT_FALSE(MeasureConvFlops(o, at::kFloat, 0).ok());
   absl::StatusOr<double> bw = MeasureTriadBandwidth(o);
   ASSERT_TRUE(bw.ok()) << bw.status();
   EXPECT_GT(*bw, 0);

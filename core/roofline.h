@@ -31,10 +31,10 @@ namespace trainlab {
 
 struct RoofOptions {
   c10::Device device = c10::kCPU;
-  int64_t matmul_n = 2048;               // n of the n x n matrix multiply
-  int64_t triad_elements = 32 << 20;     // 128 MiB per float32 vector
-  int repeats = 5;                       // the best of these, after one warm-up
-  double budget_s = 10;                  // stop repeating after this long (at least one repeat)
+  int64_t matmul_n = 2048;            // n of the n x n matrix multiply
+  int64_t triad_elements = 32 << 20;  // 128 MiB per float32 vector
+  int repeats = 5;                    // the best of these, after one warm-up
+  double budget_s = 10;               // stop repeating after this long (at least one repeat)
 };
 
 namespace roofline_detail {
@@ -61,13 +61,35 @@ inline absl::StatusOr<double> MeasureMatmulFlops(const RoofOptions& o, at::Scala
   if (o.matmul_n < 1) return absl::InvalidArgumentError("roofline: matmul_n must be at least 1");
   try {
     at::TensorOptions t = at::TensorOptions().device(o.device).dtype(dtype);
-    at::Tensor a = at::randn({o.matmul_n, o.matmul_n}, t), b = at::randn({o.matmul_n, o.matmul_n}, t);
+    at::Tensor a = at::randn({o.matmul_n, o.matmul_n}, t),
+               b = at::randn({o.matmul_n, o.matmul_n}, t);
     at::Tensor c = at::empty({o.matmul_n, o.matmul_n}, t);
     const double s = roofline_detail::BestSeconds(o, [&] { at::mm_out(c, a, b); });
     const double n = static_cast<double>(o.matmul_n);
     return 2 * n * n * n / s;
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("roofline: matrix multiply in ", c10::toString(dtype),
+                                            " on ", o.device.str(), ": ", e.what()));
+  }
+}
+
+// FLOP/s of a 3x3 convolution in `dtype` (ResNet-18's layer3 shape: 256 -> 256 channels at 8x8,
+// padding 1, batch `batch`): the compute roof through the engine convolutions use (oneDNN on the
+// CPU, cuDNN on a GPU). It need not be the matrix multiply's: Debian's LibTorch sends a float32
+// at::mm to the system BLAS, the netlib reference BLAS unless OpenBLAS is installed, measured
+// 40x below oneDNN's convolution on the same cores (docs/profile.md). The profile's compute roof
+// for a dtype is the higher of the two.
+inline absl::StatusOr<double> MeasureConvFlops(const RoofOptions& o, at::ScalarType dtype,
+                                               int64_t batch = 32) {
+  if (batch < 1) return absl::InvalidArgumentError("roofline: batch must be at least 1");
+  try {
+    at::TensorOptions t = at::TensorOptions().device(o.device).dtype(dtype);
+    at::Tensor x = at::randn({batch, 256, 8, 8}, t), w = at::randn({256, 256, 3, 3}, t);
+    at::Tensor y;
+    const double s = roofline_detail::BestSeconds(o, [&] { y = at::conv2d(x, w, {}, 1, 1); });
+    return 2.0 * static_cast<double>(batch) * 256 * 8 * 8 * 256 * 9 / s;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("roofline: convolution in ", c10::toString(dtype),
                                             " on ", o.device.str(), ": ", e.what()));
   }
 }
