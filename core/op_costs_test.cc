@@ -132,9 +132,15 @@ TEST(Roofline, MeasuresPositiveRatesAndRefusesBadSizes) {
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_GT(*f, 0);
   EXPECT_TRUE(std::isfinite(*f));
+  // bfloat16 needs oneDNN's AVX-512 kernels: where this CPU (or DNNL_MAX_CPU_ISA) has none, the
+  // measurement says so, naming the dtype, instead of throwing.
   absl::StatusOr<double> bf16 = MeasureMatmulFlops(o, at::kBFloat16);
-  ASSERT_TRUE(bf16.ok()) << bf16.status();
-  EXPECT_GT(*bf16, 0);
+  if (bf16.ok()) {
+    EXPECT_GT(*bf16, 0);
+  } else {
+    EXPECT_NE(bf16.status().message().find("matrix multiply in BFloat16 on cpu"), std::string::npos)
+        << bf16.status();
+  }
   absl::StatusOr<double> conv = MeasureConvFlops(o, at::kFloat, /*batch=*/1);
   ASSERT_TRUE(conv.ok()) << conv.status();
   EXPECT_GT(*conv, 0);
