@@ -24,24 +24,29 @@
 
 namespace {
 
-void Step(trainlab::models::ResNet18& model, torch::optim::SGD& sgd, const at::Tensor& x,
-          const at::Tensor& y) {
-  sgd.zero_grad();
-  torch::nn::functional::cross_entropy(model->forward(x), y).backward();
-  sgd.step();
-}
+// ResNet-18 with the lab's SGD and a random batch of B images, seeded.
+struct StepSetup {
+  explicit StepSetup(int64_t b)
+      : model((torch::manual_seed(0), trainlab::models::ResNet18())),
+        sgd(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4)),
+        x(at::randn({b, 3, 32, 32})),
+        y(at::randint(0, 10, {b}, at::kLong)) {}
+  void Step() {
+    sgd.zero_grad();
+    torch::nn::functional::cross_entropy(model->forward(x), y).backward();
+    sgd.step();
+  }
+  trainlab::models::ResNet18 model;
+  torch::optim::SGD sgd;
+  at::Tensor x, y;
+};
 
 // BM_TrainStep/B: one SGD step on a batch of B images; reports images/s.
 void BM_TrainStep(benchmark::State& state) {
   const int64_t b = state.range(0);
-  torch::manual_seed(0);
-  trainlab::models::ResNet18 model;
-  torch::optim::SGD sgd(model->parameters(),
-                        torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4));
-  const at::Tensor x = at::randn({b, 3, 32, 32});
-  const at::Tensor y = at::randint(0, 10, {b}, at::kLong);
-  Step(model, sgd, x, y);  // warm-up: allocations, oneDNN primitives, momentum buffers
-  for (auto _ : state) Step(model, sgd, x, y);
+  StepSetup s(b);
+  s.Step();  // warm-up: allocations, oneDNN primitives, momentum buffers
+  for (auto _ : state) s.Step();
   state.SetItemsProcessed(state.iterations() * b);
   state.counters["threads"] = at::get_num_threads();
 }
@@ -53,20 +58,15 @@ BENCHMARK(BM_TrainStep)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecond)->Us
 // they account for (forward + backward, the optimizer step excluded).
 void BM_TrainStepTraced(benchmark::State& state) {
   const int64_t b = state.range(0);
-  torch::manual_seed(0);
-  trainlab::models::ResNet18 model;
-  torch::optim::SGD sgd(model->parameters(),
-                        torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4));
-  const at::Tensor x = at::randn({b, 3, 32, 32});
-  const at::Tensor y = at::randint(0, 10, {b}, at::kLong);
-  trainlab::OpTracer tracer(*model);
-  Step(model, sgd, x, y);
+  StepSetup s(b);
+  trainlab::OpTracer tracer(*s.model);
+  s.Step();
   double covered = 0, total = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
     {
       trainlab::OpTracer::Recording r(tracer);
-      Step(model, sgd, x, y);
+      s.Step();
     }
     total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (const trainlab::TracedOp& op : tracer.ops()) covered += op.forward_s + op.backward_s;

@@ -107,32 +107,28 @@ absl::Status Communicator::AverageInPlace(const std::vector<at::Tensor>& tensors
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<double>> Communicator::SumOverRanks(const std::vector<double>& values) {
-  if (values.empty()) return values;
-  try {
-    std::vector<at::Tensor> t = {
-        at::tensor(at::ArrayRef<double>(values), at::TensorOptions().dtype(at::kDouble))};
-    group_->allreduce(t)->wait(timeout_);
-    const double* p = t[0].data_ptr<double>();
-    return std::vector<double>(p, p + values.size());
-  } catch (const std::exception& e) {
-    return Failed("an all-reduce of the epoch's figures", e);
-  }
-}
-
-absl::StatusOr<std::vector<double>> Communicator::MaxOverRanks(const std::vector<double>& values) {
+absl::StatusOr<std::vector<double>> Communicator::ReduceOverRanks(const std::vector<double>& values,
+                                                                  Reduce op, const char* what) {
   if (values.empty()) return values;
   try {
     std::vector<at::Tensor> t = {
         at::tensor(at::ArrayRef<double>(values), at::TensorOptions().dtype(at::kDouble))};
     c10d::AllreduceOptions o;
-    o.reduceOp = c10d::ReduceOp::MAX;
+    o.reduceOp = op == Reduce::kMax ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
     group_->allreduce(t, o)->wait(timeout_);
     const double* p = t[0].data_ptr<double>();
     return std::vector<double>(p, p + values.size());
   } catch (const std::exception& e) {
-    return Failed("agreeing on the batch's outcome", e);
+    return Failed(what, e);
   }
+}
+
+absl::StatusOr<std::vector<double>> Communicator::SumOverRanks(const std::vector<double>& values) {
+  return ReduceOverRanks(values, Reduce::kSum, "an all-reduce of the epoch's figures");
+}
+
+absl::StatusOr<std::vector<double>> Communicator::MaxOverRanks(const std::vector<double>& values) {
+  return ReduceOverRanks(values, Reduce::kMax, "agreeing on the batch's outcome");
 }
 
 absl::StatusOr<std::string> Communicator::BroadcastBytes(const std::string& bytes) {

@@ -68,6 +68,11 @@ class Communicator {
  private:
   Communicator(DistEnv env, std::chrono::milliseconds timeout);
   absl::Status Failed(const std::string& what, const std::exception& e) const;
+  // An all-reduce of `values` (as doubles): their sum or their maximum; `what` names it in the
+  // error.
+  enum class Reduce { kSum, kMax };
+  absl::StatusOr<std::vector<double>> ReduceOverRanks(const std::vector<double>& values, Reduce op,
+                                                      const char* what);
 
   DistEnv env_;
   std::chrono::milliseconds timeout_;
