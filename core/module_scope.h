@@ -20,6 +20,10 @@ inline std::string ModuleScopeName(const std::string& module) {
   return std::string(kModuleScopePrefix) + module;
 }
 
+// The user scope a training step opens around its optimizer step (core/step.h), so that a
+// profile can give the optimizer its own row and keep its ops out of the layers' backward.
+inline constexpr char kOptimizerStepScope[] = "trainlab::optimizer_step";
+
 }  // namespace trainlab
 
 #endif  // TRAINLAB_CORE_MODULE_SCOPE_H_

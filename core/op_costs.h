@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <functional>
 #include <numeric>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 namespace trainlab {
@@ -135,6 +137,45 @@ inline OpCost CrossEntropyForward(double n, int64_t element_size) {
 }
 inline OpCost CrossEntropyBackward(double n, int64_t element_size) {
   return {.flops = 3 * n, .bytes = 2 * n * static_cast<double>(element_size)};
+}
+
+// A dtype cast of `n` elements (autocast's bf16 copies of weights and activations, the logits
+// back to float32): no arithmetic; it reads the source and writes the copy. Its backward casts
+// the gradient back.
+inline OpCost CastForward(double n, int64_t from_size, int64_t to_size) {
+  return {.flops = 0, .bytes = n * static_cast<double>(from_size + to_size)};
+}
+inline OpCost CastBackward(double n, int64_t from_size, int64_t to_size) {
+  return {.flops = 0, .bytes = n * static_cast<double>(from_size + to_size)};
+}
+
+// One optimizer step over `params` parameters of `element_size` bytes, per the update rules of
+// PyTorch's optimizers with weight decay folded into the gradient (g += wd p: 2 FLOPs) as they
+// do it. Per element:
+//   sgd           buf = m buf + g; p -= lr buf                          6 FLOPs, 5 tensors moved
+//   sgd_nesterov  ... and d = g + m buf                                 8 FLOPs, 5 tensors
+//   adagrad       sum += g g; p -= clr g / (sqrt(sum) + eps)            9 FLOPs, 5 tensors
+//   rmsprop       sq = a sq + (1-a) g g; p -= lr g / (sqrt(sq) + eps)  10 FLOPs, 5 tensors
+//   adadelta      sq, std, delta, acc as PyTorch's                     18 FLOPs, 7 tensors
+//   adam, adamw   m, v, the bias corrections, p -= step m / denom      15 FLOPs, 7 tensors
+// (tensors moved: p, g and each state tensor read, p and each state tensor written). Another
+// optimizer: nullopt (its row has no arithmetic).
+inline std::optional<OpCost> OptimizerStepCost(std::string_view optimizer, double params,
+                                               int64_t element_size) {
+  struct Rule {
+    std::string_view name;
+    double flops, tensors;
+  };
+  static constexpr Rule kRules[] = {{"sgd", 6, 5},      {"sgd_nesterov", 8, 5}, {"adagrad", 9, 5},
+                                    {"rmsprop", 10, 5}, {"adadelta", 18, 7},    {"adam", 15, 7},
+                                    {"adamw", 15, 7}};
+  for (const Rule& r : kRules) {
+    if (r.name == optimizer) {
+      return OpCost{.flops = r.flops * params,
+                    .bytes = r.tensors * params * static_cast<double>(element_size)};
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace trainlab

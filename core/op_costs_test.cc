@@ -3,13 +3,16 @@
 #include "core/op_costs.h"
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include "core/module_scope.h"
 #include "core/op_trace.h"
 #include "core/roofline.h"
+#include "core/step.h"
 #include "gtest/gtest.h"
 
 namespace trainlab {
@@ -112,6 +115,106 @@ TEST(OpTrace, LinearAndLossAreCountedOnce) {
   EXPECT_EQ(tracer.ops()[0].forward.flops, 2.0 * 3 * 16 * 5 + 15);
   EXPECT_EQ(tracer.ops()[1].op, "cross_entropy");
   EXPECT_EQ(tracer.ops()[1].input_shape, (std::vector<int64_t>{3, 5}));
+}
+
+TEST(OpCosts, OptimizerStepPerElement) {
+  // SGD with momentum and weight decay: g += wd p (2), buf = m buf + g (2), p -= lr buf (2);
+  // p, g, buf read, p, buf written.
+  ASSERT_TRUE(OptimizerStepCost("sgd", 100, 4).has_value());
+  EXPECT_EQ(OptimizerStepCost("sgd", 100, 4)->flops, 600);
+  EXPECT_EQ(OptimizerStepCost("sgd", 100, 4)->bytes, 5 * 100 * 4.0);
+  // Adam: two state tensors read and written beside p and g.
+  EXPECT_EQ(OptimizerStepCost("adam", 10, 4)->flops, 150);
+  EXPECT_EQ(OptimizerStepCost("adam", 10, 4)->bytes, 7 * 10 * 4.0);
+  EXPECT_FALSE(OptimizerStepCost("lbfgs", 10, 4).has_value());
+  EXPECT_EQ(CastForward(10, 4, 2).bytes, 60);
+  EXPECT_EQ(CastForward(10, 4, 2).flops, 0);
+}
+
+// The optimizer's scope is its own row: its ops are not layers, and its interval is a span.
+// Each layer's forward and backward are spans too (the Chrome trace draws them).
+TEST(OpTrace, OptimizerScopeAndSpans) {
+  torch::nn::Linear head(16, 5);
+  OpTracer tracer(*head);
+  at::Tensor x = at::randn({3, 16});
+  {
+    OpTracer::Recording r(tracer);
+    at::Tensor loss =
+        torch::nn::functional::cross_entropy(head->forward(x), at::zeros({3}, at::kLong));
+    loss.backward();
+    RECORD_USER_SCOPE(kOptimizerStepScope);
+    at::NoGradGuard no_grad;
+    for (at::Tensor& p : head->parameters()) p.add_(at::relu(p.grad()), -0.1);
+  }
+  ASSERT_EQ(tracer.ops().size(), 2u);  // the relu inside the optimizer's scope is not a layer
+  EXPECT_GT(tracer.optimizer_s(), 0);
+  int forward = 0, linear_backward = 0, optimizer = 0;
+  for (const TracedSpan& s : tracer.spans()) {
+    EXPECT_LE(s.start, s.end);
+    if (s.pass == TracedSpan::Pass::kForward) ++forward;
+    if (s.pass == TracedSpan::Pass::kBackward && s.op == 0) ++linear_backward;
+    if (s.pass == TracedSpan::Pass::kOptimizer) ++optimizer;
+  }
+  EXPECT_EQ(forward, 2);
+  EXPECT_GE(linear_backward, 1);
+  EXPECT_EQ(optimizer, 1);
+  EXPECT_GT(tracer.ops()[0].backward_s, 0);
+}
+
+// Under autocast to bfloat16 a convolution runs on bf16 copies of its input and weight: the
+// copies are "cast" rows (the weight's named after its module), and the conv's bytes are counted
+// at 2 bytes an element.
+TEST(OpTrace, AutocastCopiesAreCastRows) {
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3).padding(1).bias(false));
+  OpTracer tracer(*conv);
+  at::Tensor x = at::randn({2, 3, 8, 8});
+  {
+    OpTracer::Recording r(tracer);
+    AutocastGuard autocast(c10::DeviceType::CPU, at::kBFloat16);
+    try {
+      EXPECT_EQ(conv->forward(x).scalar_type(), at::kBFloat16);
+    } catch (const std::exception&) {  // dnnl::error
+      // oneDNN limited below avx512_core (DNNL_MAX_CPU_ISA, which the suite also runs under)
+      // has no bf16 convolution; the tracer has seen the casts and the conv before it fails.
+    }
+  }
+  const TracedOp* weight_cast = nullptr;
+  const TracedOp* conv_op = nullptr;
+  int casts = 0;
+  for (const TracedOp& op : tracer.ops()) {
+    if (op.op == "cast") ++casts;
+    if (op.op == "cast" && op.input_shape == std::vector<int64_t>{4, 3, 3, 3}) weight_cast = &op;
+    if (op.op == "conv") conv_op = &op;
+  }
+  EXPECT_EQ(casts, 2);  // the input and the weight
+  ASSERT_NE(weight_cast, nullptr);
+  EXPECT_EQ(weight_cast->module, "");  // the root module's own parameter
+  EXPECT_EQ(weight_cast->forward.bytes, 108 * (4 + 2.0));
+  EXPECT_EQ(weight_cast->forward.flops, 0);
+  ASSERT_NE(conv_op, nullptr);
+  EXPECT_EQ(conv_op->dtype, at::kBFloat16);
+  EXPECT_EQ(conv_op->module, "");  // named through its weight's copy, not "cast"
+  // bytes at 2 each: input 384, output 512, weight 108.
+  EXPECT_EQ(conv_op->forward.bytes, (384 + 512 + 108) * 2.0);
+}
+
+// Autocast intercepts aten::linear itself: the casts run inside the linear row, which is counted
+// at bf16 although its recorded inputs are float32.
+TEST(OpTrace, AutocastLinearIsCountedAtItsDtype) {
+  torch::nn::Linear head(16, 5);
+  OpTracer tracer(*head);
+  at::Tensor x = at::randn({3, 16});
+  {
+    OpTracer::Recording r(tracer);
+    AutocastGuard autocast(c10::DeviceType::CPU, at::kBFloat16);
+    EXPECT_EQ(head->forward(x).scalar_type(), at::kBFloat16);
+  }
+  ASSERT_EQ(tracer.ops().size(), 1u);
+  const TracedOp& linear = tracer.ops()[0];
+  EXPECT_EQ(linear.op, "linear");
+  EXPECT_EQ(linear.dtype, at::kBFloat16);
+  // bytes at 2 each: input 48, weight 80, output 15, bias 5.
+  EXPECT_EQ(linear.forward.bytes, (48 + 80 + 15 + 5) * 2.0);
 }
 
 TEST(Roofline, BoundIsTheLowerRoofAtTheIntensity) {

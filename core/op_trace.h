@@ -36,8 +36,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/SequenceNumber.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/nn/module.h>
+#include <torch/version.h>
 
 #include <chrono>
 #include <cstring>
@@ -56,15 +58,25 @@ namespace trainlab {
 
 struct TracedOp {
   std::string module;  // "layer2.0.conv1", "layer2.0.relu#2"
-  std::string op;      // conv | linear | batch_norm | relu | add | pool | cross_entropy
+  std::string op;      // conv | linear | batch_norm | relu | add | pool | cross_entropy | cast
   std::string aten;    // the ATen op it came from ("aten::convolution")
   std::vector<int64_t> input_shape;
+  c10::ScalarType dtype = c10::ScalarType::Float;  // of its input (bfloat16 under autocast)
   OpCost forward;
   OpCost backward;
   double forward_s = 0;   // this op's forward, start to end
   double backward_s = 0;  // the autograd nodes it created, when backward ran in the recording
   uint64_t first_sequence_nr = 0,
            end_sequence_nr = 0;  // the autograd nodes it created: [first, end)
+};
+
+// One interval of a recording on this thread's steady clock: a layer's forward, one autograd
+// node of its backward, the optimizer step, or backward time no layer owns (`op` -1).
+struct TracedSpan {
+  enum class Pass { kForward, kBackward, kOptimizer };
+  int op = -1;  // index into OpTracer::ops(), or -1
+  Pass pass = Pass::kForward;
+  std::chrono::steady_clock::time_point start, end;
 };
 
 class OpTracer {
@@ -88,6 +100,7 @@ class OpTracer {
       handle_ = at::addThreadLocalCallback(
           at::RecordFunctionCallback(&OpTracer::OnStart, &OpTracer::OnEnd)
               .needsInputs(true)
+              .needsOutputs(true)  // a parameter's autocast copy: named after the parameter
               .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
       backward_handle_ = at::addThreadLocalCallback(
           at::RecordFunctionCallback(&OpTracer::OnBackwardStart, &OpTracer::OnBackwardEnd)
@@ -110,6 +123,11 @@ class OpTracer {
   const std::vector<TracedOp>& ops() const { return ops_; }
   // Backward time in autograd nodes that no counted op created.
   double unattributed_backward_s() const { return unattributed_backward_s_; }
+  // The optimizer step's time: the user scope kOptimizerStepScope (core/module_scope.h) that the
+  // step opens around it (core/step.h), start to end; the ops inside are not layers.
+  double optimizer_s() const { return optimizer_s_; }
+  // Every timed interval of the last recording, in the order each ended.
+  const std::vector<TracedSpan>& spans() const { return spans_; }
   OpCost TotalForward() const {
     OpCost t;
     for (const TracedOp& op : ops_) t += op.forward;
@@ -136,17 +154,25 @@ class OpTracer {
   }
 
   using Clock = std::chrono::steady_clock;
-  static double Since(Clock::time_point t) {
-    return std::chrono::duration<double>(Clock::now() - t).count();
+  static double Seconds(Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double>(to - from).count();
+  }
+  static bool IsOptimizerScope(const at::RecordFunction& fn) {
+    return std::strcmp(fn.name(), kOptimizerStepScope) == 0;
   }
 
   void Clear() {
     ops_.clear();
     unnamed_.clear();
     last_owner_.clear();
+    copy_owner_.clear();
+    param_cast_pending_ = false;
     scopes_.clear();
     backward_.clear();
     wrappers_.clear();
+    spans_.clear();
+    in_optimizer_ = false;
+    optimizer_s_ = 0;
     depth_ = 0;
     counted_depth_ = -1;
     loose_depth_ = -1;
@@ -158,10 +184,16 @@ class OpTracer {
     OpTracer* t = Active();
     if (t == nullptr) return nullptr;
     if (fn.scope() == at::RecordScope::USER_SCOPE) {
-      if (std::optional<std::string> module = ModuleScope(fn)) t->scopes_.push_back(*module);
+      if (IsOptimizerScope(fn)) {
+        t->in_optimizer_ = true;
+        t->optimizer_start_ = Clock::now();
+      } else if (std::optional<std::string> module = ModuleScope(fn)) {
+        t->scopes_.push_back(*module);
+      }
       return nullptr;
     }
     ++t->depth_;
+    if (t->in_optimizer_) return nullptr;  // the optimizer's own ops: its row, not layers
     if (IsEngineWrapper(fn)) {  // the whole of one node's evaluation, sums of its outputs included
       t->in_backward_ = true;
       t->wrappers_.push_back({-2, Clock::now()});
@@ -191,23 +223,42 @@ class OpTracer {
     OpTracer* t = Active();
     if (t == nullptr) return;
     if (fn.scope() == at::RecordScope::USER_SCOPE) {
-      if (ModuleScope(fn) && !t->scopes_.empty()) t->scopes_.pop_back();
+      if (IsOptimizerScope(fn) && t->in_optimizer_) {
+        t->in_optimizer_ = false;
+        const Clock::time_point end = Clock::now();
+        t->optimizer_s_ += Seconds(t->optimizer_start_, end);
+        t->spans_.push_back({-1, TracedSpan::Pass::kOptimizer, t->optimizer_start_, end});
+      } else if (ModuleScope(fn) && !t->scopes_.empty()) {
+        t->scopes_.pop_back();
+      }
       return;
     }
     if (IsEngineWrapper(fn) && !t->wrappers_.empty()) {
       const auto [seq, start] = t->wrappers_.back();
       t->wrappers_.pop_back();
-      t->Attribute(seq, Since(start));
+      t->Attribute(seq, start, Clock::now());
       --t->depth_;
       return;
     }
     if (t->depth_ == t->loose_depth_) {
-      t->unattributed_backward_s_ += Since(t->loose_start_);
+      const Clock::time_point end = Clock::now();
+      t->unattributed_backward_s_ += Seconds(t->loose_start_, end);
+      t->spans_.push_back({-1, TracedSpan::Pass::kBackward, t->loose_start_, end});
       t->loose_depth_ = -1;
     }
     if (t->depth_ == t->counted_depth_) {
-      t->ops_.back().forward_s = Since(t->counted_start_);
+      const Clock::time_point end = Clock::now();
+      t->ops_.back().forward_s = Seconds(t->counted_start_, end);
       t->ops_.back().end_sequence_nr = at::sequence_number::peek();
+      if (t->param_cast_pending_) {  // the copy autocast hands the layer is the parameter's
+        const auto& out = fn.outputs();
+        if (!out.empty() && IsTensor(out[0])) {
+          t->copy_owner_[out[0].toTensor().data_ptr()] = t->ops_.back().module;
+        }
+        t->param_cast_pending_ = false;
+      }
+      t->spans_.push_back({static_cast<int>(t->ops_.size()) - 1, TracedSpan::Pass::kForward,
+                           t->counted_start_, end});
       t->counted_depth_ = -1;
     }
     --t->depth_;
@@ -229,7 +280,7 @@ class OpTracer {
     const auto [seq, start] = t->backward_.back();
     t->backward_.pop_back();
     // Inside the engine's wrapper, the wrapper's end attributes the whole evaluation.
-    if (t->wrappers_.empty()) t->Attribute(seq, Since(start));
+    if (t->wrappers_.empty()) t->Attribute(seq, start, Clock::now());
   }
 
   // LibTorch's engine opens a FUNCTION-scope "autograd::engine::evaluate_function: <node>"
@@ -239,16 +290,20 @@ class OpTracer {
     return std::string_view(fn.name()).substr(0, kWrapper.size()) == kWrapper;
   }
 
-  // Adds `s` seconds of backward to the layer whose forward created node `seq`.
-  void Attribute(int64_t seq, double s) {
-    for (TracedOp& op : ops_) {
+  // Adds the backward interval [start, end) to the layer whose forward created node `seq`.
+  void Attribute(int64_t seq, Clock::time_point start, Clock::time_point end) {
+    const double s = Seconds(start, end);
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      TracedOp& op = ops_[i];
       if (seq >= 0 && static_cast<uint64_t>(seq) >= op.first_sequence_nr &&
           static_cast<uint64_t>(seq) < op.end_sequence_nr) {
         op.backward_s += s;
+        spans_.push_back({static_cast<int>(i), TracedSpan::Pass::kBackward, start, end});
         return;
       }
     }
     unattributed_backward_s_ += s;
+    spans_.push_back({-1, TracedSpan::Pass::kBackward, start, end});
   }
 
   static std::vector<int64_t> Sizes(const at::Tensor& t) { return t.sizes().vec(); }
@@ -257,10 +312,12 @@ class OpTracer {
   // The name of the module that owns `weight`, or of the module before.
   std::string NameFor(const at::Tensor* weight, const std::string& op) {
     if (weight != nullptr) {
-      auto it = owner_.find(weight->data_ptr());
-      if (it != owner_.end()) {
-        last_owner_ = it->second;
-        return it->second;
+      for (const std::map<const void*, std::string>* owners : {&owner_, &copy_owner_}) {
+        auto it = owners->find(weight->data_ptr());
+        if (it != owners->end()) {
+          last_owner_ = it->second;
+          return it->second;
+        }
       }
     }
     // Parameter-free layers: in the module whose forward runs them, when it says so; else in
@@ -277,12 +334,31 @@ class OpTracer {
     return n == 1 ? base : base + "#" + std::to_string(n);
   }
 
+  // The dtype autocast will run an op on float32 `t` in, when autocast is on for its device at
+  // this level of the dispatch; nullopt otherwise.
+  static std::optional<c10::ScalarType> AutocastTarget(const at::Tensor& t) {
+    if (t.scalar_type() != at::kFloat) return std::nullopt;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    const c10::DeviceType device = t.device().type();
+    if (!at::autocast::is_autocast_enabled(device)) return std::nullopt;
+    return at::autocast::get_autocast_dtype(device);
+#else
+    if (t.is_cuda()) {
+      if (!at::autocast::is_enabled()) return std::nullopt;
+      return at::autocast::get_autocast_gpu_dtype();
+    }
+    if (!t.is_cpu() || !at::autocast::is_cpu_enabled()) return std::nullopt;
+    return at::autocast::get_autocast_cpu_dtype();
+#endif
+  }
+
   void Add(const char* aten, std::string op, const at::Tensor& input, const at::Tensor* weight,
-           OpCost forward, OpCost backward) {
+           OpCost forward, OpCost backward, std::optional<c10::ScalarType> dtype = std::nullopt) {
     ops_.push_back({.module = NameFor(weight, op),
                     .op = std::move(op),
                     .aten = aten,
                     .input_shape = Sizes(input),
+                    .dtype = dtype.value_or(input.scalar_type()),
                     .forward = forward,
                     .backward = backward});
   }
@@ -331,9 +407,14 @@ class OpTracer {
                         .in = features_in,
                         .out = addmm ? w.size(1) : w.size(0),
                         .bias = addmm || (in.size() >= 3 && IsTensor(in[2]))};
-      const int64_t les = static_cast<int64_t>(input.element_size());
+      // Autocast intercepts aten::linear itself (a convolution only at aten::conv2d, above the
+      // aten::convolution counted here): the recorded inputs are still float32, the casts run
+      // inside (their time is in this row), and the arithmetic runs at autocast's dtype.
+      const std::optional<c10::ScalarType> cast = AutocastTarget(input);
+      const int64_t les =
+          static_cast<int64_t>(cast ? c10::elementSize(*cast) : input.element_size());
       Add(name, "linear", input, &w, LinearForward(shape, les),
-          LinearBackward(shape, les, input.requires_grad()));
+          LinearBackward(shape, les, input.requires_grad()), cast);
       return true;
     }
     if (is("aten::batch_norm")) {
@@ -356,6 +437,18 @@ class OpTracer {
       Add(name, "pool", x, nullptr, PoolForward(n, out, es), PoolBackward(n, out, es));
       return true;
     }
+    // A dtype cast (autocast's copies, the logits back to float32). A cast of a parameter is
+    // named after the parameter's module.
+    // (An optional dtype arrives as an int IValue, or as None when only the device changes.)
+    if (is("aten::_to_copy") && in.size() >= 2 && in[1].isInt() &&
+        in[1].toScalarType() != x.scalar_type()) {
+      const int64_t to = static_cast<int64_t>(c10::elementSize(in[1].toScalarType()));
+      const bool parameter = owner_.count(x.data_ptr()) > 0;
+      param_cast_pending_ = parameter;
+      Add(name, "cast", x, parameter ? &x : nullptr, CastForward(n, es, to),
+          CastBackward(n, to, es));
+      return true;
+    }
     if (is("aten::cross_entropy_loss")) {
       Add(name, "cross_entropy", x, nullptr, CrossEntropyForward(n, es),
           CrossEntropyBackward(n, es));
@@ -365,12 +458,20 @@ class OpTracer {
   }
 
   std::map<const void*, std::string> owner_;  // a parameter's storage -> its module's name
+  // This recording's autocast copies of parameters -> the module (cleared with each recording:
+  // a freed copy's address may be reused).
+  std::map<const void*, std::string> copy_owner_;
+  bool param_cast_pending_ = false;
   std::map<std::string, int> unnamed_;
   std::string last_owner_;
   std::vector<std::string> scopes_;  // the module scopes open now, innermost last
   std::vector<std::pair<int64_t, Clock::time_point>> backward_;  // the nodes running now
   std::vector<std::pair<int64_t, Clock::time_point>> wrappers_;  // the engine's, running now
   std::vector<TracedOp> ops_;
+  std::vector<TracedSpan> spans_;
+  bool in_optimizer_ = false;
+  Clock::time_point optimizer_start_;
+  double optimizer_s_ = 0;
   int depth_ = 0;
   int counted_depth_ = -1;
   Clock::time_point counted_start_;

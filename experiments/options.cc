@@ -71,6 +71,8 @@ DEFINE_string(
     strategies,
     "eager,channels_last,amp_bf16,cudnn_autotune,cuda_graph,cuda_graph+channels_last+amp_bf16",
     "Strategies (or a+b) to compare with eager, in order.");
+DEFINE_int32(profile_steps, 5,
+             "Steps timed per strategy, plain and then instrumented (median of each).");
 DEFINE_string(profile, "quick",
               "quick: ~10 min on 2 cores (batch 32, short epochs); lab: the lab's.");
 
@@ -82,7 +84,7 @@ namespace {
 const std::vector<std::string>& ExperimentSpecificFlags() {
   static const auto* flags =
       new std::vector<std::string>{"workers",    "max_workers", "best_workers", "optimizers",
-                                   "strategies", "profile",     "save_model"};
+                                   "strategies", "profile",     "save_model",   "profile_steps"};
   return *flags;
 }
 
@@ -122,6 +124,9 @@ absl::Status Validate(const ExperimentOptions& c) {
     return Bad("max_workers", c.max_workers, absl::StrCat("must be <= ", kMaxThreads));
   }
   if (c.max_workers < 0) return Bad("max_workers", c.max_workers, "must be >= 0");
+  if (c.profile_steps < 1 || c.profile_steps > 1000) {
+    return Bad("profile_steps", c.profile_steps, "must be between 1 and 1000");
+  }
   if (c.best_workers < -1)
     return Bad("best_workers", c.best_workers, "must be >= 0 (or -1: find it)");
   if (c.progress != "auto" && c.progress != "on" && c.progress != "off") {
@@ -270,6 +275,7 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   c.max_workers = static_cast<int>(r.Int("max_workers"));
   c.best_workers = static_cast<int>(r.Int("best_workers"));
   c.profile = r.Str("profile");
+  c.profile_steps = static_cast<int>(r.Int("profile_steps"));
   const std::string workers = r.Str("workers");
   if (!workers.empty()) {
     TRAINLAB_ASSIGN_OR_RETURN(std::vector<std::string> items, SplitList("workers", workers));

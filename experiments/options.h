@@ -96,7 +96,8 @@ struct ExperimentOptions {
   int max_workers = 64;      // c3: upper bound of the automatic sweep
   int best_workers = -1;     // c4-c8: -1 = from c3's results, else c4's short sweep or the flag
   std::vector<std::string> optimizers;  // c6
-  std::vector<std::string> strategies;  // c8
+  std::vector<std::string> strategies;  // c8, profile
+  int profile_steps = 5;                // profile: steps timed per strategy, each way
   std::string profile;                  // all: quick | lab
 
   RunConfig run;  // the run the shared flags describe (device still "auto": see Session)

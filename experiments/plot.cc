@@ -32,7 +32,9 @@ std::string GnuplotScript(const Plot& p, const std::string& svg_path) {
     absl::StrAppend(&script, "set y2label ", Quote(p.y2label), "\nset y2tics\nset ytics nomirror\n",
                     p.from_zero ? "set y2range [0:*]\n" : "");
   }
-  if (p.tics_at_points) {
+  if (p.log_x) absl::StrAppend(&script, "set logscale x\nset format x '%.0e'\n");
+  if (p.log_y) absl::StrAppend(&script, "set logscale y\nset format y '%.0e'\n");
+  if (p.tics_at_points && !p.log_x) {
     std::vector<double> xs;
     for (const Series& s : p.series) {
       for (const auto& pt : s.points) xs.push_back(pt.first);
@@ -49,11 +51,16 @@ std::string GnuplotScript(const Plot& p, const std::string& svg_path) {
   for (size_t i = 0; i < p.series.size(); ++i) {
     absl::StrAppend(&script, "$d", i, " << EOD\n");
     for (const auto& [x, y] : p.series[i].points) {
-      if (std::isfinite(y)) absl::StrAppendFormat(&script, "%.9g %.9g\n", x, y);
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;
+      if ((p.log_x && x <= 0) || (p.log_y && y <= 0)) continue;
+      absl::StrAppendFormat(&script, "%.9g %.9g\n", x, y);
     }
     absl::StrAppend(&script, "EOD\n");
+    const char* with = p.series[i].style == Series::Style::kPoints  ? "points pointsize 0.8"
+                       : p.series[i].style == Series::Style::kLines ? "lines linewidth 2"
+                                                                    : "linespoints";
     plots.push_back(absl::StrCat("$d", i, " using 1:2", p.series[i].right_axis ? " axes x1y2" : "",
-                                 " with linespoints title ", Quote(p.series[i].title)));
+                                 " with ", with, " title ", Quote(p.series[i].title)));
   }
   absl::StrAppend(&script, "plot ", absl::StrJoin(plots, ", "), "\n");
   return script;

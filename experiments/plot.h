@@ -17,18 +17,21 @@
 namespace trainlab::experiments {
 
 struct Series {
+  enum class Style { kLinesPoints, kPoints, kLines };
   std::string title;
   std::vector<std::pair<double, double>> points;
   bool right_axis = false;  // against a second y axis (a figure much smaller than the others)
+  Style style = Style::kLinesPoints;
 };
 
 struct Plot {
   std::string file;  // "c3.svg", in the report's folder
   std::string title, xlabel, ylabel;
   std::vector<Series> series;
-  std::string y2label;         // for series on the right axis
-  bool from_zero = false;      // y axis starts at 0 (times: proportions stay honest)
-  bool tics_at_points = true;  // x tics at the data's x values (epochs, worker counts)
+  std::string y2label;                // for series on the right axis
+  bool from_zero = false;             // y axis starts at 0 (times: proportions stay honest)
+  bool tics_at_points = true;         // x tics at the data's x values (epochs, worker counts)
+  bool log_x = false, log_y = false;  // logarithmic axes (a roofline); points <= 0 are left out
 };
 
 // The gnuplot script that draws `plot` into `svg_path`.

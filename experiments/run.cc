@@ -313,6 +313,10 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
 
 }  // namespace
 
+absl::Status CheckRunMemory(const Session& session, const RunConfig& config, int64_t parameters) {
+  return CheckMemory(config, parameters, TrainLoaderOptions(session, config));
+}
+
 absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config, int repeat) {
   Checkpointer* ckpt = session.checkpointer.get();
   const RunKey key{config.label, repeat};

@@ -38,6 +38,10 @@ struct Variant {
 absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config,
                                       int repeat = 1);
 
+// Whether a run of `config` with a model of `parameters` fits in the memory this machine has left
+// (the check RunTraining makes before it allocates); the error names both figures.
+absl::Status CheckRunMemory(const Session& session, const RunConfig& config, int64_t parameters);
+
 // Prints "##### <label> #####" and runs `variant` --repeats times. With `can_skip`, a variant
 // whose compile strategy cannot run here (core/step.h: IsStrategyCannotRun) is returned with
 // `skipped` set; every other error is returned as it is. A stop asked for (Ctrl-C) between runs

@@ -67,6 +67,41 @@ ExperimentResult Result(const std::string& name) {
         {"sgd", {{"parameters", 11173962}, {"gradients", 11173962}, {"state", 11173962}}},
         {"adam", {{"parameters", 11173962}, {"gradients", 11173962}, {"state", 22347924}}}};
   }
+  if (name == "profile") {  // one strategy, 17 rows: the top 15 and the other 2 summed
+    nlohmann::json layers = nlohmann::json::array();
+    for (int i = 0; i < 17; ++i) {
+      layers.push_back({{"strategy", "eager"},
+                        {"name", "conv" + std::to_string(i)},
+                        {"op", "conv"},
+                        {"pass", i % 2 ? "backward" : "forward"},
+                        {"dtype", "float32"},
+                        {"seconds", 0.1 - 0.005 * i},
+                        {"flops", 1e9},
+                        {"bytes", 1e7},
+                        {"intensity", 100.0},
+                        {"flops_per_s", 1e9 / (0.1 - 0.005 * i)},
+                        {"bytes_per_s", 1e7 / (0.1 - 0.005 * i)},
+                        {"roof_fraction", 0.5},
+                        {"bound", "compute"}});
+    }
+    r.summary = {
+        {"model", "resnet18"},
+        {"device", "cpu"},
+        {"batch_size", 8},
+        {"roofs", {{"flops_per_s", {{"float32", 2e11}}}, {"bytes_per_s", 2e10}, {"matmul_n", 512}}},
+        {"step",
+         {{{"strategy", "eager"},
+           {"dtype", "float32"},
+           {"seconds", 1.5},
+           {"flops", 1.7e10},
+           {"coverage", 0.9},
+           {"coverage_of_instrumented", 0.85},
+           {"mfu", 0.05},
+           {"memory_bound_seconds", 0.0},
+           {"layers", 17}}}},
+        {"layers", layers},
+        {"skipped", {{{"strategy", "cuda_graph"}, {"reason", "needs a CUDA device"}}}}};
+  }
   const ExperimentReport& report = **ReportRegistry::Global().Find(name);
   if (report.summarize) {
     const nlohmann::json figures = report.summarize(r);
@@ -130,6 +165,29 @@ TEST_P(EverySection, TerminalAndReportShowTheSameCells) {
 
 INSTANTIATE_TEST_SUITE_P(Lab, EverySection, ::testing::ValuesIn(LabOrder()),
                          [](const auto& info) { return info.param; });
+
+TEST(Sections, ProfileShowsTheTopRowsAndSumsTheRest) {
+  const ExperimentResult r = Result("profile");
+  const ExperimentReport& report = **ReportRegistry::Global().Find("profile");
+  EXPECT_TRUE(report.check_summary(JsonReader(r.summary, "summary")).ok());
+  const Section s = report.section(r);
+  const std::vector<const Table*> tables = s.Tables();
+  ASSERT_EQ(tables.size(), 3u);  // roofs, steps, the layers of eager
+  const Table& layers = *tables[2];
+  ASSERT_EQ(layers.rows.size(), 16u);
+  EXPECT_EQ(layers.rows[0][0], "conv0");
+  EXPECT_EQ(layers.rows[0][3], "100.00 ms");
+  EXPECT_EQ(layers.rows[0][4], "6.7%");  // 0.1 s of a 1.5 s step
+  // conv15 and conv16: 0.025 + 0.020 s, 2 GFLOP.
+  EXPECT_EQ(layers.rows[15][0], "the other 2 rows");
+  EXPECT_EQ(layers.rows[15][3], "45.00 ms");
+  EXPECT_EQ(layers.rows[15][5], "2.000");
+  // A pass the file does not know is named by the check.
+  nlohmann::json bad = r.summary;
+  bad["layers"][3]["pass"] = "sideways";
+  const absl::Status st = report.check_summary(JsonReader(bad, "summary"));
+  EXPECT_NE(st.message().find("summary.layers[3].pass: 'sideways'"), std::string::npos) << st;
+}
 
 TEST(Sections, C3AnswersWithTheSummaryItKeeps) {
   const ExperimentResult r = Result("c3");

@@ -17,7 +17,7 @@ if "$REPORT" "$tmp/r" >"$tmp/out" 2>"$tmp/err"; then
   md="$tmp/r/REPORT.md"
   for section in "## Environment" "## C2: time per epoch" "## C3: loader workers" "## C4: one worker against the best count" \
                  "## C5: GPU against CPU" "## C6: optimizers" "## C7: without batch norm" "## C8: compile strategies" \
-                 "## Q1-Q4: the model, counted" "## Q5: compile strategies in C++"; do
+                 "## Profile: where the step's time goes" "## Q1-Q4: the model, counted" "## Q5: compile strategies in C++"; do
     grep -qxF "$section" "$md" || fail "REPORT.md lacks '$section'"
   done
   for header in "| epoch | loss | top-1 % | data loading | training | avg per batch | epoch time |" \
@@ -35,6 +35,10 @@ if "$REPORT" "$tmp/r" >"$tmp/out" 2>"$tmp/err"; then
   grep -qE '^\| eager \| .* \| 1\.0+x \| 1\.0+x \|$' "$md" || fail "C8 eager row"
   grep -qF 'Skipped here: `cuda_graph`' "$md" || fail "C8 skipped strategy"
   grep -qF 'docs/compile_strategies.md' "$md" || fail "Q5 pointer"
+  grep -qF '| strategy | step | instrumented | rows cover (of instrumented) |' "$md" || fail "profile step table"
+  grep -qE '^\| layer1\.0\.conv1 \| (forward|backward) \| conv \|' "$md" || fail "profile layer rows"
+  grep -qE '^\| the other [0-9]+ rows \|' "$md" || fail "profile: the rows past the top 15, summed"
+  grep -qF 'Skipped here: `cuda_graph`: cuda_graph needs a CUDA device' "$md" || fail "profile skipped strategy"
   pass "REPORT.md sections, tables and answers"
 
   # Each plot: linked, valid XML, and holding its series by name.
@@ -52,6 +56,8 @@ if "$REPORT" "$tmp/r" >"$tmp/out" 2>"$tmp/err"; then
   check_svg c6_top1.svg sgd adagrad adam
   check_svg c7_loss.svg "sgd with BN" "sgd without BN"
   check_svg c8.svg eager channels_last
+  check_svg profile_eager.svg forward backward optimizer
+  check_svg profile_channels_last.svg forward backward
   pass "SVG plots parse and hold their series"
 else
   fail "report exited non-zero: $(cat "$tmp/err")"

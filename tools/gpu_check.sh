@@ -6,7 +6,7 @@
 #   on the GPU: tools/gpu_check.sh run  [--bundle=gpu_bundle] [--out=DIR] [--quick|--smoke]
 #                                       [--deadline_s=540]
 #
-# pack builds the GPU test, the graph-runner and loader tests, c2, c5, c8, the synthetic-data
+# pack builds the GPU test, the graph-runner and loader tests, c2, c5, c8, profile, the synthetic-data
 # writer and the strategy step benchmark with `--config=cuda` against PyPI's torch of the
 # version the GPU machine has (pinned in third_party/libtorch/torch_wheels.bzl), and puts them
 # in one folder with the shared libraries they need that such a machine may lack (Abseil,
@@ -19,6 +19,8 @@
 #   env.txt        nvidia-smi, lscpu, torch's version and CUDA, the library path used
 #   tests/         gpu_test, graph_step_test, loader_test, core_test (log + xml)
 #   c5/ c8/ c2/    each experiment's stdout/stderr and its results JSON/CSV
+#   profile/       the per-layer profile on the GPU (eager, channels_last, amp_bf16,
+#                  cudnn_autotune): roofs through cuBLAS/cuDNN and device memory, step times
 #   bench/         strategy_step_benchmark (console and JSON)
 #   SUMMARY.txt    one line per step: ok / FAILED (exit status), with its wall time
 # A step that fails or hangs (each has a timeout) is recorded and the rest still run; the exit
@@ -55,7 +57,7 @@ done
 
 # (strategies_test trains on the CPU only: CI covers it; the device's minutes go to the GPU.)
 tests=(tests/gpu_test plugins/compile/graph_step_test plugins/data/loader_test core/core_test)
-programs=(experiments/c2 experiments/c5 experiments/c8 plugins/data/make_synthetic_cifar10
+programs=(experiments/c2 experiments/c5 experiments/c8 experiments/profile plugins/data/make_synthetic_cifar10
           benchmarks/strategy_step_benchmark)
 
 pack() {
@@ -187,7 +189,7 @@ run() {
     cxx="the bundle's (this machine's libstdc++ lacks $need)"
   fi
 
-  mkdir -p "$out"/{tests,c2,c5,c8,bench,data}
+  mkdir -p "$out"/{tests,c2,c5,c8,profile,bench,data}
   : >"$out/SUMMARY.txt"
   {
     echo "== bundle"; cat "$bundle/BUILT"
@@ -215,11 +217,13 @@ run() {
   # Synthetic CIFAR-format data, read by the real CIFAR-10 reader: 200 batches of 128 per epoch
   # (--quick: 50), the lab's settings otherwise.
   local train=25600 epochs=10 c2_epochs=3 bench=(--batch_sizes=128 --benchmark_min_time=2)
+  local profile_steps=5
   local common=(--dataset=cifar10 --data_dir="$out/data/cifar" --num_workers=8 --progress=off)
   if ((quick == 1)); then
-    train=6400 epochs=3
+    train=6400 epochs=3 profile_steps=3
   elif ((quick == 2)); then
     train=320 epochs=1 c2_epochs=1 bench=(--batch_sizes=16 --benchmark_min_time=0.01)
+    profile_steps=1
     common+=(--batch_size=16 --max_batches_per_epoch=2 --num_workers=2)
   fi
   step "make_synthetic_cifar10" 120 "$out/data/make.log" \
@@ -230,6 +234,9 @@ run() {
     "$bin/c5" --max_batches_per_epoch=20 "${common[@]}" --epochs=2 --results_dir="$out/c5"
   step "c8 (every strategy, $epochs epochs)" 480 "$out/c8/console.txt" \
     "$bin/c8" "${common[@]}" --epochs="$epochs" --results_dir="$out/c8"
+  step "profile (eager, channels_last, amp_bf16, cudnn_autotune)" 240 "$out/profile/console.txt" \
+    "$bin/profile" "${common[@]}" --profile_steps="$profile_steps" \
+    --strategies=eager,channels_last,amp_bf16,cudnn_autotune --results_dir="$out/profile"
   step "strategy_step_benchmark" 420 "$out/bench/console.txt" \
     "$bin/strategy_step_benchmark" "${bench[@]}" \
     --benchmark_out="$out/bench/strategy_step.json" --benchmark_out_format=json
