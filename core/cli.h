@@ -24,25 +24,31 @@
 
 namespace trainlab {
 
-// A titled group of flags, listed in this order by --help.
+// A titled group of flags, listed in this order by --help. A compact group is one paragraph of
+// `--name=default` (its flags' descriptions are one `--helpfull` away), for settings most runs
+// leave alone, so that --help stays on one screen.
 struct FlagGroup {
   std::string title;
   std::vector<std::string> flags;
+  bool compact = false;
 };
 
-// `--name=default  help`, the help wrapped at 100 columns under a 30-column name field.
-inline std::string FormatFlagHelp(const gflags::CommandLineFlagInfo& info) {
-  std::string head = "  --" + info.name;
-  if (info.type == "string") {
-    head += "=\"" + info.default_value + "\"";
-  } else if (info.type == "double") {
+// `--name=default` as --help shows it.
+inline std::string FlagWithDefault(const gflags::CommandLineFlagInfo& info) {
+  std::string head = "--" + info.name;
+  if (info.type == "string") return head + "=\"" + info.default_value + "\"";
+  if (info.type == "double") {
     char shortest[32];
     std::snprintf(shortest, sizeof shortest, "%g",
                   std::strtod(info.default_value.c_str(), nullptr));
-    head += std::string("=") + shortest;
-  } else {
-    head += "=" + info.default_value;
+    return head + "=" + shortest;
   }
+  return head + "=" + info.default_value;
+}
+
+// `--name=default  help`, the help wrapped at 100 columns under a 30-column name field.
+inline std::string FormatFlagHelp(const gflags::CommandLineFlagInfo& info) {
+  const std::string head = "  " + FlagWithDefault(info);
   constexpr size_t kNameWidth = 30, kWidth = 100;
   std::string out = head;
   size_t column = head.size();
@@ -79,10 +85,23 @@ inline std::string FormatHelp(const std::string& usage, const std::vector<FlagGr
   if (!out.empty() && out.back() != '\n') out += '\n';
   for (const FlagGroup& g : groups) {
     std::string body;
+    size_t column = 0;
     for (const std::string& name : g.flags) {
       gflags::CommandLineFlagInfo info;
-      if (gflags::GetCommandLineFlagInfo(name.c_str(), &info)) body += FormatFlagHelp(info);
+      if (!gflags::GetCommandLineFlagInfo(name.c_str(), &info)) continue;
+      if (!g.compact) {
+        body += FormatFlagHelp(info);
+        continue;
+      }
+      const std::string item = FlagWithDefault(info);  // "  --a=1 --b=2", wrapped at 100
+      if (column > 0 && column + 1 + item.size() > 100) {
+        body += "\n";
+        column = 0;
+      }
+      body += column == 0 ? "  " + item : " " + item;
+      column += (column == 0 ? 2 : 1) + item.size();
     }
+    if (g.compact && !body.empty()) body += "\n";
     if (!body.empty()) out += "\n" + g.title + ":\n" + body;
   }
   if (!epilogue.empty()) out += "\n" + epilogue;

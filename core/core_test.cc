@@ -11,6 +11,7 @@
 
 #include "core/concepts.h"
 #include "core/introspect.h"
+#include "core/lr_schedule.h"
 #include "core/optimizer.h"
 #include "core/stats.h"
 #include "core/strategy.h"
@@ -186,6 +187,62 @@ TEST(Trainer, RecordsPhasesWhenAskedAndTheyFitInTheStep) {
     EXPECT_GT(b.phases->forward_s, 0);
     EXPECT_GT(b.phases->backward_s, 0);
     EXPECT_LE(b.phases->forward_s + b.phases->backward_s + b.phases->step_s, b.train_s);
+  }
+}
+
+// The schedule's rate of each global step is on the optimizer when that batch trains, and in the
+// batch's record; a second epoch continues the count (epoch x batches per epoch + batch).
+TEST(Trainer, SetsTheScheduledRateBeforeEachBatch) {
+  TinyNetImpl net;
+  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));
+  VectorLoader loader(3);
+  absl::StatusOr<LrSchedule> schedule = LrSchedule::Make(
+      {.kind = "onecycle", .lr = 0.3, .warmup_epochs = 1, .epochs = 2, .steps_per_epoch = 3});
+  ASSERT_TRUE(schedule.ok());
+  std::vector<double> seen;  // the optimizer's rate when each batch's step runs
+  TrainerOptions o;
+  o.set_learning_rate = [&](int64_t step) {
+    const double lr = schedule->At(step);
+    SetLearningRate(sgd, lr);
+    return lr;
+  };
+  o.on_batch = [&](const EpochProgress&) {
+    seen.push_back(sgd.param_groups()[0].options().get_lr());
+  };
+  Trainer trainer(net, sgd, loader, o);
+  absl::StatusOr<EpochStats> e1 = trainer.TrainEpoch(0);
+  absl::StatusOr<EpochStats> e2 = trainer.TrainEpoch(1);
+  ASSERT_TRUE(e1.ok() && e2.ok());
+  // Warm-up 0.1, 0.2, 0.3, then (6 - s) / 3 x 0.3: 0.3, 0.2, 0.1.
+  const std::vector<double> want = {0.1, 0.2, 0.3, 0.3, 0.2, 0.1};
+  ASSERT_EQ(seen.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(seen[i], want[i], 1e-12) << i;
+    const EpochStats& e = i < 3 ? *e1 : *e2;
+    EXPECT_NEAR(e.batches[i % 3].lr, want[i], 1e-12) << i;
+  }
+}
+
+// Label smoothing is PyTorch's: values torch 1.13 computed (F.cross_entropy(x, y,
+// label_smoothing=e), Debian's python3-torch, 2026-12-04) for these logits, and the definition
+// (1 - e) CE + e mean_k(-log p_k) computed here.
+TEST(Step, LabelSmoothingIsPyTorchs) {
+  const at::Tensor x =
+      at::tensor({2.0, -1.0, 0.5, 0.0, 0.1, 0.2, 3.0, -2.0, -1.5, 1.5, 0.0, 0.25}).reshape({3, 4});
+  const at::Tensor y = at::tensor({0, 2, 3}, at::kLong);
+  StepFunctions fns;
+  fns.forward = [](const at::Tensor& t) { return t; };
+  const double golden[] = {0.717428863, 0.867012203, 1.016595602};
+  const double eps[] = {0.0, 0.1, 0.2};
+  const at::Tensor logp = at::log_softmax(x, 1);
+  const double ce = -logp.gather(1, y.unsqueeze(1)).mean().item<double>();
+  const double uniform = -logp.mean().item<double>();
+  for (int i = 0; i < 3; ++i) {
+    StepOptions o;
+    o.label_smoothing = eps[i];
+    const double loss = ForwardAndLoss(fns, o, x, y).first.item<double>();
+    EXPECT_NEAR(loss, golden[i], 1e-6) << eps[i];
+    EXPECT_NEAR(loss, (1 - eps[i]) * ce + eps[i] * uniform, 1e-6) << eps[i];
   }
 }
 

@@ -34,6 +34,7 @@ struct BatchRecord {
   double loss = 0;
   int64_t correct = 0;
   std::optional<PhaseTimes> phases;
+  double lr = 0;  // the learning rate it trained at (0: not recorded, as in older results)
 };
 
 // The first batch whose loss was NaN or infinite.

@@ -85,6 +85,9 @@ struct StepOptions {
   std::optional<c10::ScalarType> autocast_dtype;
   // cuDNN benchmark mode: time every algorithm once per new shape and keep the fastest.
   bool cudnn_benchmark = false;
+  // Cross-entropy's label smoothing (PyTorch's definition): the target is (1 - e) one-hot plus
+  // e / classes everywhere. A training setting, not a strategy's: the run sets it.
+  double label_smoothing = 0;
   // Replaces the eager runner (cuda_graph sets it).
   RunnerFactory make_runner;
   // Names of the strategies that made these options, in order ("eager" when none).
@@ -148,7 +151,9 @@ inline std::pair<at::Tensor, at::Tensor> ForwardAndLoss(const StepFunctions& fns
   if (options.autocast_dtype) autocast.emplace(fns.device.type(), *options.autocast_dtype);
   at::Tensor logits = fns.forward(x);
   // Cross-entropy in float32 whatever the autocast dtype (autocast does the same for it).
-  at::Tensor loss = torch::nn::functional::cross_entropy(logits.to(at::kFloat), y);
+  at::Tensor loss = torch::nn::functional::cross_entropy(
+      logits.to(at::kFloat), y,
+      torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
   return {loss, logits};
 }
 

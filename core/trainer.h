@@ -51,6 +51,10 @@ struct TrainerOptions {
   GradientHooks gradients;            // data-parallel averaging (plugins/distributed); or none
   TraceRecorder* trace = nullptr;     // spans per batch when set
   bool record_phases = false;         // forward/backward/step times per batch (syncs on CUDA)
+  // Sets the learning rate of global step `step` (epoch x batches per epoch + batch, from 0)
+  // before the batch is fetched, outside every timed interval, and returns it for the batch's
+  // record (core/lr_schedule.h). Unset: the optimizer's rate is left as it is.
+  std::function<double(int64_t step)> set_learning_rate;
   // Called after every batch with the epoch's progress (a progress line); nothing is timed in it
   // that the lab's figures count, except the few microseconds it takes.
   std::function<void(const EpochProgress&)> on_batch;
@@ -129,6 +133,11 @@ class Trainer {
     loader_.start_epoch(epoch, static_cast<int64_t>(stats.batches.size()));
     const Clock::time_point epoch_start = Clock::now();
     for (;;) {
+      double lr = 0;
+      if (options_.set_learning_rate) {
+        lr = options_.set_learning_rate(epoch * loader_.batches_per_epoch() +
+                                        static_cast<int64_t>(stats.batches.size()));
+      }
       const Clock::time_point t0 = Clock::now();
       std::optional<Batch> batch = loader_.next();
       const Clock::time_point t1 = Clock::now();
@@ -176,6 +185,7 @@ class Trainer {
       rec.loss = out.loss.template item<double>();
       rec.correct = out.correct.template item<int64_t>();
       if (want_phases && !options_.step.make_runner) rec.phases = phases;
+      rec.lr = lr;
 
       stats.load_s += rec.wait_s;
       stats.copy_s += rec.copy_s;

@@ -36,7 +36,8 @@ const FlagSpec& AllSpec() {
           "all --results_dir=DIR [--profile=quick|lab] [flags]: the lab's driver; C2-C8 (C4-C8 "
           "with C3's best workers), Q1-Q4, REPORT.md",
       .trains = true,
-      .flags = {"profile", "workers", "max_workers", "best_workers", "optimizers", "strategies"},
+      .flags = {"profile", "workers", "max_workers", "best_workers", "optimizers", "strategies",
+                "profile_steps"},
       .profiles = {{"quick",
                     {{"epochs", "2"},
                      {"max_batches_per_epoch", "10"},

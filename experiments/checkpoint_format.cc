@@ -202,6 +202,13 @@ FingerprintMatch CompareFingerprints(const json& theirs, const json& ours,
     }
     m.differences.push_back(absl::StrCat(k, " was ", was.dump(), ", now ", it->dump()));
   }
+  // A setting the checkpoint has and these settings leave at its default (the fingerprint holds
+  // the later settings only when set: a cosine checkpoint resumed without --lr_schedule).
+  for (auto it = theirs.begin(); it != theirs.end(); ++it) {
+    if (!ours.contains(it.key())) {
+      m.differences.push_back(absl::StrCat(it.key(), " was ", it->dump(), ", now the default"));
+    }
+  }
   return m;
 }
 

@@ -306,3 +306,28 @@ TEST(Checkpoint, ReadsOnlyRegularFilesAndNeverWaits) {
 
 }  // namespace
 }  // namespace trainlab::experiments
+
+namespace trainlab::experiments {
+namespace {
+
+// Settings the fingerprint holds only when set (a schedule) are compared both ways, and epochs
+// extend a run only when they are extendable (not under a schedule over the whole run).
+TEST(Fingerprint, ASettingLeftAtItsDefaultOrAScheduledRunExtendedIsADifference) {
+  const nlohmann::json cosine = {{"lr", 0.1}, {"epochs", 2}, {"lr_schedule", "cosine"}};
+  const nlohmann::json plain = {{"lr", 0.1}, {"epochs", 2}};
+  FingerprintMatch m = CompareFingerprints(cosine, plain, {"epochs"});
+  ASSERT_EQ(m.differences.size(), 1u);
+  EXPECT_EQ(m.differences[0], "lr_schedule was \"cosine\", now the default");
+  m = CompareFingerprints(plain, cosine, {"epochs"});
+  ASSERT_EQ(m.differences.size(), 1u);
+  EXPECT_EQ(m.differences[0], "lr_schedule (not recorded)");
+  nlohmann::json longer = cosine;
+  longer["epochs"] = 4;
+  EXPECT_EQ(CompareFingerprints(cosine, longer, {"epochs"}).extended.count("epochs"), 1u);
+  m = CompareFingerprints(cosine, longer, {});
+  ASSERT_EQ(m.differences.size(), 1u);
+  EXPECT_EQ(m.differences[0], "epochs was 2, now 4");
+}
+
+}  // namespace
+}  // namespace trainlab::experiments

@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
+#include "core/lr_schedule.h"
 #include "core/optimizer.h"
 
 namespace trainlab::experiments {
@@ -22,6 +24,13 @@ struct RunConfig {
   std::string label;  // how tables name this run ("sgd", "4 workers", ...)
   std::string optimizer = "sgd";
   OptimizerSettings optimizer_settings;  // lr, weight decay, momentum
+  // The learning rate over the run (core/lr_schedule.h: constant | step | cosine | onecycle),
+  // and cross-entropy's label smoothing.
+  std::string lr_schedule = "constant";
+  double warmup_epochs = 0;
+  std::vector<double> lr_milestones;  // step: epochs
+  double lr_gamma = 0.1;
+  double label_smoothing = 0;
   std::string strategy = "eager";
   int num_workers = 2;
   int epochs = 5;
@@ -40,6 +49,17 @@ struct RunConfig {
   std::function<void(int64_t epoch, int64_t batch)> loader_fault;
   std::function<void(int64_t epoch)> before_evaluate;
 };
+
+// The schedule `config` asks for, over its epochs of `steps_per_epoch` batches.
+inline LrScheduleOptions ScheduleOptions(const RunConfig& config, int64_t steps_per_epoch) {
+  return {.kind = config.lr_schedule,
+          .lr = config.optimizer_settings.lr,
+          .warmup_epochs = config.warmup_epochs,
+          .milestones = config.lr_milestones,
+          .gamma = config.lr_gamma,
+          .epochs = config.epochs,
+          .steps_per_epoch = steps_per_epoch};
+}
 
 }  // namespace trainlab::experiments
 

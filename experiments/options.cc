@@ -32,6 +32,11 @@ DEFINE_string(optimizer, "sgd", "Optimizer by name (listed below).");
 DEFINE_double(lr, 0.1, "Learning rate (the lab's 0.1 for every optimizer).");
 DEFINE_double(weight_decay, 5e-4, "Weight decay (the lab's 5e-4).");
 DEFINE_double(momentum, 0.9, "Momentum (SGD, Nesterov).");
+DEFINE_string(lr_schedule, "constant", "constant | step | cosine | onecycle, set per batch.");
+DEFINE_double(warmup_epochs, 0, "Linear warm-up to --lr over this many (fractional) epochs.");
+DEFINE_string(lr_milestones, "", "step: epochs at which the rate is multiplied by --lr_gamma.");
+DEFINE_double(lr_gamma, 0.1, "step: the factor at each milestone.");
+DEFINE_double(label_smoothing, 0, "Cross-entropy label smoothing in [0, 1) (PyTorch's).");
 DEFINE_string(strategy, "eager",
               "eager, channels_last, amp_bf16, cudnn_autotune, cuda_graph, or a+b.");
 DEFINE_string(model, "resnet18", "Model by name (listed below); torchscript needs --model_path.");
@@ -71,8 +76,7 @@ DEFINE_string(
     strategies,
     "eager,channels_last,amp_bf16,cudnn_autotune,cuda_graph,cuda_graph+channels_last+amp_bf16",
     "Strategies (or a+b) to compare with eager, in order.");
-DEFINE_int32(profile_steps, 5,
-             "Steps timed per strategy, plain and then instrumented (median of each).");
+DEFINE_int32(profile_steps, 5, "Steps timed per strategy, plain then instrumented (medians).");
 DEFINE_string(profile, "quick",
               "quick: ~10 min on 2 cores (batch 32, short epochs); lab: the lab's.");
 
@@ -296,6 +300,21 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   run.label = run.optimizer;
   run.optimizer_settings =
       OptimizerSettings{r.Double("lr"), r.Double("weight_decay"), r.Double("momentum")};
+  run.lr_schedule = r.Str("lr_schedule");
+  run.warmup_epochs = r.Double("warmup_epochs");
+  run.lr_gamma = r.Double("lr_gamma");
+  run.label_smoothing = r.Double("label_smoothing");
+  if (const std::string m = r.Str("lr_milestones"); !m.empty()) {
+    TRAINLAB_ASSIGN_OR_RETURN(std::vector<std::string> items, SplitList("lr_milestones", m));
+    for (const std::string& item : items) {
+      double epoch = 0;
+      if (!absl::SimpleAtod(item, &epoch)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--lr_milestones=", m, ": '", item, "' is not an epoch"));
+      }
+      run.lr_milestones.push_back(epoch);
+    }
+  }
   run.strategy = r.Str("strategy");
   run.num_workers = static_cast<int>(r.Int("num_workers"));
   run.epochs = static_cast<int>(r.Int("epochs"));
@@ -323,6 +342,15 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
         "--save_model writes one run's weights; it takes --repeats=1");
   }
   TRAINLAB_RETURN_IF_ERROR(Validate(c));
+  // The schedule's own checks, before any data is read (the steps per epoch come later).
+  TRAINLAB_RETURN_IF_ERROR(LrSchedule::Make(ScheduleOptions(run, 1)).status());
+  if (!(run.label_smoothing >= 0 && run.label_smoothing < 1)) {
+    return Bad("label_smoothing", run.label_smoothing, "must be in [0, 1)");
+  }
+  if (!run.lr_milestones.empty() && run.lr_schedule != "step") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--lr_milestones is for --lr_schedule=step, not --lr_schedule=", run.lr_schedule));
+  }
   return c;
 }
 
@@ -337,10 +365,15 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
        {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
         "batch_norm", "seed", "evaluate"}},
       {"Output", {"results_dir", "repeats", "progress", "trace"}},
-      {"Performance",
-       {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels", "dist_timeout",
-        "dist_backend"}},
-      {"Checkpoints", {"checkpoint_dir", "checkpoint_every", "resume"}},
+      {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels"}},
+      // Compact groups (one paragraph each; --helpfull describes every flag): settings with a
+      // page of their own, and the learning rate (the lab trains at a constant one).
+      {"Checkpoints and data-parallel runs (docs/checkpoints.md, docs/distributed.md)",
+       {"checkpoint_dir", "checkpoint_every", "resume", "dist_timeout", "dist_backend"},
+       /*compact=*/true},
+      {"Learning rate per batch (constant | step | cosine | onecycle) and label smoothing",
+       {"lr_schedule", "warmup_epochs", "lr_milestones", "lr_gamma", "label_smoothing"},
+       /*compact=*/true},
   };
   return *groups;
 }

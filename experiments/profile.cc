@@ -42,11 +42,16 @@ constexpr int kWarmupSteps = 2;
 
 std::string DtypeName(c10::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    case at::kDouble: return "float64";
-    default: return c10::toString(t);
+    case at::kFloat:
+      return "float32";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kHalf:
+      return "float16";
+    case at::kDouble:
+      return "float64";
+    default:
+      return c10::toString(t);
   }
 }
 
@@ -97,8 +102,9 @@ absl::StatusOr<Roofs> MeasureRoofs(c10::Device device, bool bf16) {
 nlohmann::json TheoreticalPeak(c10::Device device) {
   if (!device.is_cpu()) {
     return {{"flops_per_s", nullptr},
-            {"how", "unknown: not derived for a GPU here (its FLOPs per clock per SM are not in "
-                    "cudaDeviceProp); the measured roofs stand"}};
+            {"how",
+             "unknown: not derived for a GPU here (its FLOPs per clock per SM are not in "
+             "cudaDeviceProp); the measured roofs stand"}};
   }
   std::ifstream in("/proc/cpuinfo");
   std::string line, flags;
@@ -134,9 +140,14 @@ nlohmann::json TheoreticalPeak(c10::Device device) {
 nlohmann::json Row(const std::string& strategy, const std::string& name, const std::string& op,
                    const std::string& pass, c10::ScalarType dtype, double seconds,
                    const OpCost& cost, const Roofs& roofs) {
-  nlohmann::json row = {{"strategy", strategy}, {"name", name},         {"op", op},
-                        {"pass", pass},         {"dtype", DtypeName(dtype)},
-                        {"seconds", seconds},   {"flops", cost.flops}, {"bytes", cost.bytes}};
+  nlohmann::json row = {{"strategy", strategy},
+                        {"name", name},
+                        {"op", op},
+                        {"pass", pass},
+                        {"dtype", DtypeName(dtype)},
+                        {"seconds", seconds},
+                        {"flops", cost.flops},
+                        {"bytes", cost.bytes}};
   const double compute = roofs.Compute(dtype);
   row["intensity"] = cost.bytes > 0 ? nlohmann::json(cost.flops / cost.bytes) : nullptr;
   row["flops_per_s"] = seconds > 0 ? cost.flops / seconds : 0.0;
@@ -193,10 +204,9 @@ void TraceSpans(TraceRecorder* trace, const std::string& strategy, const OpTrace
                        : s.pass == TracedSpan::Pass::kBackward ? "backward"
                                                                : "optimizer";
     const std::string name = s.pass == TracedSpan::Pass::kOptimizer ? "optimizer step"
-                             : s.op < 0 ? "autograd (no layer)"
+                             : s.op < 0                             ? "autograd (no layer)"
                                         : tracer.ops()[static_cast<size_t>(s.op)].module;
-    trace->Span(absl::StrCat(name, " ", pass), absl::StrCat("profile ", strategy), s.start,
-                s.end);
+    trace->Span(absl::StrCat(name, " ", pass), absl::StrCat("profile ", strategy), s.start, s.end);
   }
 }
 
@@ -220,9 +230,8 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
                             OptimizerRegistry::Global().Find(run.optimizer));
   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<torch::optim::Optimizer> optimizer,
                             entry->make(model->parameters(), run.optimizer_settings));
-  TRAINLAB_ASSIGN_OR_RETURN(
-      std::unique_ptr<StepRunner> runner,
-      PrepareStepRunner(*model, *optimizer, device, entry->capturable, step));
+  TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<StepRunner> runner,
+                            PrepareStepRunner(*model, *optimizer, device, entry->capturable, step));
   const at::Tensor x = batch.images.to(device).contiguous(step.memory_format);
   const at::Tensor y = batch.labels.to(device);
   auto one = [&]() -> absl::StatusOr<double> {
@@ -292,8 +301,8 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
   const std::vector<TracedOp>& ops = tracer.ops();
   for (size_t k = 0; k < ops.size(); ++k) {
     const TracedOp& op = ops[k];
-    add(Row(name, op.module, op.op, "forward", op.dtype, timed ? Median(forward[k]) : 0,
-            op.forward, roofs));
+    add(Row(name, op.module, op.op, "forward", op.dtype, timed ? Median(forward[k]) : 0, op.forward,
+            roofs));
     add(Row(name, op.module, op.op, "backward", op.dtype, timed ? Median(backward[k]) : 0,
             op.backward, roofs));
   }
@@ -338,7 +347,8 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
 
 void PrintRoofs(const Roofs& r, const nlohmann::json& peak) {
   std::printf("Roofs (measured here, best of 3 after a warm-up):\n");
-  std::printf("- float32: matrix multiply (%" PRId64 "x%" PRId64 ") %.1f GFLOP/s, 3x3 convolution "
+  std::printf("- float32: matrix multiply (%" PRId64 "x%" PRId64
+              ") %.1f GFLOP/s, 3x3 convolution "
               "%.1f GFLOP/s\n",
               r.matmul_n, r.matmul_n, r.matmul_fp32 / 1e9, r.conv_fp32 / 1e9);
   if (r.matmul_bf16 > 0) {
@@ -372,8 +382,9 @@ absl::StatusOr<ExperimentResult> RunProfile(Session& session) {
   if (session.comm) {  // every rank the same answer, no collectives
     for (const std::string& name : names) {
       skipped.push_back({{"strategy", name},
-                         {"reason", "a data-parallel run: the profile measures one process (run "
-                                    "it without torchrun)"}});
+                         {"reason",
+                          "a data-parallel run: the profile measures one process (run "
+                          "it without torchrun)"}});
     }
     result.summary = {{"skipped", skipped}, {"step", steps}, {"layers", layers}};
     return result;
@@ -390,14 +401,16 @@ absl::StatusOr<ExperimentResult> RunProfile(Session& session) {
     }
     if (o->make_runner) {
       skipped.push_back({{"strategy", name},
-                         {"reason", "it replays the whole step as one graph: no layer boundaries "
-                                    "to time (C8 times it whole)"}});
+                         {"reason",
+                          "it replays the whole step as one graph: no layer boundaries "
+                          "to time (C8 times it whole)"}});
       continue;
     }
     if (o->autocast_dtype == at::kBFloat16 || o->autocast_dtype == at::kHalf) bf16 = true;
     runnable.emplace_back(name, *std::move(o));
   }
-  std::printf("Profile of %s, batch %" PRId64 ", %s, on %s: %d warm-up steps, then %d plain and "
+  std::printf("Profile of %s, batch %" PRId64
+              ", %s, on %s: %d warm-up steps, then %d plain and "
               "%d instrumented steps per strategy (medians)\n",
               run.model.c_str(), run.batch_size, run.optimizer.c_str(), run.device.str().c_str(),
               kWarmupSteps, session.options.profile_steps,

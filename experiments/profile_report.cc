@@ -68,14 +68,13 @@ Table RoofsTable(const nlohmann::json& roofs) {
 
 Table StepTable(const nlohmann::json& steps) {
   Table t{.header = {"strategy", "step", "instrumented", "rows cover (of instrumented)",
-                     "GFLOP per step",
-                     "forward MFLOP per image", "GFLOP/s", "of compute roof (MFU)",
-                     "memory-bound rows"}};
+                     "GFLOP per step", "forward MFLOP per image", "GFLOP/s",
+                     "of compute roof (MFU)", "memory-bound rows"}};
   for (const nlohmann::json& st : steps) {
     const double s = Num(st, "seconds");
     t.rows.push_back({Str(st, "strategy"),
-                      absl::StrCat(FormatSeconds(s), " (", Or(Num(st, "seconds_min"), "%.4f"),
-                                   "-", Or(Num(st, "seconds_max"), "%.4f"), ")"),
+                      absl::StrCat(FormatSeconds(s), " (", Or(Num(st, "seconds_min"), "%.4f"), "-",
+                                   Or(Num(st, "seconds_max"), "%.4f"), ")"),
                       absl::StrCat(FormatSeconds(Num(st, "traced_seconds")), " (",
                                    Or(Num(st, "overhead"), "%+.1f%%", 100), ")"),
                       absl::StrCat(Percent(Num(st, "coverage")), " (",
@@ -186,15 +185,15 @@ Section ProfileSection(const ExperimentResult& result) {
   for (const nlohmann::json& st : steps) {
     const std::string strategy = Str(st, "strategy");
     const double step_s = Num(st, "seconds");
-    out.AddText(absl::StrCat("`", strategy, "`: the rows by time (", SummaryInt(st, "layers", 0),
-                             " layers, each forward and backward; the optimizer step; backward "
-                             "time no layer owns).",
-                             std::isfinite(Num(st, "coverage"))
-                                 ? absl::StrFormat(" They sum to %.1f%% of the plain step "
-                                                   "(%.1f%% of the instrumented one).",
-                                                   100 * Num(st, "coverage"),
-                                                   100 * Num(st, "coverage_of_instrumented"))
-                                 : std::string()));
+    out.AddText(absl::StrCat(
+        "`", strategy, "`: the rows by time (", SummaryInt(st, "layers", 0),
+        " layers, each forward and backward; the optimizer step; backward "
+        "time no layer owns).",
+        std::isfinite(Num(st, "coverage"))
+            ? absl::StrFormat(" They sum to %.1f%% of the plain step "
+                              "(%.1f%% of the instrumented one).",
+                              100 * Num(st, "coverage"), 100 * Num(st, "coverage_of_instrumented"))
+            : std::string()));
     out.AddTable(LayersTable(layers, strategy, step_s));
   }
   std::vector<std::string> skipped;
@@ -208,10 +207,10 @@ Section ProfileSection(const ExperimentResult& result) {
     std::string top;
     for (const nlohmann::json& l : layers) {  // ranked by time: the first of the strategy
       if (Str(l, "strategy") == strategy && std::isfinite(Num(l, "seconds"))) {
-        top = absl::StrCat("the costliest row is `", Str(l, "name"), "` ", Str(l, "pass"), " (",
-                           Percent(Num(l, "seconds") / Num(first, "seconds")),
-                           " of the step, ", Str(l, "bound").empty() ? "no arithmetic" : Str(l, "bound"),
-                           "-bound); ");
+        top =
+            absl::StrCat("the costliest row is `", Str(l, "name"), "` ", Str(l, "pass"), " (",
+                         Percent(Num(l, "seconds") / Num(first, "seconds")), " of the step, ",
+                         Str(l, "bound").empty() ? "no arithmetic" : Str(l, "bound"), "-bound); ");
         break;
       }
     }

@@ -54,6 +54,9 @@ absl::StatusOr<BatchRecord> BatchFromJson(const JsonReader& j) {
   TRAINLAB_ASSIGN_OR_RETURN(b.train_s, j.NumberAt(4));
   TRAINLAB_ASSIGN_OR_RETURN(b.loss, j.NumberAt(5));
   TRAINLAB_ASSIGN_OR_RETURN(b.correct, j.IntAt(6, 0, kMaxCount));
+  if (j.json().size() > 7) {  // the learning rate, since schedules (older files: none)
+    TRAINLAB_ASSIGN_OR_RETURN(b.lr, j.NumberAt(7));
+  }
   return b;
 }
 
@@ -77,7 +80,7 @@ json ToJson(const EpochStats& e, const LoaderStageTimes* stages, const EvalStats
     json records = json::array();
     for (const BatchRecord& b : e.batches) {
       records.push_back(
-          {b.index, b.size, b.wait_s, b.copy_s, b.train_s, JsonNumber(b.loss), b.correct});
+          {b.index, b.size, b.wait_s, b.copy_s, b.train_s, JsonNumber(b.loss), b.correct, b.lr});
     }
     j["batch_records"] = std::move(records);
   }

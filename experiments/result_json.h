@@ -7,7 +7,8 @@
 //             "loader_stages"?: {"read_s", "crop_s", "flip_s", "normalize_s", "assemble_s",
 //                                "batches", "images"},
 //             "test"?: {"loss", "top1", "samples"}, "diverged"?: {"epoch", "batch", "loss"},
-//             "batch_records"?: [[index, size, wait_s, copy_s, train_s, loss, correct], ...]}
+//             "batch_records"?: [[index, size, wait_s, copy_s, train_s, loss, correct, lr],
+//                                ...]}  (lr since schedules; older records have 7 fields)
 //   variant  {"label", "params", "optimizer", "strategy", "num_workers", "model", "device",
 //             "runs": [run], "skipped"?: "why"}
 //   result   {"variants": [variant], "summary": {...}, "notes": [...]}

@@ -19,6 +19,8 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* kCsvHeader =
+    "variant,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct,lr";
+constexpr const char* kCsvHeaderV2 =
     "variant,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct";
 constexpr const char* kCsvHeaderV1 =
     "config,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct";
@@ -129,9 +131,9 @@ std::string BatchesCsv(const ExperimentResult& result) {
     for (const RunResult& r : v.repeats) {
       for (const EpochStats& e : r.epochs) {
         for (const BatchRecord& b : e.batches) {
-          absl::StrAppendFormat(&out, "%s,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6g,%d\n", label, r.repeat,
-                                e.epoch, b.index, b.size, b.wait_s, b.copy_s, b.train_s, b.loss,
-                                b.correct);
+          absl::StrAppendFormat(&out, "%s,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6g,%d,%.9g\n", label,
+                                r.repeat, e.epoch, b.index, b.size, b.wait_s, b.copy_s, b.train_s,
+                                b.loss, b.correct, b.lr);
         }
       }
     }
@@ -150,6 +152,7 @@ absl::Status ReadBatchesCsv(const std::string& text, const std::string& path,
   }
   size_t line_no = 0, pos = 0;
   std::vector<std::string> f;
+  size_t fields = 11;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string::npos) end = text.size();
@@ -157,23 +160,24 @@ absl::Status ReadBatchesCsv(const std::string& text, const std::string& path,
     pos = end + 1;
     ++line_no;
     if (line_no == 1) {
-      if (line != kCsvHeader && line != kCsvHeaderV1) {
+      if (line != kCsvHeader && line != kCsvHeaderV2 && line != kCsvHeaderV1) {
         return Bad(path, absl::StrCat("line 1: not the header '", kCsvHeader, "'"));
       }
+      if (line != kCsvHeader) fields = 10;  // before schedules: no lr column
       continue;
     }
     if (line.empty()) continue;
     const std::string at = absl::StrCat("line ", line_no, ": ");
-    if (!SplitCsvLine(line, f) || f.size() != 10) {
-      return Bad(path, absl::StrCat(at, "expected 10 comma-separated fields"));
+    if (!SplitCsvLine(line, f) || f.size() != fields) {
+      return Bad(path, absl::StrCat(at, "expected ", fields, " comma-separated fields"));
     }
     int64_t repeat = 0, epoch = 0, index = 0, size = 0, correct = 0;
-    double wait = 0, copy = 0, train = 0, loss = 0;
+    double wait = 0, copy = 0, train = 0, loss = 0, lr = 0;
     if (!absl::SimpleAtoi(f[1], &repeat) || !absl::SimpleAtoi(f[2], &epoch) ||
         !absl::SimpleAtoi(f[3], &index) || !absl::SimpleAtoi(f[4], &size) ||
         !absl::SimpleAtod(f[5], &wait) || !absl::SimpleAtod(f[6], &copy) ||
         !absl::SimpleAtod(f[7], &train) || !absl::SimpleAtod(f[8], &loss) ||
-        !absl::SimpleAtoi(f[9], &correct)) {
+        !absl::SimpleAtoi(f[9], &correct) || (fields == 11 && !absl::SimpleAtod(f[10], &lr))) {
       return Bad(path, absl::StrCat(at, "a field is not a number"));
     }
     auto it = epochs.find({f[0], repeat, epoch});
@@ -186,7 +190,7 @@ absl::Status ReadBatchesCsv(const std::string& text, const std::string& path,
       return Bad(path, absl::StrCat(at, "batch ", index, " of an epoch of ", batches.size()));
     }
     batches[static_cast<size_t>(index)] =
-        BatchRecord{index, size, wait, copy, train, loss, correct, std::nullopt};
+        BatchRecord{index, size, wait, copy, train, loss, correct, std::nullopt, lr};
   }
   return absl::OkStatus();
 }

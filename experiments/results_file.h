@@ -8,8 +8,8 @@
 //                     "libtorch_version", "device", "git_commit", "date", ...},
 //     "variants": [variant], "summary": {...}, "notes": [...] }
 // Version 1 (trainlab before 2026-12) named "variants" "configs"; it is read the same way.
-// CSV: variant,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct (version 1's first
-// column is named "config").
+// CSV: variant,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct,lr (lr: the rate the
+// batch trained at; files before schedules lack it, and version 1's first column is "config").
 //
 // Files are written whole or not at all (core/files.h), with every string made valid UTF-8 (a
 // byte that is not is kept as "\xFF"). Reading checks the schema version and every field, and

@@ -23,8 +23,8 @@ ResultsFile SomeFile(const std::string& experiment) {
   e.train_s = 0.75;
   e.epoch_s = 0.8;
   e.samples = 8;
-  e.batches.push_back({0, 4, 0.01, 0.0, 0.25, 2.25, 1, std::nullopt});
-  e.batches.push_back({1, 4, 0.02, 0.0, 0.5, 2.75, 0, std::nullopt});
+  e.batches.push_back({0, 4, 0.01, 0.0, 0.25, 2.25, 1, std::nullopt, 0.05});
+  e.batches.push_back({1, 4, 0.02, 0.0, 0.5, 2.75, 0, std::nullopt, 0.1});
   r.epochs.push_back(e);
   r.total_s = 0.8;
   ResultsFile f;
@@ -53,6 +53,8 @@ TEST(ResultsFile, JsonAndCsvGiveTheResultBack) {
   ASSERT_EQ(e.batches.size(), 2u);
   EXPECT_EQ(e.batches[1].train_s, 0.5);  // from the CSV
   EXPECT_EQ(e.batches[1].loss, 2.75);
+  EXPECT_EQ(e.batches[0].lr, 0.05);  // the rate column
+  EXPECT_EQ(e.batches[1].lr, 0.1);
   EXPECT_EQ(f.result.variants[0].setup.num_workers, 2);
   // No temporary file left behind.
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -103,11 +105,18 @@ TEST(ResultsFile, WhatIsReadBackIsChecked) {
             path + ": variants[0].runs[0].epochs[0].train_s: expected a number, got null");
   // A CSV row that does not belong.
   ASSERT_TRUE(WriteResultsFiles(dir, SomeFile("c3")).ok());
-  std::ofstream(dir + "/c3_batches.csv", std::ios::app) << "adam,1,1,0,4,0,0,0,1,0\n";
+  std::ofstream(dir + "/c3_batches.csv", std::ios::app) << "adam,1,1,0,4,0,0,0,1,0,0.1\n";
   EXPECT_EQ(ReadResultSets(dir).status().message(),
             dir +
                 "/c3_batches.csv: line 4: variant 'adam', repeat 1, epoch 1 is not in the "
                 "results file");
+  // A row without the rate column, under the header that has it.
+  ASSERT_TRUE(WriteResultsFiles(dir, SomeFile("c3")).ok());
+  std::ofstream(dir + "/c3_batches.csv", std::ios::app) << "sgd,1,1,0,4,0,0,0,1,0\n";
+  EXPECT_NE(ReadResultSets(dir).status().message().find(
+                "c3_batches.csv: line 4: expected 11 comma-separated fields"),
+            std::string::npos)
+      << ReadResultSets(dir).status();
 }
 
 }  // namespace

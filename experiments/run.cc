@@ -43,6 +43,7 @@ struct Training {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   StepOptions step;
   std::unique_ptr<data::BatchLoader> loader, test_loader;
+  std::optional<LrSchedule> schedule;
 };
 
 data::LoaderOptions TrainLoaderOptions(const Session& session, const RunConfig& config) {
@@ -109,7 +110,10 @@ absl::StatusOr<Training> Build(const Session& session, const RunConfig& config) 
   TRAINLAB_ASSIGN_OR_RETURN(
       t.optimizer, t.optimizer_entry->make(t.model->parameters(), config.optimizer_settings));
   TRAINLAB_ASSIGN_OR_RETURN(t.step, ResolveStrategies(config.strategy, config.device));
+  t.step.label_smoothing = config.label_smoothing;
   TRAINLAB_ASSIGN_OR_RETURN(t.loader, data::BatchLoader::Create(session.train, lo));
+  TRAINLAB_ASSIGN_OR_RETURN(
+      t.schedule, LrSchedule::Make(ScheduleOptions(config, t.loader->batches_per_epoch())));
   if (config.evaluate) {
     TRAINLAB_ASSIGN_OR_RETURN(t.test_loader,
                               data::BatchLoader::Create(session.test, TestLoaderOptions(lo)));
@@ -247,6 +251,12 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
   topts.trace = config.record_trace ? session.trace.get() : nullptr;
   topts.on_batch = [&progress](const EpochProgress& p) { progress.Update(p); };
   topts.stop_requested = [] { return StopSignal(); };
+  // The rate of every batch, from the schedule (the lab's constant one included: recorded).
+  topts.set_learning_rate = [&t](int64_t step) {
+    const double lr = t.schedule->At(step);
+    SetLearningRate(*t.optimizer, lr);
+    return lr;
+  };
   if (session.comm) {
     topts.agree = [comm = session.comm](const BatchVerdict& v) { return AgreeOnBatch(*comm, v); };
   }

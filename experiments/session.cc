@@ -69,6 +69,10 @@ absl::Status OpenCheckpointer(Session& s) {
                           .resume = s.options.resume,
                           .resume_if_present = s.options.resume_auto || s.restarted(),
                           .holder = EscapeInvalidUtf8(holder)};
+  // A schedule over the whole run (cosine, onecycle) depends on the total epochs: a longer run is
+  // another schedule, not the same one extended.
+  const std::string& schedule = s.options.run.lr_schedule;
+  if (schedule == "cosine" || schedule == "onecycle") o.extendable.erase("epochs");
   if (s.comm) {
     o.share = [comm = s.comm](const std::string& bytes) { return comm->BroadcastBytes(bytes); };
     o.writes = s.comm->rank() == 0;
@@ -238,6 +242,13 @@ absl::Status AgreeOnSettings(const Session& s) {
   mine["dist_timeout"] = s.options.dist_timeout_s;
   mine["dist_backend"] = s.options.dist_backend;
   mine["synthetic_test"] = s.options.synthetic_test;
+  // (The fingerprint holds these only when not at their defaults; compared here always.)
+  const RunConfig& r = s.options.run;
+  mine["lr_schedule"] = r.lr_schedule;
+  mine["warmup_epochs"] = r.warmup_epochs;
+  mine["lr_milestones"] = r.lr_milestones;
+  mine["lr_gamma"] = r.lr_gamma;
+  mine["label_smoothing"] = r.label_smoothing;
   if (s.test) mine["test_digest"] = DatasetDigest(*s.test);
   TRAINLAB_ASSIGN_OR_RETURN(const std::vector<std::string> all,
                             s.comm->AllGatherBytes(mine.dump()));
@@ -342,6 +353,18 @@ absl::StatusOr<Session> Session::Start(ExperimentOptions options) {
               ", loader workers %d, lr %g, weight decay %g, momentum %g, seed %" PRIu64 "\n",
               r.batch_size, r.num_workers, r.optimizer_settings.lr,
               r.optimizer_settings.weight_decay, r.optimizer_settings.momentum, r.seed);
+  if (r.lr_schedule != "constant" || r.warmup_epochs > 0 || r.label_smoothing > 0) {
+    std::string milestones;
+    for (double m : r.lr_milestones) absl::StrAppend(&milestones, milestones.empty() ? "" : ",", m);
+    std::printf(
+        "- Learning rate: %s%s%s over %d epochs%s; label smoothing %g\n", r.lr_schedule.c_str(),
+        r.lr_schedule == "step" ? absl::StrCat(" (x", r.lr_gamma, " at epochs ",
+                                               milestones.empty() ? "none" : milestones, ")")
+                                      .c_str()
+                                : "",
+        r.warmup_epochs > 0 ? absl::StrCat(", warm-up ", r.warmup_epochs, " epochs").c_str() : "",
+        r.epochs, r.lr_schedule == "constant" ? "" : " (set per batch)", r.label_smoothing);
+  }
   if (r.max_batches_per_epoch > 0) {
     std::printf("- Epochs cut to %" PRId64 " batches (--max_batches_per_epoch)\n",
                 r.max_batches_per_epoch);
@@ -427,6 +450,12 @@ nlohmann::json Session::Fingerprint() const {
       {"device", comm ? c10::DeviceTypeName(device.type(), /*lower_case=*/true) : device.str()},
       {"portable_kernels", options.portable_kernels},
   };
+  // Settings added later enter only when not at their default, so older checkpoints still match.
+  if (r.lr_schedule != "constant") f["lr_schedule"] = r.lr_schedule;
+  if (r.warmup_epochs != 0) f["warmup_epochs"] = r.warmup_epochs;
+  if (!r.lr_milestones.empty()) f["lr_milestones"] = r.lr_milestones;
+  if (r.lr_gamma != 0.1) f["lr_gamma"] = r.lr_gamma;
+  if (r.label_smoothing != 0) f["label_smoothing"] = r.label_smoothing;
   if (comm) f["world_size"] = comm->world_size();  // the shards, and so every batch, depend on it
   if (train) {
     f["dataset"] = {{"name", train->name},

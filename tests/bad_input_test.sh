@@ -2,7 +2,7 @@
 # The bad-input corpus: every case runs a real binary and must give exactly one line on stderr
 # that names the input and the problem, exit code 1, no crash and no hang (60 s limit each).
 set -uo pipefail
-C2="$1" C3="$2" C6="$3" C8="$4" Q1Q4="$5" ALL="$6" REPORT="$7" MKDATA="$8" C7="$9" C4="${10}"
+C2="$1" C3="$2" C6="$3" C8="$4" Q1Q4="$5" ALL="$6" REPORT="$7" MKDATA="$8" C7="$9" C4="${10}" PROFILE="${11}"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
 failures=0 cases=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -140,6 +140,11 @@ bad "--profile=fast: must be quick or lab" "$ALL" "${TINY[@]}" --profile=fast --
 # --- models ------------------------------------------------------------------------------------------
 M="tests/testdata/models"
 printf 'not a zip archive\n' >"$tmp/text.pt"
+bad "--lr_schedule=linear: not constant, step, cosine or onecycle" "$C2" "${TINY[@]}" --lr_schedule=linear
+bad "--label_smoothing=1: must be in [0, 1)" "$C2" "${TINY[@]}" --label_smoothing=1
+bad "--lr_milestones is for --lr_schedule=step, not --lr_schedule=cosine" "$C2" "${TINY[@]}" --lr_schedule=cosine --lr_milestones=3
+bad "--warmup_epochs=2: must be shorter than the run (--epochs=2)" "$C2" "${TINY[@]}" --lr_schedule=onecycle --warmup_epochs=2 --epochs=2
+bad "--profile_steps=0: must be between 1 and 1000" "$PROFILE" "${TINY[@]}" --profile_steps=0
 bad "--model: unknown model 'resnet50'; known: resnet18, resnet18_no_bn, torchscript" "$C2" "${TINY[@]}" --model=resnet50
 bad "--model=torchscript needs --model_path=FILE" "$C2" "${TINY[@]}" --model=torchscript
 bad "/nonexistent/m.pt: no such TorchScript file" "$C2" "${TINY[@]}" --model=torchscript --model_path=/nonexistent/m.pt

@@ -2,7 +2,7 @@
 # Every binary's --help fits on one screen (at most 60 lines) and lists the binary's own flags
 # within its first 40 lines, before any library's; --helpfull still reaches the libraries' flags.
 set -uo pipefail
-C2="$1" C3="$2" C4="$3" C5="$4" C6="$5" C7="$6" C8="$7" Q1Q4="$8" ALL="$9" REPORT="${10}" SSB="${11}" MKDATA="${12}"
+C2="$1" C3="$2" C4="$3" C5="$4" C6="$5" C7="$6" C8="$7" Q1Q4="$8" ALL="$9" REPORT="${10}" SSB="${11}" MKDATA="${12}" PROFILE="${13}"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 training="dataset data_dir batch_size num_workers epochs optimizer lr strategy device threads results_dir progress repeats"
@@ -37,11 +37,16 @@ check "$ALL" profile results_dir workers optimizers strategies
 check "$REPORT" compare
 check "$SSB" device strategies batch_sizes threads
 check "$MKDATA" out train test seed
+check "$PROFILE" strategies profile_steps dataset batch_size model device threads results_dir progress
 
 # The help lists the plugins this binary linked, by the registries' names.
 c2help=$("$C2" --help 2>&1)
 grep -q -- "Models (--model): resnet18, resnet18_no_bn, torchscript" <<<"$c2help" || fail "c2 --help: no model list"
 grep -q -- "Optimizers (--optimizer): adadelta, adagrad, adam" <<<"$c2help" || fail "c2 --help: no optimizer list"
+# The compact groups: every flag with its default, on one line.
+grep -qF -- '  --lr_schedule="constant" --warmup_epochs=0 --lr_milestones="" --lr_gamma=0.1 --label_smoothing=0' <<<"$c2help" \
+  || fail "c2 --help: no learning-rate paragraph"
+grep -qF -- '  --checkpoint_dir="" --checkpoint_every=0 --resume="no"' <<<"$c2help" || fail "c2 --help: no checkpoint paragraph"
 q1help=$("$Q1Q4" --help 2>&1)
 grep -q -- "Models (--model): resnet18" <<<"$q1help" || fail "q1_q4 --help: no model list"
 

@@ -59,6 +59,22 @@ rc=$?
 [[ "$(grep '^Final state digest' "$tmp/whole.out")" == "$(grep '^Final state digest' "$tmp/resumed2.out")" ]] \
   && pass "SIGTERM + --checkpoint_every=1: identical" || fail "SIGTERM resume differs"
 
+# --- In the middle of a schedule: the rate is a function of the global step, so it continues ----
+S=(--lr_schedule=cosine --warmup_epochs=0.5 --label_smoothing=0.1)
+"$C2" "${T[@]}" "${S[@]}" --checkpoint_dir="$tmp/schedwhole" >"$tmp/sched.out" 2>"$tmp/sched.err" || fail "scheduled c2: $(cat "$tmp/sched.err")"
+start_and_signal schedstop TERM "Epoch 2 Summary" "$C2" "${T[@]}" "${S[@]}" --checkpoint_dir="$tmp/ck3" --checkpoint_every=1
+"$C2" "${T[@]}" "${S[@]}" --checkpoint_dir="$tmp/ck3" --checkpoint_every=1 --resume >"$tmp/schedres.out" 2>"$tmp/schedres.err" \
+  || fail "resume mid-schedule: $(cat "$tmp/schedres.err")"
+sched=$(grep '^Final state digest' "$tmp/sched.out")
+[[ -n "$sched" && "$sched" == "$(grep '^Final state digest' "$tmp/schedres.out")" ]] \
+  && pass "resumed mid-schedule: identical to the uninterrupted scheduled run" || fail "mid-schedule resume differs"
+[[ "$sched" != "$(grep '^Final state digest' "$tmp/whole.out")" ]] || fail "the schedule changed nothing"
+# A checkpoint made under one schedule is not resumed under another.
+"$C2" "${T[@]}" --lr_schedule=onecycle --warmup_epochs=0.5 --label_smoothing=0.1 --checkpoint_dir="$tmp/ck3" --resume \
+  >"$tmp/schedbad.out" 2>"$tmp/schedbad.err" && fail "resumed under another schedule"
+grep -qF 'made with other settings: lr_schedule was "cosine", now "onecycle"' "$tmp/schedbad.err" && pass "another schedule: refused, named" \
+  || fail "another schedule: $(cat "$tmp/schedbad.err")"
+
 # --- c6: stopped during the second optimizer, resumed: the first is restored, the recap is equal -
 "$C6" "${T[@]}" --epochs=2 --optimizers=sgd,adam --checkpoint_dir="$tmp/c6whole" >"$tmp/c6whole.out" 2>&1 || fail "c6 uninterrupted"
 start_and_signal c6stop INT "##### Optimizer: adam #####" "$C6" "${T[@]}" --epochs=2 --optimizers=sgd,adam --checkpoint_dir="$tmp/c6ck"
