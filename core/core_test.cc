@@ -246,6 +246,42 @@ TEST(Step, LabelSmoothingIsPyTorchs) {
   }
 }
 
+// --tta=flip: the mean of the logits of each test image and its mirror, computed here by hand.
+TEST(Trainer, FlipTestTimeAugmentationAveragesTheMirror) {
+  TinyNetImpl net;
+  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));
+  VectorLoader train(2), test(2, 8);
+  TrainerOptions o;
+  o.tta_flip = true;
+  Trainer trainer(net, sgd, train, o);
+  ASSERT_TRUE(trainer.TrainEpoch(0).ok());
+  absl::StatusOr<EvalStats> got = trainer.Evaluate(test);
+  ASSERT_TRUE(got.ok());
+  torch::NoGradGuard no_grad;
+  net.eval();
+  double loss = 0;
+  int64_t correct = 0, n = 0;
+  for (const Batch& b : test.batches()) {
+    // The mirror, by reversed column indices (not at::flip, which the trainer uses).
+    const int64_t w = b.images.size(3);
+    const at::Tensor mirror = b.images.index_select(3, at::arange(w - 1, -1, -1, at::kLong));
+    const at::Tensor logits = (net.forward(b.images) + net.forward(mirror.contiguous())) / 2;
+    loss += at::cross_entropy_loss(logits, b.labels, {}, at::Reduction::Sum).item<double>();
+    correct += logits.argmax(1).eq(b.labels).sum().item<int64_t>();
+    n += b.images.size(0);
+  }
+  EXPECT_EQ(got->samples, n);
+  EXPECT_NEAR(got->loss, loss / static_cast<double>(n), 1e-6);
+  EXPECT_DOUBLE_EQ(got->top1, 100.0 * static_cast<double>(correct) / static_cast<double>(n));
+  EXPECT_GT(got->seconds, 0);
+  // Without the flag the plain logits: a different loss (the mirror is another image).
+  TrainerOptions plain;
+  Trainer untouched(net, sgd, train, plain);
+  absl::StatusOr<EvalStats> no_tta = untouched.Evaluate(test);
+  ASSERT_TRUE(no_tta.ok());
+  EXPECT_NE(no_tta->loss, got->loss);
+}
+
 TEST(LabBlock, MatchesTheLabsFormatExactly) {
   EpochStats s;
   s.epoch = 1;

@@ -48,16 +48,16 @@ class LrSchedule {
   // is negative or not shorter than the run (onecycle), milestones out of order, gamma <= 0.
   static absl::StatusOr<LrSchedule> Make(LrScheduleOptions o) {
     if (o.kind != "constant" && o.kind != "step" && o.kind != "cosine" && o.kind != "onecycle") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--lr_schedule=", o.kind, ": not constant, step, cosine or onecycle"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--lr_schedule=", o.kind, ": not constant, step, cosine or onecycle"));
     }
     if (!(o.lr > 0) || !std::isfinite(o.lr)) {
       return absl::InvalidArgumentError(absl::StrCat("--lr=", o.lr, ": must be > 0"));
     }
     if (o.epochs < 1 || o.steps_per_epoch < 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "lr schedule: ", o.epochs, " epochs of ", o.steps_per_epoch,
-          " steps: both must be >= 1"));
+      return absl::InvalidArgumentError(absl::StrCat("lr schedule: ", o.epochs, " epochs of ",
+                                                     o.steps_per_epoch,
+                                                     " steps: both must be >= 1"));
     }
     if (!(o.warmup_epochs >= 0) || !std::isfinite(o.warmup_epochs)) {
       return absl::InvalidArgumentError(
@@ -65,9 +65,9 @@ class LrSchedule {
     }
     if ((o.kind == "cosine" || o.kind == "onecycle") &&
         o.warmup_epochs >= static_cast<double>(o.epochs)) {
-      return absl::InvalidArgumentError(absl::StrCat("--warmup_epochs=", o.warmup_epochs,
-                                                     ": must be shorter than the run (--epochs=",
-                                                     o.epochs, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--warmup_epochs=", o.warmup_epochs,
+                       ": must be shorter than the run (--epochs=", o.epochs, ")"));
     }
     if (!(o.gamma > 0) || !std::isfinite(o.gamma)) {
       return absl::InvalidArgumentError(absl::StrCat("--lr_gamma=", o.gamma, ": must be > 0"));

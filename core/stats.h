@@ -98,6 +98,16 @@ struct EvalStats {
   double loss = 0;
   double top1 = 0;
   int64_t samples = 0;
+  double seconds = 0;  // the evaluation's wall time, device synchronized (not training time)
+};
+
+// The first epoch whose test top-1 reached a target (--target_accuracy): when, and at what cost.
+struct TargetReached {
+  double target = 0;    // top-1 %
+  int64_t epoch = 0;    // 1-based
+  int64_t batches = 0;  // trained until then, over all epochs
+  double train_s = 0;   // the training time alone (sum of the epochs' train_s)
+  double wall_s = 0;    // epochs' wall time plus the evaluations'
 };
 
 // The lab's per-epoch block, byte for byte:

@@ -51,6 +51,9 @@ struct TrainerOptions {
   GradientHooks gradients;            // data-parallel averaging (plugins/distributed); or none
   TraceRecorder* trace = nullptr;     // spans per batch when set
   bool record_phases = false;         // forward/backward/step times per batch (syncs on CUDA)
+  // Evaluate() averages the logits of each image and its mirror (test-time augmentation, as
+  // airbench does): the horizontal flip the training augmentation also uses.
+  bool tta_flip = false;
   // Sets the learning rate of global step `step` (epoch x batches per epoch + batch, from 0)
   // before the batch is fetched, outside every timed interval, and returns it for the batch's
   // record (core/lr_schedule.h). Unset: the optimizer's rate is left as it is.
@@ -237,6 +240,7 @@ class Trainer {
   absl::StatusOr<EvalStats> Evaluate(TL& test_loader, int64_t epoch = 0) {
     torch::NoGradGuard no_grad;
     model_.eval();
+    const Clock::time_point start = SyncAndNow(options_.device);
     EvalStats stats;
     double loss_sum = 0;
     int64_t correct = 0;
@@ -249,6 +253,7 @@ class Trainer {
       if (options_.step.autocast_dtype)
         autocast.emplace(options_.device.type(), *options_.step.autocast_dtype);
       at::Tensor logits = model_.forward(x).to(at::kFloat);
+      if (options_.tta_flip) logits = (logits + model_.forward(x.flip({3})).to(at::kFloat)) / 2;
       // Sum, not mean, so a smaller last batch weighs by its size.
       loss_sum +=
           torch::nn::functional::cross_entropy(
@@ -258,6 +263,7 @@ class Trainer {
       stats.samples += x.size(0);
     }
     model_.train();
+    stats.seconds = Seconds(SyncAndNow(options_.device) - start);
     if (absl::Status s = test_loader.status(); !s.ok()) return s;
     if (stats.samples > 0) {
       stats.loss = loss_sum / static_cast<double>(stats.samples);

@@ -261,7 +261,8 @@ const RunResult* Checkpointer::Finished(const RunKey& key, int64_t epochs) const
   auto it = meta_.finished.find(key.str());
   if (it == meta_.finished.end()) return nullptr;
   const RunResult& r = it->second.result;
-  if (r.diverged || static_cast<int64_t>(r.epochs.size()) >= epochs) return &r;
+  // (A run that reached --target_accuracy is done, however many epochs it had left.)
+  if (r.diverged || r.target || static_cast<int64_t>(r.epochs.size()) >= epochs) return &r;
   return nullptr;  // to be extended: Resume continues it
 }
 

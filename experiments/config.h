@@ -31,6 +31,10 @@ struct RunConfig {
   std::vector<double> lr_milestones;  // step: epochs
   double lr_gamma = 0.1;
   double label_smoothing = 0;
+  // Evaluation: the test images and their mirrors (--tta=flip); stop at the first epoch whose
+  // test top-1 reaches this percentage (0: train every epoch).
+  bool tta_flip = false;
+  double target_accuracy = 0;
   std::string strategy = "eager";
   int num_workers = 2;
   int epochs = 5;

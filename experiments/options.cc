@@ -37,6 +37,9 @@ DEFINE_double(warmup_epochs, 0, "Linear warm-up to --lr over this many (fraction
 DEFINE_string(lr_milestones, "", "step: epochs at which the rate is multiplied by --lr_gamma.");
 DEFINE_double(lr_gamma, 0.1, "step: the factor at each milestone.");
 DEFINE_double(label_smoothing, 0, "Cross-entropy label smoothing in [0, 1) (PyTorch's).");
+DEFINE_string(tta, "none", "none | flip: evaluate each test image and its mirror (mean logits).");
+DEFINE_double(target_accuracy, 0,
+              "Stop after the first epoch whose test top-1 reaches this % (implies --evaluate).");
 DEFINE_string(strategy, "eager",
               "eager, channels_last, amp_bf16, cudnn_autotune, cuda_graph, or a+b.");
 DEFINE_string(model, "resnet18", "Model by name (listed below); torchscript needs --model_path.");
@@ -304,6 +307,12 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   run.warmup_epochs = r.Double("warmup_epochs");
   run.lr_gamma = r.Double("lr_gamma");
   run.label_smoothing = r.Double("label_smoothing");
+  run.target_accuracy = r.Double("target_accuracy");
+  if (const std::string tta = r.Str("tta"); tta == "flip") {
+    run.tta_flip = true;
+  } else if (tta != "none") {
+    return absl::InvalidArgumentError(absl::StrCat("--tta=", tta, ": not none or flip"));
+  }
   if (const std::string m = r.Str("lr_milestones"); !m.empty()) {
     TRAINLAB_ASSIGN_OR_RETURN(std::vector<std::string> items, SplitList("lr_milestones", m));
     for (const std::string& item : items) {
@@ -347,6 +356,10 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   if (!(run.label_smoothing >= 0 && run.label_smoothing < 1)) {
     return Bad("label_smoothing", run.label_smoothing, "must be in [0, 1)");
   }
+  if (!(run.target_accuracy >= 0 && run.target_accuracy <= 100)) {
+    return Bad("target_accuracy", run.target_accuracy, "must be a test top-1 % in [0, 100]");
+  }
+  if (run.target_accuracy > 0) run.evaluate = true;  // a target is a test accuracy
   if (!run.lr_milestones.empty() && run.lr_schedule != "step") {
     return absl::InvalidArgumentError(absl::StrCat(
         "--lr_milestones is for --lr_schedule=step, not --lr_schedule=", run.lr_schedule));
@@ -363,7 +376,7 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
         "synthetic_train", "synthetic_test"}},
       {"Training",
        {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
-        "batch_norm", "seed", "evaluate"}},
+        "batch_norm", "seed"}},
       {"Output", {"results_dir", "repeats", "progress", "trace"}},
       {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels"}},
       // Compact groups (one paragraph each; --helpfull describes every flag): settings with a
@@ -371,8 +384,10 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
       {"Checkpoints and data-parallel runs (docs/checkpoints.md, docs/distributed.md)",
        {"checkpoint_dir", "checkpoint_every", "resume", "dist_timeout", "dist_backend"},
        /*compact=*/true},
-      {"Learning rate per batch (constant | step | cosine | onecycle) and label smoothing",
-       {"lr_schedule", "warmup_epochs", "lr_milestones", "lr_gamma", "label_smoothing"},
+      {"Learning rate (constant | step | cosine | onecycle), label smoothing, evaluation "
+       "(--tta=none|flip)",
+       {"lr_schedule", "warmup_epochs", "lr_milestones", "lr_gamma", "label_smoothing", "evaluate",
+        "tta", "target_accuracy"},
        /*compact=*/true},
   };
   return *groups;

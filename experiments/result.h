@@ -32,7 +32,8 @@ struct RunResult {
   std::vector<LoaderStageTimes> loader_stages;  // per epoch
   std::vector<EvalStats> test;                  // per epoch, when evaluated
   std::optional<Divergence> diverged;
-  double total_s = 0;  // sum of epoch times
+  std::optional<TargetReached> target;  // --target_accuracy reached (the run stopped there)
+  double total_s = 0;                   // sum of epoch times
 
   double mean(double EpochStats::*field) const;   // over the epochs
   double total(double EpochStats::*field) const;  // over the epochs

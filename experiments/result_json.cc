@@ -73,7 +73,8 @@ json ToJson(const EpochStats& e, const LoaderStageTimes* stages, const EvalStats
   if (test != nullptr) {
     j["test"] = {{"loss", JsonNumber(test->loss)},
                  {"top1", JsonNumber(test->top1)},
-                 {"samples", test->samples}};
+                 {"samples", test->samples},
+                 {"seconds", test->seconds}};
   }
   if (e.diverged) j["diverged"] = DivergenceJson(*e.diverged);
   if (options.batch_records) {
@@ -95,6 +96,13 @@ json ToJson(const RunResult& r, CodecOptions options) {
   }
   json j = {{"repeat", r.repeat}, {"total_s", r.total_s}, {"epochs", std::move(epochs)}};
   if (r.diverged) j["diverged"] = DivergenceJson(*r.diverged);
+  if (r.target) {
+    j["target"] = {{"top1", r.target->target},
+                   {"epoch", r.target->epoch},
+                   {"batches", r.target->batches},
+                   {"train_s", r.target->train_s},
+                   {"wall_s", r.target->wall_s}};
+  }
   return j;
 }
 
@@ -161,6 +169,9 @@ absl::StatusOr<EpochRecord> ResultDecoder::Epoch(const JsonReader& j) {
     TRAINLAB_ASSIGN_OR_RETURN(test.loss, t.Number("loss"));
     TRAINLAB_ASSIGN_OR_RETURN(test.top1, t.Number("top1"));
     TRAINLAB_ASSIGN_OR_RETURN(test.samples, t.Int("samples", 0, kMaxCount));
+    if (t.Has("seconds")) {  // since --target_accuracy
+      TRAINLAB_ASSIGN_OR_RETURN(test.seconds, t.Number("seconds"));
+    }
     out.test = test;
   }
   if (j.Has("diverged")) {
@@ -194,6 +205,16 @@ absl::StatusOr<RunResult> ResultDecoder::Run(const JsonReader& j) {
       r.test.push_back(*rec.test);
     }
     r.epochs.push_back(std::move(rec.stats));
+  }
+  if (j.Has("target")) {
+    TRAINLAB_ASSIGN_OR_RETURN(JsonReader t, j.Object("target"));
+    TargetReached reached;
+    TRAINLAB_ASSIGN_OR_RETURN(reached.target, t.Number("top1"));
+    TRAINLAB_ASSIGN_OR_RETURN(reached.epoch, t.Int("epoch", 1, kMaxCount));
+    TRAINLAB_ASSIGN_OR_RETURN(reached.batches, t.Int("batches", 0, kMaxCount));
+    TRAINLAB_ASSIGN_OR_RETURN(reached.train_s, t.Number("train_s"));
+    TRAINLAB_ASSIGN_OR_RETURN(reached.wall_s, t.Number("wall_s"));
+    r.target = reached;
   }
   if (j.Has("diverged")) {
     TRAINLAB_ASSIGN_OR_RETURN(JsonReader d, j.Object("diverged"));

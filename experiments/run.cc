@@ -3,6 +3,7 @@
 #include <torch/optim/optimizer.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -63,7 +64,11 @@ data::LoaderOptions TrainLoaderOptions(const Session& session, const RunConfig& 
   return lo;
 }
 
+// Evaluation batches: large (no gradients are kept, so memory per image is small), at least 512.
+constexpr int64_t kMinEvalBatch = 512;
+
 data::LoaderOptions TestLoaderOptions(data::LoaderOptions lo) {
+  lo.batch_size = std::max(lo.batch_size, kMinEvalBatch);
   lo.shuffle = false;
   lo.augment = false;
   lo.pad_shards = false;  // data-parallel: every test image once, over all ranks
@@ -232,6 +237,19 @@ absl::StatusOr<EpochStats> TrainEpochOnRank(const Session& session, T& trainer, 
   }
 }
 
+// The target reached at the last epoch of `r`: the epochs' training time, and their wall time
+// plus every evaluation's.
+TargetReached Reached(const RunConfig& config, const RunResult& r) {
+  TargetReached t{.target = config.target_accuracy, .epoch = r.epochs.back().epoch};
+  for (const EpochStats& e : r.epochs) {
+    t.batches += static_cast<int64_t>(e.batches.size());
+    t.train_s += e.train_s;
+    t.wall_s += e.epoch_s;
+  }
+  for (const EvalStats& test : r.test) t.wall_s += test.seconds;
+  return t;
+}
+
 // Epochs [first_epoch, config.epochs) of the run, appended to `result`; `partial` is the epoch
 // the checkpoint stopped in. Checkpoints at each epoch end that is not the last, and every
 // --checkpoint_every batches; a stop asked for ends it after the batch under way (Cancelled),
@@ -251,6 +269,7 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
   topts.trace = config.record_trace ? session.trace.get() : nullptr;
   topts.on_batch = [&progress](const EpochProgress& p) { progress.Update(p); };
   topts.stop_requested = [] { return StopSignal(); };
+  topts.tta_flip = config.tta_flip;
   // The rate of every batch, from the schedule (the lab's constant one included: recorded).
   topts.set_learning_rate = [&t](int64_t step) {
     const double lr = t.schedule->At(step);
@@ -307,6 +326,19 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
     }
     PrintEpoch(config, result.epochs.back(),
                result.test.size() == result.epochs.size() ? &result.test.back() : nullptr);
+    if (!diverged && config.target_accuracy > 0 && !result.test.empty() &&
+        result.test.back().top1 >= config.target_accuracy) {
+      result.target = Reached(config, result);
+      if (config.print_blocks) {
+        std::printf("Target reached: %.2f%% test top-1 >= %.2f%% after epoch %" PRId64 " (%" PRId64
+                    " batches): training time %.4fs, wall time with the "
+                    "evaluations %.4fs\n",
+                    result.test.back().top1, config.target_accuracy, result.target->epoch,
+                    result.target->batches, result.target->train_s, result.target->wall_s);
+        std::fflush(stdout);
+      }
+      break;
+    }
     if (diverged || e + 1 == config.epochs) break;
     if (ckpt != nullptr) {
       TRAINLAB_RETURN_IF_ERROR(
@@ -317,6 +349,18 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
       if (session.comm) TRAINLAB_RETURN_IF_ERROR(session.comm->Barrier());
       return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
     }
+  }
+  if (config.target_accuracy > 0 && !result.target && !result.diverged && config.print_blocks &&
+      !result.test.empty()) {
+    size_t best = 0;
+    for (size_t i = 1; i < result.test.size(); ++i) {
+      if (result.test[i].top1 > result.test[best].top1) best = i;
+    }
+    std::printf(
+        "Target not reached: %.2f%% test top-1 wanted; the best was %.2f%%, after epoch "
+        "%zu of %zu\n",
+        config.target_accuracy, result.test[best].top1, best + 1, result.test.size());
+    std::fflush(stdout);
   }
   return absl::OkStatus();
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "experiments/experiment_main.h"
@@ -50,6 +51,56 @@ TEST(RunVariant, OnlyAStrategyThatCannotRunHereIsSkipped) {
   EXPECT_NE(failed.status().message().find("data loader: batch 1 of epoch 1: disk gone"),
             std::string::npos)
       << failed.status();
+}
+
+// --target_accuracy stops after the first epoch whose test top-1 reaches it: the target is taken
+// from a run without one (the runs are deterministic on one thread without loader workers).
+TEST(RunTraining, ATargetAccuracyStopsAtTheFirstEpochThatReachesIt) {
+  ExperimentOptions o = Tiny("c2");
+  o.run.epochs = 4;
+  o.run.evaluate = true;
+  o.synthetic_train = 64;
+  absl::StatusOr<Session> s = Session::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  RunConfig config = s->DefaultRun();
+  config.print_blocks = false;
+  absl::StatusOr<RunResult> all = RunTraining(*s, config);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->test.size(), 4u);
+  EXPECT_FALSE(all->target.has_value());
+  double best = 0;
+  for (const EvalStats& t : all->test) best = std::max(best, t.top1);
+  ASSERT_GT(best, 0);
+  size_t first = 0;
+  while (all->test[first].top1 < best) ++first;
+
+  config.target_accuracy = best;
+  absl::StatusOr<RunResult> r = RunTraining(*s, config);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->target.has_value());
+  EXPECT_EQ(r->epochs.size(), first + 1);
+  EXPECT_EQ(r->target->epoch, static_cast<int64_t>(first + 1));
+  EXPECT_EQ(r->target->target, best);
+  double train = 0, wall = 0;
+  int64_t batches = 0;
+  for (const EpochStats& e : r->epochs) {
+    train += e.train_s;
+    wall += e.epoch_s;
+    batches += static_cast<int64_t>(e.batches.size());
+  }
+  for (const EvalStats& t : r->test) wall += t.seconds;
+  EXPECT_EQ(r->target->batches, batches);
+  EXPECT_DOUBLE_EQ(r->target->train_s, train);
+  EXPECT_DOUBLE_EQ(r->target->wall_s, wall);
+  EXPECT_GT(r->target->wall_s, r->target->train_s);
+  // Above anything reached: every epoch trains, and no target is recorded.
+  if (best < 100) {
+    config.target_accuracy = std::min(100.0, best + 0.5);
+    absl::StatusOr<RunResult> below = RunTraining(*s, config);
+    ASSERT_TRUE(below.ok()) << below.status();
+    EXPECT_EQ(below->epochs.size(), 4u);
+    EXPECT_FALSE(below->target.has_value());
+  }
 }
 
 // Last in this file: a signal's stop request lasts for the rest of the process.

@@ -249,6 +249,8 @@ absl::Status AgreeOnSettings(const Session& s) {
   mine["lr_milestones"] = r.lr_milestones;
   mine["lr_gamma"] = r.lr_gamma;
   mine["label_smoothing"] = r.label_smoothing;
+  mine["tta"] = r.tta_flip ? "flip" : "none";
+  mine["target_accuracy"] = r.target_accuracy;
   if (s.test) mine["test_digest"] = DatasetDigest(*s.test);
   TRAINLAB_ASSIGN_OR_RETURN(const std::vector<std::string> all,
                             s.comm->AllGatherBytes(mine.dump()));
@@ -456,6 +458,8 @@ nlohmann::json Session::Fingerprint() const {
   if (!r.lr_milestones.empty()) f["lr_milestones"] = r.lr_milestones;
   if (r.lr_gamma != 0.1) f["lr_gamma"] = r.lr_gamma;
   if (r.label_smoothing != 0) f["label_smoothing"] = r.label_smoothing;
+  if (r.tta_flip) f["tta"] = "flip";
+  if (r.target_accuracy != 0) f["target_accuracy"] = r.target_accuracy;
   if (comm) f["world_size"] = comm->world_size();  // the shards, and so every batch, depend on it
   if (train) {
     f["dataset"] = {{"name", train->name},

@@ -144,6 +144,8 @@ bad "--lr_schedule=linear: not constant, step, cosine or onecycle" "$C2" "${TINY
 bad "--label_smoothing=1: must be in [0, 1)" "$C2" "${TINY[@]}" --label_smoothing=1
 bad "--lr_milestones is for --lr_schedule=step, not --lr_schedule=cosine" "$C2" "${TINY[@]}" --lr_schedule=cosine --lr_milestones=3
 bad "--warmup_epochs=2: must be shorter than the run (--epochs=2)" "$C2" "${TINY[@]}" --lr_schedule=onecycle --warmup_epochs=2 --epochs=2
+bad "--tta=hflip: not none or flip" "$C2" "${TINY[@]}" --tta=hflip
+bad "--target_accuracy=101: must be a test top-1 % in [0, 100]" "$C2" "${TINY[@]}" --target_accuracy=101
 bad "--profile_steps=0: must be between 1 and 1000" "$PROFILE" "${TINY[@]}" --profile_steps=0
 bad "--model: unknown model 'resnet50'; known: resnet18, resnet18_no_bn, torchscript" "$C2" "${TINY[@]}" --model=resnet50
 bad "--model=torchscript needs --model_path=FILE" "$C2" "${TINY[@]}" --model=torchscript
