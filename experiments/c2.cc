@@ -29,7 +29,7 @@ const bool kRegistered = ExperimentRegistry::Global().Register(
                       "  c2 [--dataset=auto|cifar10|fashion_mnist|synthetic] [--data_dir=DIR] "
                       "[--epochs=5]\n"
                       "     [--max_batches_per_epoch=N] [--model=NAME] [--save_model=FILE] ...",
-             .flags = {"save_model"}},
+             .flags = {"save_model", "keep_best"}},
      .run = RunC2});
 
 }  // namespace

@@ -44,6 +44,7 @@ struct RunConfig {
   std::string model = "resnet18";  // a ModelRegistry name (core/model.h)
   std::string model_path;          // the file of a loaded model (--model=torchscript)
   std::string save_model;          // write the trained weights here (PyTorch state_dict)
+  bool keep_best = false;          // ... those of the epoch with the best test top-1
   c10::Device device = c10::kCPU;
   bool evaluate = false;     // test-set loss and top-1 after each epoch
   bool print_blocks = true;  // the lab's per-epoch block on stdout

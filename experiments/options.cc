@@ -47,6 +47,7 @@ DEFINE_string(model_path, "",
               "TorchScript file (torch.jit.script(m).save) of --model=torchscript.");
 DEFINE_bool(batch_norm, true, "false: --model=resnet18_no_bn (the lab's C7 switch).");
 DEFINE_string(save_model, "", "Write the trained weights here (a PyTorch state_dict).");
+DEFINE_bool(keep_best, false, "--save_model: the weights of the best test epoch, not the last.");
 DEFINE_uint64(seed, 0, "Seed for weights, epoch order and augmentation.");
 DEFINE_bool(evaluate, false, "Also report test-set loss and top-1 after each epoch.");
 // --- Performance -------------------------------------------------------------------------------
@@ -89,9 +90,9 @@ namespace {
 // The experiments' own flags beyond the training groups (each taken by some experiment's
 // FlagSpec, or by `all`).
 const std::vector<std::string>& ExperimentSpecificFlags() {
-  static const auto* flags =
-      new std::vector<std::string>{"workers",    "max_workers", "best_workers", "optimizers",
-                                   "strategies", "profile",     "save_model",   "profile_steps"};
+  static const auto* flags = new std::vector<std::string>{
+      "workers", "max_workers", "best_workers",  "optimizers", "strategies",
+      "profile", "save_model",  "profile_steps", "keep_best"};
   return *flags;
 }
 
@@ -333,6 +334,7 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   run.model = r.Str("model");
   run.model_path = UserPath(r.Str("model_path"));
   run.save_model = UserPath(r.Str("save_model"));
+  run.keep_best = r.Bool("keep_best");
   run.evaluate = r.Bool("evaluate");
   TRAINLAB_RETURN_IF_ERROR(r.status());
   if (!r.Bool("batch_norm")) {
@@ -360,6 +362,11 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
     return Bad("target_accuracy", run.target_accuracy, "must be a test top-1 % in [0, 100]");
   }
   if (run.target_accuracy > 0) run.evaluate = true;  // a target is a test accuracy
+  if (run.keep_best && (run.save_model.empty() || !run.evaluate)) {
+    return absl::InvalidArgumentError(
+        "--keep_best keeps the best test epoch's weights: it needs --save_model and --evaluate "
+        "(or --target_accuracy)");
+  }
   if (!run.lr_milestones.empty() && run.lr_schedule != "step") {
     return absl::InvalidArgumentError(absl::StrCat(
         "--lr_milestones is for --lr_schedule=step, not --lr_schedule=", run.lr_schedule));

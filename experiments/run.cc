@@ -169,7 +169,8 @@ absl::StatusOr<RunResult> Restored(const Session& session, const RunConfig& conf
   std::fprintf(stderr, "%s: run '%s' restored from %s\n", session.options.experiment.c_str(),
                key.str().c_str(), session.checkpointer->path().c_str());
   PrintRun(config, done);
-  if (!config.save_model.empty()) {
+  // (--keep_best wrote the best epoch's weights while the run trained; they are not re-derived.)
+  if (!config.save_model.empty() && !config.keep_best) {
     TRAINLAB_ASSIGN_OR_RETURN(std::shared_ptr<ClassifierImpl> model,
                               MakeModel(config.model, {.path = config.model_path}));
     TRAINLAB_RETURN_IF_ERROR(session.checkpointer->LoadFinalModel(key, *model));
@@ -235,6 +236,24 @@ absl::StatusOr<EpochStats> TrainEpochOnRank(const Session& session, T& trainer, 
         " (a peer rank died, or hung past --dist_timeout=", session.options.dist_timeout_s,
         "s): ", TorchErrorLine(e)));
   }
+}
+
+// --keep_best: writes the weights when the epoch just evaluated has the best test top-1 so far
+// (the first of equals), rank 0 alone.
+absl::Status KeepIfBest(const Session& session, const RunConfig& config, const RunResult& r,
+                        const ClassifierImpl& model) {
+  if (!config.keep_best || !session.writes() || r.test.empty()) return absl::OkStatus();
+  for (size_t i = 0; i + 1 < r.test.size(); ++i) {
+    if (r.test[i].top1 >= r.test.back().top1) return absl::OkStatus();
+  }
+  TRAINLAB_ASSIGN_OR_RETURN(const std::string bytes, models::StateDictBytes(model));
+  TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(config.save_model, bytes));
+  if (config.print_blocks) {
+    std::printf("Kept the weights of epoch %zu (best test top-1 so far, %.2f%%) in %s\n",
+                r.test.size(), r.test.back().top1, config.save_model.c_str());
+    std::fflush(stdout);
+  }
+  return absl::OkStatus();
 }
 
 // The target reached at the last epoch of `r`: the epochs' training time, and their wall time
@@ -323,6 +342,7 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
       TRAINLAB_ASSIGN_OR_RETURN(EvalStats test, trainer.Evaluate(*t.test_loader, e));
       if (session.comm) TRAINLAB_RETURN_IF_ERROR(ReduceOverRanks(*session.comm, test));
       result.test.push_back(test);
+      TRAINLAB_RETURN_IF_ERROR(KeepIfBest(session, config, result, *t.model));
     }
     PrintEpoch(config, result.epochs.back(),
                result.test.size() == result.epochs.size() ? &result.test.back() : nullptr);
@@ -410,7 +430,7 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
   }
   TRAINLAB_RETURN_IF_ERROR(
       TrainEpochs(session, config, key, t, result, first_epoch, std::move(partial)));
-  TRAINLAB_RETURN_IF_ERROR(SaveModel(config, *t.model));
+  if (!config.keep_best) TRAINLAB_RETURN_IF_ERROR(SaveModel(config, *t.model));
   if (ckpt != nullptr) {
     TRAINLAB_RETURN_IF_ERROR(ckpt->Finish(key, result, *t.model, *t.optimizer));
     std::printf("Final state digest (%s): %s\n", key.str().c_str(),

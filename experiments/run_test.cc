@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "experiments/experiment_main.h"
 #include "experiments/stop.h"
@@ -101,6 +103,39 @@ TEST(RunTraining, ATargetAccuracyStopsAtTheFirstEpochThatReachesIt) {
     EXPECT_EQ(below->epochs.size(), 4u);
     EXPECT_FALSE(below->target.has_value());
   }
+}
+
+// --keep_best writes the weights of the best test epoch: byte for byte those of the same run cut
+// at that epoch (deterministic here; the constant rate does not depend on --epochs).
+TEST(RunTraining, KeepBestWritesTheBestEpochsWeights) {
+  const std::string dir = FreshTestDir("keep_best");
+  ExperimentOptions o = Tiny("c2");
+  o.run.epochs = 3;
+  o.run.evaluate = true;
+  o.synthetic_train = 64;
+  absl::StatusOr<Session> s = Session::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  RunConfig config = s->DefaultRun();
+  config.print_blocks = false;
+  config.keep_best = true;
+  config.save_model = dir + "/best.pt";
+  absl::StatusOr<RunResult> r = RunTraining(*s, config);
+  ASSERT_TRUE(r.ok()) << r.status();
+  size_t best = 0;
+  for (size_t i = 1; i < r->test.size(); ++i) {
+    if (r->test[i].top1 > r->test[best].top1) best = i;
+  }
+  config.keep_best = false;
+  config.epochs = static_cast<int>(best) + 1;
+  config.save_model = dir + "/cut.pt";
+  ASSERT_TRUE(RunTraining(*s, config).ok());
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string kept = read(dir + "/best.pt");
+  ASSERT_FALSE(kept.empty());
+  EXPECT_EQ(kept, read(dir + "/cut.pt")) << "best epoch " << best + 1;
 }
 
 // Last in this file: a signal's stop request lasts for the rest of the process.

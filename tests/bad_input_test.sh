@@ -146,6 +146,7 @@ bad "--lr_milestones is for --lr_schedule=step, not --lr_schedule=cosine" "$C2" 
 bad "--warmup_epochs=2: must be shorter than the run (--epochs=2)" "$C2" "${TINY[@]}" --lr_schedule=onecycle --warmup_epochs=2 --epochs=2
 bad "--tta=hflip: not none or flip" "$C2" "${TINY[@]}" --tta=hflip
 bad "--target_accuracy=101: must be a test top-1 % in [0, 100]" "$C2" "${TINY[@]}" --target_accuracy=101
+bad "--keep_best keeps the best test epoch's weights: it needs --save_model and --evaluate (or --target_accuracy)" "$C2" "${TINY[@]}" --keep_best --evaluate
 bad "--profile_steps=0: must be between 1 and 1000" "$PROFILE" "${TINY[@]}" --profile_steps=0
 bad "--model: unknown model 'resnet50'; known: resnet18, resnet18_no_bn, torchscript" "$C2" "${TINY[@]}" --model=resnet50
 bad "--model=torchscript needs --model_path=FILE" "$C2" "${TINY[@]}" --model=torchscript

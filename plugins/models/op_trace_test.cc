@@ -124,7 +124,9 @@ TEST(OpTraceResNet18, TiesEachBackwardNodeToItsForwardLayer) {
   for (const TracedOp& op : tracer.ops()) {
     EXPECT_GT(op.forward_s, 0) << op.module;
     EXPECT_LT(op.first_sequence_nr, op.end_sequence_nr) << op.module << " created no autograd node";
-    if (op.op != "add") EXPECT_GT(op.backward_s, 0) << op.module << " got no backward time";
+    if (op.op != "add") {
+      EXPECT_GT(op.backward_s, 0) << op.module << " got no backward time";
+    }
     forward += op.forward_s;
     backward += op.backward_s;
   }
