@@ -9,11 +9,17 @@ SGD (lr 0.1, momentum 0.9, weight decay 5e-4), cross-entropy, a shuffling DataLo
 --batches batches of each epoch. Epoch loss = mean of the batch losses; top-1 = correct / seen.
 
     /usr/bin/python3 tools/lab/train.py --seed 3 --epochs 2 --batches 20 --json out.json
+
+The recipe flags mirror trainlab's (docs/time_to_accuracy.md), with the same formulas as
+core/lr_schedule.h, set per batch: --lr, --lr_schedule=constant|step|cosine|onecycle,
+--warmup_epochs, --lr_milestones, --lr_gamma, --label_smoothing; --evaluate (eval mode, no
+gradients, batches of 512, timed apart from training), --tta=flip, --target_accuracy.
 Needs Debian's python3-torch and python3-torchvision (1.13 / 0.14).
 """
 import argparse
 import gzip
 import json
+import math
 import os
 import sys
 import time
@@ -54,6 +60,40 @@ class PaddedFashionMnist(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
+def learning_rate(a, step, steps_per_epoch):
+    """The rate of global step `step` (from 0), as core/lr_schedule.h computes it."""
+    total = a.epochs * steps_per_epoch
+    warmup = math.floor(a.warmup_epochs * steps_per_epoch)
+    if step < warmup:
+        return a.lr * (step + 1) / warmup
+    if a.lr_schedule == "step":
+        epoch = step / steps_per_epoch
+        return a.lr * a.lr_gamma ** sum(1 for m in a.lr_milestones if epoch >= m)
+    if a.lr_schedule == "cosine":
+        t = min(1.0, (step - warmup) / max(1.0, total - warmup))
+        return a.lr * 0.5 * (1 + math.cos(math.pi * t))
+    if a.lr_schedule == "onecycle":
+        return a.lr * max(0.0, (total - step) / max(1.0, total - warmup))
+    return a.lr
+
+
+def evaluate(model, loader, tta_flip):
+    """Test loss and top-1 in eval mode without gradients; --tta=flip averages the mirror's logits."""
+    model.eval()
+    start, loss, correct, seen = time.perf_counter(), 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            out = model(x)
+            if tta_flip:
+                out = (out + model(x.flip(3))) / 2
+            loss += torch.nn.functional.cross_entropy(out, y, reduction="sum").item()
+            correct += (out.argmax(1) == y).sum().item()
+            seen += y.numel()
+    model.train()
+    return {"loss": loss / seen, "top1": 100.0 * correct / seen, "samples": seen,
+            "seconds": time.perf_counter() - start}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -64,7 +104,17 @@ def main():
     ap.add_argument("--batch_norm", type=int, default=1)
     ap.add_argument("--data_dir", default=FASHION_DIR)
     ap.add_argument("--json", help="write the per-epoch results here")
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--lr_schedule", choices=["constant", "step", "cosine", "onecycle"], default="constant")
+    ap.add_argument("--warmup_epochs", type=float, default=0)
+    ap.add_argument("--lr_milestones", type=lambda v: [float(m) for m in v.split(",") if m], default=[])
+    ap.add_argument("--lr_gamma", type=float, default=0.1)
+    ap.add_argument("--label_smoothing", type=float, default=0)
+    ap.add_argument("--evaluate", action="store_true")
+    ap.add_argument("--tta", choices=["none", "flip"], default="none")
+    ap.add_argument("--target_accuracy", type=float, default=0)
     a = ap.parse_args()
+    a.evaluate = a.evaluate or a.target_accuracy > 0
 
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
@@ -72,16 +122,24 @@ def main():
                            T.Normalize((MEAN,) * 3, (STD,) * 3)])
     train = PaddedFashionMnist(a.data_dir, "train", transform)
     loader = torch.utils.data.DataLoader(train, batch_size=a.batch_size, shuffle=True, num_workers=0)
+    test_loader = None
+    if a.evaluate:
+        plain = T.Compose([T.ToTensor(), T.Normalize((MEAN,) * 3, (STD,) * 3)])
+        test_loader = torch.utils.data.DataLoader(PaddedFashionMnist(a.data_dir, "test", plain),
+                                                  batch_size=max(a.batch_size, 512), shuffle=False)
     model = ResNet18(batch_norm=bool(a.batch_norm))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    criterion = torch.nn.CrossEntropyLoss()
-    epochs = []
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4)
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
+    steps_per_epoch = min(a.batches, len(loader)) if a.batches > 0 else len(loader)
+    epochs, target, train_s, wall_s = [], None, 0.0, 0.0
     for epoch in range(a.epochs):
         model.train()
         losses, correct, seen, start = [], 0, 0, time.perf_counter()
         for i, (x, y) in enumerate(loader):
             if i == a.batches:
                 break
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(a, epoch * steps_per_epoch + i, steps_per_epoch)
             opt.zero_grad()
             out = model(x)
             loss = criterion(out, y)
@@ -92,12 +150,24 @@ def main():
             seen += y.numel()
         e = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "top1": 100.0 * correct / seen,
              "seconds": time.perf_counter() - start}
+        train_s += e["seconds"]
+        wall_s += e["seconds"]
         epochs.append(e)
         print("epoch %d: loss %.4f top-1 %.2f%% (%.1f s)" % (e["epoch"], e["loss"], e["top1"], e["seconds"]),
               flush=True)
+        if test_loader is not None:
+            e["test"] = evaluate(model, test_loader, a.tta == "flip")
+            wall_s += e["test"]["seconds"]
+            print("  test loss %.4f top-1 %.2f%% (%d images, %.1f s)" % (
+                e["test"]["loss"], e["test"]["top1"], e["test"]["samples"], e["test"]["seconds"]), flush=True)
+            if a.target_accuracy > 0 and e["test"]["top1"] >= a.target_accuracy:
+                target = {"top1": a.target_accuracy, "epoch": epoch + 1, "train_s": train_s, "wall_s": wall_s}
+                print("target reached after epoch %d: training %.1f s, wall %.1f s" % (epoch + 1, train_s, wall_s))
+                break
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"program": "python", "torch": torch.__version__, "seed": a.seed, "epochs": epochs}, f)
+            json.dump({"program": "python", "torch": torch.__version__, "seed": a.seed, "epochs": epochs,
+                       "settings": vars(a), "target": target}, f)
 
 
 if __name__ == "__main__":
