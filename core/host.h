@@ -12,9 +12,31 @@
 
 #include <algorithm>
 #include <climits>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 
 namespace trainlab {
+
+// The first value of `key` in /proc/cpuinfo ("model name", "cpu MHz", "flags"), trimmed; nullopt
+// when the file or the key is missing.
+inline std::optional<std::string> CpuInfoField(std::string_view key) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  auto trim = [](std::string_view s) {
+    const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    return b == std::string_view::npos ? std::string() : std::string(s.substr(b, e - b + 1));
+  };
+  while (std::getline(in, line)) {
+    const size_t colon = line.find(':');
+    if (colon != std::string::npos && trim(std::string_view(line).substr(0, colon)) == key) {
+      return trim(std::string_view(line).substr(colon + 1));
+    }
+  }
+  return std::nullopt;
+}
 
 // Every core: LibTorch 1.x alone starts with half of them on small machines.
 inline int AllCores() {

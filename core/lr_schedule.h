@@ -106,7 +106,6 @@ class LrSchedule {
   }
 
   const LrScheduleOptions& options() const { return o_; }
-  bool constant() const { return o_.kind == "constant" && o_.warmup_epochs == 0; }
 
  private:
   explicit LrSchedule(LrScheduleOptions o) : o_(std::move(o)) {}

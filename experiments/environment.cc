@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/strip.h"
+#include "core/host.h"
 #include "core/kernels.h"
 #include "core/subprocess.h"
 #include "experiments/session.h"
@@ -17,18 +18,7 @@
 namespace trainlab::experiments {
 namespace {
 
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos)
-        return std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
-    }
-  }
-  return "unknown";
-}
+std::string CpuModel() { return CpuInfoField("model name").value_or("unknown"); }
 
 // The first line git prints for `args` run in `dir`, or "" when it fails (no git, no checkout).
 // git runs from an argument vector: nothing in `dir` is ever read as a command.

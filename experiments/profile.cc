@@ -14,13 +14,12 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
-#include <fstream>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/host.h"
 #include "core/model.h"
 #include "core/op_costs.h"
 #include "core/op_trace.h"
@@ -106,18 +105,9 @@ nlohmann::json TheoreticalPeak(c10::Device device) {
              "unknown: not derived for a GPU here (its FLOPs per clock per SM are not in "
              "cudaDeviceProp); the measured roofs stand"}};
   }
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, flags;
-  double mhz = 0;
-  while (std::getline(in, line)) {
-    const size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    const std::string key(absl::StripAsciiWhitespace(line.substr(0, colon)));
-    const std::string value(absl::StripAsciiWhitespace(line.substr(colon + 1)));
-    if (key == "cpu MHz" && mhz == 0) mhz = std::atof(value.c_str());
-    if (key == "flags" && flags.empty()) flags = " " + value + " ";
-  }
-  if (mhz <= 0 || flags.empty()) {
+  const double mhz = std::atof(CpuInfoField("cpu MHz").value_or("0").c_str());
+  const std::string flags = " " + CpuInfoField("flags").value_or("") + " ";
+  if (mhz <= 0 || flags.size() <= 2) {
     return {{"flops_per_s", nullptr}, {"how", "unknown: /proc/cpuinfo has no clock or flags"}};
   }
   auto has = [&](const char* f) { return flags.find(absl::StrCat(" ", f, " ")) != flags.npos; };

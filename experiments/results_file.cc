@@ -20,7 +20,7 @@ using json = nlohmann::json;
 
 constexpr const char* kCsvHeader =
     "variant,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct,lr";
-constexpr const char* kCsvHeaderV2 =
+constexpr const char* kCsvHeaderNoRate =  // before schedules
     "variant,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct";
 constexpr const char* kCsvHeaderV1 =
     "config,repeat,epoch,batch,size,wait_s,copy_s,train_s,loss,correct";
@@ -160,10 +160,10 @@ absl::Status ReadBatchesCsv(const std::string& text, const std::string& path,
     pos = end + 1;
     ++line_no;
     if (line_no == 1) {
-      if (line != kCsvHeader && line != kCsvHeaderV2 && line != kCsvHeaderV1) {
+      if (line != kCsvHeader && line != kCsvHeaderNoRate && line != kCsvHeaderV1) {
         return Bad(path, absl::StrCat("line 1: not the header '", kCsvHeader, "'"));
       }
-      if (line != kCsvHeader) fields = 10;  // before schedules: no lr column
+      if (line != kCsvHeader) fields = 10;  // no lr column
       continue;
     }
     if (line.empty()) continue;

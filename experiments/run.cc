@@ -238,14 +238,20 @@ absl::StatusOr<EpochStats> TrainEpochOnRank(const Session& session, T& trainer, 
   }
 }
 
-// --keep_best: writes the weights when the epoch just evaluated has the best test top-1 so far
-// (the first of equals), rank 0 alone.
+// The index of the epoch with the best test top-1 of `r` (the first of equals); `r` has a test.
+size_t BestTestEpoch(const RunResult& r) {
+  size_t best = 0;
+  for (size_t i = 1; i < r.test.size(); ++i) {
+    if (r.test[i].top1 > r.test[best].top1) best = i;
+  }
+  return best;
+}
+
+// --keep_best: writes the weights when the epoch just evaluated is the best so far, rank 0 alone.
 absl::Status KeepIfBest(const Session& session, const RunConfig& config, const RunResult& r,
                         const ClassifierImpl& model) {
   if (!config.keep_best || !session.writes() || r.test.empty()) return absl::OkStatus();
-  for (size_t i = 0; i + 1 < r.test.size(); ++i) {
-    if (r.test[i].top1 >= r.test.back().top1) return absl::OkStatus();
-  }
+  if (BestTestEpoch(r) + 1 != r.test.size()) return absl::OkStatus();
   TRAINLAB_ASSIGN_OR_RETURN(const std::string bytes, models::StateDictBytes(model));
   TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(config.save_model, bytes));
   if (config.print_blocks) {
@@ -372,10 +378,7 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
   }
   if (config.target_accuracy > 0 && !result.target && !result.diverged && config.print_blocks &&
       !result.test.empty()) {
-    size_t best = 0;
-    for (size_t i = 1; i < result.test.size(); ++i) {
-      if (result.test[i].top1 > result.test[best].top1) best = i;
-    }
+    const size_t best = BestTestEpoch(result);
     std::printf(
         "Target not reached: %.2f%% test top-1 wanted; the best was %.2f%%, after epoch "
         "%zu of %zu\n",

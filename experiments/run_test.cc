@@ -136,6 +136,14 @@ TEST(RunTraining, KeepBestWritesTheBestEpochsWeights) {
   const std::string kept = read(dir + "/best.pt");
   ASSERT_FALSE(kept.empty());
   EXPECT_EQ(kept, read(dir + "/cut.pt")) << "best epoch " << best + 1;
+  // When the best epoch is not the last, the last epoch's weights are another file.
+  if (best + 1 < r->test.size()) {
+    config.epochs = static_cast<int>(r->test.size());
+    config.save_model = dir + "/last.pt";
+    ASSERT_TRUE(RunTraining(*s, config).ok());
+    EXPECT_NE(kept, read(dir + "/last.pt"));
+  }
+  std::printf("keep_best: best epoch %zu of %zu\n", best + 1, r->test.size());
 }
 
 // Last in this file: a signal's stop request lasts for the rest of the process.

@@ -356,16 +356,22 @@ absl::StatusOr<Session> Session::Start(ExperimentOptions options) {
               r.batch_size, r.num_workers, r.optimizer_settings.lr,
               r.optimizer_settings.weight_decay, r.optimizer_settings.momentum, r.seed);
   if (r.lr_schedule != "constant" || r.warmup_epochs > 0 || r.label_smoothing > 0) {
-    std::string milestones;
-    for (double m : r.lr_milestones) absl::StrAppend(&milestones, milestones.empty() ? "" : ",", m);
+    std::string line = absl::StrCat("- Learning rate: ", r.lr_schedule, " from ",
+                                    r.optimizer_settings.lr, " over ", r.epochs, " epochs");
+    if (r.lr_schedule == "step") {
+      absl::StrAppend(&line, ", x", r.lr_gamma, " at epochs ",
+                      r.lr_milestones.empty() ? "(none)" : absl::StrJoin(r.lr_milestones, ","));
+    }
+    if (r.warmup_epochs > 0) absl::StrAppend(&line, ", warm-up ", r.warmup_epochs, " epochs");
+    std::printf("%s (set per batch); label smoothing %g\n", line.c_str(), r.label_smoothing);
+  }
+  if (r.tta_flip || r.target_accuracy > 0) {
     std::printf(
-        "- Learning rate: %s%s%s over %d epochs%s; label smoothing %g\n", r.lr_schedule.c_str(),
-        r.lr_schedule == "step" ? absl::StrCat(" (x", r.lr_gamma, " at epochs ",
-                                               milestones.empty() ? "none" : milestones, ")")
-                                      .c_str()
-                                : "",
-        r.warmup_epochs > 0 ? absl::StrCat(", warm-up ", r.warmup_epochs, " epochs").c_str() : "",
-        r.epochs, r.lr_schedule == "constant" ? "" : " (set per batch)", r.label_smoothing);
+        "- Evaluation:%s%s\n", r.tta_flip ? " each test image and its mirror (--tta=flip)" : "",
+        r.target_accuracy > 0 ? absl::StrFormat("%s stop at %.2f%% test top-1 (--target_accuracy)",
+                                                r.tta_flip ? ";" : "", r.target_accuracy)
+                                    .c_str()
+                              : "");
   }
   if (r.max_batches_per_epoch > 0) {
     std::printf("- Epochs cut to %" PRId64 " batches (--max_batches_per_epoch)\n",
