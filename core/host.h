@@ -38,6 +38,14 @@ inline std::optional<std::string> CpuInfoField(std::string_view key) {
   return std::nullopt;
 }
 
+// Whether /proc/cpuinfo lists `flag` among the CPU's flags ("avx512_bf16", "amx_bf16").
+inline bool CpuHasFlag(std::string_view flag) {
+  const std::optional<std::string> flags = CpuInfoField("flags");
+  if (!flags) return false;
+  const std::string padded = " " + *flags + " ";
+  return padded.find(" " + std::string(flag) + " ") != std::string::npos;
+}
+
 // Every core: LibTorch 1.x alone starts with half of them on small machines.
 inline int AllCores() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

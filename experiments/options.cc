@@ -80,6 +80,10 @@ DEFINE_string(
     strategies,
     "eager,channels_last,amp_bf16,cudnn_autotune,cuda_graph,cuda_graph+channels_last+amp_bf16",
     "Strategies (or a+b) to compare with eager, in order.");
+DEFINE_string(recipe, "lab,fast",
+              "Recipes to train to --target_accuracy, in order: lab (the lab's settings), fast.");
+DEFINE_int64(test_images, 0,
+             "Evaluate on the first N test images (0: all); --profile=quick's shortcut.");
 DEFINE_int32(profile_steps, 5, "Steps timed per strategy, plain then instrumented (medians).");
 DEFINE_string(profile, "quick",
               "quick: ~10 min on 2 cores (batch 32, short epochs); lab: the lab's.");
@@ -91,8 +95,8 @@ namespace {
 // FlagSpec, or by `all`).
 const std::vector<std::string>& ExperimentSpecificFlags() {
   static const auto* flags = new std::vector<std::string>{
-      "workers", "max_workers", "best_workers",  "optimizers", "strategies",
-      "profile", "save_model",  "profile_steps", "keep_best"};
+      "workers",    "max_workers",   "best_workers", "optimizers", "strategies", "profile",
+      "save_model", "profile_steps", "keep_best",    "recipe",     "test_images"};
   return *flags;
 }
 
@@ -132,6 +136,7 @@ absl::Status Validate(const ExperimentOptions& c) {
     return Bad("max_workers", c.max_workers, absl::StrCat("must be <= ", kMaxThreads));
   }
   if (c.max_workers < 0) return Bad("max_workers", c.max_workers, "must be >= 0");
+  if (c.test_images < 0) return Bad("test_images", c.test_images, "must be >= 0 (0 = all)");
   if (c.profile_steps < 1 || c.profile_steps > 1000) {
     return Bad("profile_steps", c.profile_steps, "must be between 1 and 1000");
   }
@@ -247,6 +252,7 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   for (const std::string& f : taken) {
     c.settings[f] = values.Typed(f);
     if (values.given(f)) c.given_flags.insert(f);
+    if (values.at(f).from_profile) c.profile_flags.insert(f);
   }
   Reader r(values);
   c.dataset = r.Str("dataset");
@@ -284,6 +290,7 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   c.best_workers = static_cast<int>(r.Int("best_workers"));
   c.profile = r.Str("profile");
   c.profile_steps = static_cast<int>(r.Int("profile_steps"));
+  c.test_images = r.Int("test_images");
   const std::string workers = r.Str("workers");
   if (!workers.empty()) {
     TRAINLAB_ASSIGN_OR_RETURN(std::vector<std::string> items, SplitList("workers", workers));
@@ -298,6 +305,7 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   }
   TRAINLAB_ASSIGN_OR_RETURN(c.optimizers, SplitList("optimizers", r.Str("optimizers")));
   TRAINLAB_ASSIGN_OR_RETURN(c.strategies, SplitList("strategies", r.Str("strategies")));
+  TRAINLAB_ASSIGN_OR_RETURN(c.recipes, SplitList("recipe", r.Str("recipe")));
 
   RunConfig& run = c.run;
   run.optimizer = r.Str("optimizer");
@@ -412,11 +420,13 @@ FlagValues FlagValues::Current() {
   return v;
 }
 
-void FlagValues::ApplyDefaults(const std::vector<FlagDefault>& defaults, bool on_cpu) {
+void FlagValues::ApplyDefaults(const std::vector<FlagDefault>& defaults, bool on_cpu,
+                               bool from_profile) {
   for (const FlagDefault& d : defaults) {
     auto it = values_.find(d.flag);
     if (it == values_.end() || it->second.given || (d.cpu_only && !on_cpu)) continue;
     it->second.text = d.value;
+    it->second.from_profile = from_profile;
   }
 }
 
@@ -521,10 +531,10 @@ absl::StatusOr<ExperimentOptions> OptionsFor(FlagValues values, const std::strin
                                              const FlagSpec& spec, const std::string& profile,
                                              const std::vector<FlagDefault>& driver_profile,
                                              bool on_cpu, std::vector<std::string> command_line) {
-  values.ApplyDefaults(driver_profile, on_cpu);
+  values.ApplyDefaults(driver_profile, on_cpu, /*from_profile=*/true);
   values.ApplyDefaults(spec.defaults, on_cpu);
   if (auto it = spec.profiles.find(profile); it != spec.profiles.end()) {
-    values.ApplyDefaults(it->second, on_cpu);
+    values.ApplyDefaults(it->second, on_cpu, /*from_profile=*/true);
   }
   return Build(values, name, spec, std::move(command_line));
 }

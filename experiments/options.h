@@ -50,11 +50,14 @@ class FlagValues {
     std::string text;  // as gflags holds it
     std::string type;  // gflags' type name: "int32", "bool", "string", ...
     bool given = false;
+    bool from_profile = false;  // set by a --profile (a recipe does not override it)
   };
   // The flags options.cc defines, as they are now (after ParseFlags).
   static FlagValues Current();
-  // Sets each default whose flag the user did not give (cpu_only ones only when `on_cpu`).
-  void ApplyDefaults(const std::vector<FlagDefault>& defaults, bool on_cpu);
+  // Sets each default whose flag the user did not give (cpu_only ones only when `on_cpu`);
+  // `from_profile` marks the values a --profile chose.
+  void ApplyDefaults(const std::vector<FlagDefault>& defaults, bool on_cpu,
+                     bool from_profile = false);
   const Value& at(const std::string& flag) const;  // a flag options.cc defines
   bool given(const std::string& flag) const { return at(flag).given; }
   nlohmann::json Typed(const std::string& flag) const;  // the value as typed JSON
@@ -68,6 +71,7 @@ struct ExperimentOptions {
   std::string experiment;                 // "c3"
   std::vector<std::string> command_line;  // argv as given
   std::set<std::string> given_flags;      // flags given on the command line
+  std::set<std::string> profile_flags;    // flags whose value `all --profile` chose
 
   // Data
   std::string dataset = "auto";
@@ -98,12 +102,18 @@ struct ExperimentOptions {
   std::vector<std::string> optimizers;  // c6
   std::vector<std::string> strategies;  // c8, profile
   int profile_steps = 5;                // profile: steps timed per strategy, each way
-  std::string profile;                  // all: quick | lab
+  std::vector<std::string> recipes = {"lab", "fast"};  // time_to_accuracy
+  int64_t test_images = 0;  // time_to_accuracy: evaluate on the first N test images (0: all)
+  std::string profile;      // all: quick | lab
 
   RunConfig run;  // the run the shared flags describe (device still "auto": see Session)
   nlohmann::json settings = nlohmann::json::object();  // every flag taken, after defaults, typed
 
   bool IsGiven(const std::string& flag) const { return given_flags.count(flag) > 0; }
+  // Given, or chosen by a profile: what a recipe (time_to_accuracy) leaves as it is.
+  bool IsChosen(const std::string& flag) const {
+    return IsGiven(flag) || profile_flags.count(flag) > 0;
+  }
 };
 
 // The flags every training experiment takes, grouped as --help lists them.

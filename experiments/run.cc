@@ -290,7 +290,10 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
   TrainerOptions topts;
   topts.device = config.device;
   topts.step = t.step;
-  topts.optimizer_capturable = t.optimizer_entry->capturable;
+  // A rate set per batch is a host scalar a captured graph would freeze at its capture value:
+  // under a schedule no optimizer step is capturable (cuda_graph refuses; c8 lists it skipped).
+  topts.optimizer_capturable = t.optimizer_entry->capturable && config.lr_schedule == "constant" &&
+                               config.warmup_epochs == 0;
   topts.trace = config.record_trace ? session.trace.get() : nullptr;
   topts.on_batch = [&progress](const EpochProgress& p) { progress.Update(p); };
   topts.stop_requested = [] { return StopSignal(); };

@@ -40,6 +40,49 @@ VariantResult Variant(const std::string& label, int workers, double scale) {
           .repeats = {Run(1, scale), Run(2, scale)}};
 }
 
+// time_to_accuracy: a run of epochs of `epoch_s` seconds, each evaluated in 1 s to `top1`,
+// stopped at the first epoch that reaches `target` (as --target_accuracy stops it).
+RunResult AccuracyRun(int repeat, double epoch_s, const std::vector<double>& top1, double target) {
+  RunResult r;
+  r.repeat = repeat;
+  double train = 0, wall = 0;
+  for (size_t i = 0; i < top1.size(); ++i) {
+    EpochStats s;
+    s.epoch = static_cast<int64_t>(i) + 1;
+    s.train_s = epoch_s - 0.5;
+    s.epoch_s = epoch_s;
+    r.epochs.push_back(s);
+    r.test.push_back({.loss = 1, .top1 = top1[i], .samples = 100, .seconds = 1});
+    train += s.train_s;
+    wall += epoch_s + 1;
+    r.total_s += epoch_s;
+    if (top1[i] >= target) {
+      r.target = TargetReached{.target = target,
+                               .epoch = s.epoch,
+                               .batches = 10 * s.epoch,
+                               .train_s = train,
+                               .wall_s = wall};
+      break;
+    }
+  }
+  return r;
+}
+
+VariantResult AccuracyVariant(const std::string& recipe, double epoch_s,
+                              const std::vector<double>& top1, double target) {
+  return {.label = recipe,
+          .params = {{"recipe", recipe},
+                     {"settings",
+                      {{"optimizer", "sgd"},
+                       {"batch_size", 128},
+                       {"lr", 0.1},
+                       {"target_accuracy", target},
+                       {"epochs", 3}}}},
+          .setup = {"sgd", "eager", "resnet18", "cpu", 2},
+          .repeats = {AccuracyRun(1, epoch_s, top1, target),
+                      AccuracyRun(2, epoch_s + 1, top1, target)}};
+}
+
 ExperimentResult Result(const std::string& name) {
   ExperimentResult r{.experiment = name};
   if (name == "c2") r.variants = {Variant("sgd", 2, 1)};
@@ -57,6 +100,10 @@ ExperimentResult Result(const std::string& name) {
   if (name == "c8") {
     r.variants = {Variant("eager", 2, 1), Variant("channels_last", 2, 0.9)};
     r.variants.push_back({.label = "cuda_graph", .skipped = "cuda_graph needs a CUDA device"});
+  }
+  if (name == "time_to_accuracy") {  // lab never reaches 85%; fast does at epoch 2
+    r.variants = {AccuracyVariant("lab", 10, {50, 70, 80}, 85),
+                  AccuracyVariant("fast", 12, {60, 85, 90}, 85)};
   }
   if (name == "q1_q4") {
     r.summary = {
@@ -165,6 +212,72 @@ TEST_P(EverySection, TerminalAndReportShowTheSameCells) {
 
 INSTANTIATE_TEST_SUITE_P(Lab, EverySection, ::testing::ValuesIn(LabOrder()),
                          [](const auto& info) { return info.param; });
+
+TEST(Sections, TimeToAccuracyNamesTheFastestAndWhereTheOthersStood) {
+  const ExperimentResult r = Result("time_to_accuracy");
+  const ExperimentReport& report = **ReportRegistry::Global().Find("time_to_accuracy");
+  const nlohmann::json summary = report.summarize(r);
+  EXPECT_TRUE(report.check_summary(JsonReader(summary, "summary")).ok());
+  EXPECT_EQ(summary["fastest"], "fast");
+  EXPECT_EQ(summary["target_accuracy"], 85.0);
+  ASSERT_EQ(summary["recipes"].size(), 2u);
+  EXPECT_EQ(summary["recipes"][0]["reached"], 0);
+  EXPECT_FALSE(summary["recipes"][0].contains("wall_s"));
+  // fast's runs: (12 + 1) x 2 = 26 s and (13 + 1) x 2 = 28 s; median 27 s.
+  EXPECT_DOUBLE_EQ(summary["recipes"][1]["wall_s"].get<double>(), 27.0);
+  EXPECT_DOUBLE_EQ(summary["recipes"][1]["epochs"].get<double>(), 2.0);
+  const Section s = report.section(r);
+  const std::vector<const Table*> tables = s.Tables();
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_EQ(tables[0]->rows[0][1], "0 of 2");
+  EXPECT_EQ(tables[0]->rows[0][2], "-");
+  EXPECT_EQ(tables[0]->rows[1][1], "2 of 2");
+  EXPECT_EQ(tables[0]->rows[1][2], "27.0000s (26.0000-28.0000)");
+  EXPECT_EQ(tables[0]->rows[1][5], "85.00%");  // stopped at the target: its final evaluation
+  // By 27 s lab's first run (11 s epochs) had evaluated twice: 70%.
+  std::string answer;
+  for (const Block& b : s.blocks) {
+    if (b.kind == Block::Kind::kAnswer) answer = b.text;
+  }
+  EXPECT_NE(answer.find("`fast` reaches 85.00% test top-1 fastest, in 27.0000s"), std::string::npos)
+      << answer;
+  EXPECT_NE(answer.find("`lab` had 70.00%"), std::string::npos) << answer;
+  // A plot line per run (two repeats each), test top-1 against cumulative wall time.
+  for (const Block& b : s.blocks) {
+    if (b.kind != Block::Kind::kPlot) continue;
+    ASSERT_EQ(b.plot.series.size(), 4u);
+    EXPECT_EQ(b.plot.series[2].title, "fast (run 1)");
+    EXPECT_EQ(b.plot.series[2].points,
+              (std::vector<std::pair<double, double>>{{13, 60}, {26, 85}}));
+  }
+}
+
+TEST(Sections, TimeToAccuracySaysWhenNoRecipeReachedIt) {
+  ExperimentResult r{.experiment = "time_to_accuracy"};
+  r.variants = {AccuracyVariant("lab", 10, {50, 70}, 95),
+                AccuracyVariant("fast", 12, {60, 91}, 95)};
+  const ExperimentReport& report = **ReportRegistry::Global().Find("time_to_accuracy");
+  EXPECT_EQ(report.summarize(r)["fastest"], "");
+  std::string answer;
+  for (const Block& b : report.section(r).blocks) {
+    if (b.kind == Block::Kind::kAnswer) answer = b.text;
+  }
+  EXPECT_EQ(answer,
+            "no recipe reached 95.00% test top-1 in every run within its epochs; the best test "
+            "top-1 was 91.00% (`fast`).");
+}
+
+TEST(Sections, TimeToAccuracySummaryIsChecked) {
+  const ExperimentReport& report = **ReportRegistry::Global().Find("time_to_accuracy");
+  nlohmann::json summary = report.summarize(Result("time_to_accuracy"));
+  summary["target_accuracy"] = 140;
+  EXPECT_FALSE(report.check_summary(JsonReader(summary, "summary")).ok());
+  summary["target_accuracy"] = 85;
+  summary["recipes"][1]["reached"] = 3;  // of 2 runs
+  const absl::Status st = report.check_summary(JsonReader(summary, "summary"));
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("summary.recipes[1].reached"), std::string::npos) << st.message();
+}
 
 TEST(Sections, ProfileShowsTheTopRowsAndSumsTheRest) {
   const ExperimentResult r = Result("profile");

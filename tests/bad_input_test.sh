@@ -2,7 +2,7 @@
 # The bad-input corpus: every case runs a real binary and must give exactly one line on stderr
 # that names the input and the problem, exit code 1, no crash and no hang (60 s limit each).
 set -uo pipefail
-C2="$1" C3="$2" C6="$3" C8="$4" Q1Q4="$5" ALL="$6" REPORT="$7" MKDATA="$8" C7="$9" C4="${10}" PROFILE="${11}"
+C2="$1" C3="$2" C6="$3" C8="$4" Q1Q4="$5" ALL="$6" REPORT="$7" MKDATA="$8" C7="$9" C4="${10}" PROFILE="${11}" TTA="${12}"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
 failures=0 cases=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -148,6 +148,14 @@ bad "--tta=hflip: not none or flip" "$C2" "${TINY[@]}" --tta=hflip
 bad "--target_accuracy=101: must be a test top-1 % in [0, 100]" "$C2" "${TINY[@]}" --target_accuracy=101
 bad "--keep_best keeps the best test epoch's weights: it needs --save_model and --evaluate (or --target_accuracy)" "$C2" "${TINY[@]}" --keep_best --evaluate
 bad "--profile_steps=0: must be between 1 and 1000" "$PROFILE" "${TINY[@]}" --profile_steps=0
+# time_to_accuracy: an unknown recipe (before any training), no target, a negative test count, a
+# warm-up the recipe's one-cycle cannot fit, a flag of another experiment.
+bad "--recipe: unknown recipe 'slow' (known: lab, fast)" "$TTA" "${TINY[@]}" --recipe=lab,slow
+bad "--target_accuracy: time_to_accuracy needs a target test top-1 % above 0" "$TTA" "${TINY[@]}" --target_accuracy=0
+bad "--test_images=-5: must be >= 0 (0 = all)" "$TTA" "${TINY[@]}" --test_images=-5
+bad "--recipe=fast: --warmup_epochs=1: must be shorter than the run (--epochs=1)" "$TTA" "${TINY[@]}" --recipe=fast --warmup_epochs=1
+bad "--recipe=: empty item in the list" "$TTA" "${TINY[@]}" --recipe=
+bad "--recipe is not a flag of c2" "$C2" "${TINY[@]}" --recipe=fast
 bad "--model: unknown model 'resnet50'; known: resnet18, resnet18_no_bn, torchscript" "$C2" "${TINY[@]}" --model=resnet50
 bad "--model=torchscript needs --model_path=FILE" "$C2" "${TINY[@]}" --model=torchscript
 bad "/nonexistent/m.pt: no such TorchScript file" "$C2" "${TINY[@]}" --model=torchscript --model_path=/nonexistent/m.pt

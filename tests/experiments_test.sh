@@ -234,7 +234,7 @@ fi
 # --- all: every experiment in one process, C3's best carried into C4-C8, then REPORT.md ----------
 if run all "$ALL" "${TINY[@]}" --epochs=1 --max_batches_per_epoch=1 --workers=0,1 --optimizers=sgd,adam \
      --strategies=eager,channels_last --results_dir="$tmp/all"; then
-  for e in c2 c3 c4 c5 c6 c7 c8 q1_q4; do
+  for e in c2 c3 c4 c5 c6 c7 c8 profile time_to_accuracy q1_q4; do
     [[ -s "$tmp/all/$e.json" ]] || fail "all wrote no $e.json"
   done
   best=$(grep -oE '"best_workers_total": [0-9]+' "$tmp/all/c3.json" | grep -oE '[0-9]+$')

@@ -2,7 +2,7 @@
 # Every binary's --help fits on one screen (at most 60 lines) and lists the binary's own flags
 # within its first 40 lines, before any library's; --helpfull still reaches the libraries' flags.
 set -uo pipefail
-C2="$1" C3="$2" C4="$3" C5="$4" C6="$5" C7="$6" C8="$7" Q1Q4="$8" ALL="$9" REPORT="${10}" SSB="${11}" MKDATA="${12}" PROFILE="${13}"
+C2="$1" C3="$2" C4="$3" C5="$4" C6="$5" C7="$6" C8="$7" Q1Q4="$8" ALL="$9" REPORT="${10}" SSB="${11}" MKDATA="${12}" PROFILE="${13}" TTA="${14}"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 training="dataset data_dir batch_size num_workers epochs optimizer lr strategy device threads results_dir progress repeats"
@@ -37,6 +37,7 @@ check "$ALL" profile results_dir workers optimizers strategies
 check "$REPORT" compare
 check "$SSB" device strategies batch_sizes threads
 check "$MKDATA" out train test seed
+check "$TTA" recipe test_images $training
 check "$PROFILE" strategies profile_steps dataset batch_size model device threads results_dir progress
 
 # The help lists the plugins this binary linked, by the registries' names.
@@ -50,6 +51,14 @@ grep -qF -- '  --checkpoint_dir="" --checkpoint_every=0 --resume="no"' <<<"$c2he
 q1help=$("$Q1Q4" --help 2>&1)
 grep -q -- "Models (--model): resnet18" <<<"$q1help" || fail "q1_q4 --help: no model list"
 
+# time_to_accuracy's own defaults show in its help, and so do the flags its recipes set (in the
+# learning-rate paragraph, past the first 40 lines: they are every training binary's flags).
+ttahelp=$("$TTA" --help 2>&1)
+for flag in lr_schedule warmup_epochs label_smoothing tta target_accuracy; do
+  grep -qE -- "--${flag}=" <<<"$ttahelp" || fail "time_to_accuracy --help does not list --$flag"
+done
+grep -qE -- '--epochs=20 ' <<<"$ttahelp" && grep -qE -- '--target_accuracy=94( |$)' <<<"$ttahelp" ||
+  fail "time_to_accuracy --help does not show its 20-epoch, 94% defaults"
 # c8's own default shows in its help; --helpfull still lists the libraries' flags.
 # (Output captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail.)
 c8help=$("$C8" --help 2>&1)

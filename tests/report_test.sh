@@ -17,14 +17,16 @@ if "$REPORT" "$tmp/r" >"$tmp/out" 2>"$tmp/err"; then
   md="$tmp/r/REPORT.md"
   for section in "## Environment" "## C2: time per epoch" "## C3: loader workers" "## C4: one worker against the best count" \
                  "## C5: GPU against CPU" "## C6: optimizers" "## C7: without batch norm" "## C8: compile strategies" \
-                 "## Profile: where the step's time goes" "## Q1-Q4: the model, counted" "## Q5: compile strategies in C++"; do
+                 "## Profile: where the step's time goes" "## Time to accuracy" "## Q1-Q4: the model, counted" "## Q5: compile strategies in C++"; do
     grep -qxF "$section" "$md" || fail "REPORT.md lacks '$section'"
   done
   for header in "| epoch | loss | top-1 % | data loading | training | avg per batch | epoch time |" \
                 "| workers | total runtime | total data loading |" \
                 "| device | epoch time (mean) | training (mean) | data loading (mean) |" \
                 "| optimizer | train s/epoch | loss (mean over epochs) | top-1 % (mean) | note |" \
-                "| strategy | first epoch | mean of epochs 2-2 | speed-up, first epoch | speed-up, steady |"; do
+                "| strategy | first epoch | mean of epochs 2-2 | speed-up, first epoch | speed-up, steady |" \
+                "| recipe | reached | wall time to target | training time to target | epochs to target | final test top-1 | best test top-1 |" \
+                "| recipe | optimizer | batch | lr | schedule | warm-up epochs | label smoothing | tta | strategy | epochs at most |"; do
     grep -qxF "$header" "$md" || fail "REPORT.md lacks the table '$header'"
   done
   [[ $(grep -cE '^\| [012] \| [0-9.]+s \([0-9.-]+\) \| [0-9.]+s \([0-9.-]+\) \|$' "$md") == 3 ]] || fail "C3 rows (median and range)"
@@ -39,6 +41,13 @@ if "$REPORT" "$tmp/r" >"$tmp/out" 2>"$tmp/err"; then
   grep -qE '^\| layer1\.0\.conv1 \| (forward|backward) \| conv \|' "$md" || fail "profile layer rows"
   grep -qE '^\| the other [0-9]+ rows \|' "$md" || fail "profile: the rows past the top 15, summed"
   grep -qF 'Skipped here: `cuda_graph`: cuda_graph needs a CUDA device' "$md" || fail "profile skipped strategy"
+  # time_to_accuracy: both recipes, 2 runs each, reached in both (the fixture's target is one
+  # the fast recipe reached); the fast row shows the recipe's settings.
+  grep -qE '^\| lab \| [0-2] of 2 \|' "$md" && grep -qE '^\| fast \| 2 of 2 \| [0-9.]+s \([0-9.-]+\) \|' "$md" \
+    || fail "time_to_accuracy rows: $(grep -E '^\| (lab|fast) \|' "$md" | head -4)"
+  grep -qE '^\| fast \| sgd_nesterov \| 8 \| 0\.00625 \| onecycle \| 0\.6 \| 0\.2 \| flip \| channels_last' "$md" \
+    || fail "time_to_accuracy fast settings row: $(grep -E '^\| fast \| sgd' "$md")"
+  grep -qE '\*\*Answer:\*\* (`fast` reaches [0-9.]+% test top-1 fastest|`lab` reaches)' "$md" || fail "time_to_accuracy answer"
   pass "REPORT.md sections, tables and answers"
 
   # Each plot: linked, valid XML, and holding its series by name.
@@ -58,6 +67,7 @@ if "$REPORT" "$tmp/r" >"$tmp/out" 2>"$tmp/err"; then
   check_svg c8.svg eager channels_last
   check_svg profile_eager.svg forward backward optimizer
   check_svg profile_channels_last.svg forward backward
+  check_svg time_to_accuracy.svg "lab (run 1)" "lab (run 2)" "fast (run 1)" "fast (run 2)"
   pass "SVG plots parse and hold their series"
 else
   fail "report exited non-zero: $(cat "$tmp/err")"

@@ -4,7 +4,7 @@
 #
 #   here:       tools/gpu_check.sh pack [--torch=2.11.0] [--bundle=gpu_bundle]
 #   on the GPU: tools/gpu_check.sh run  [--bundle=gpu_bundle] [--out=DIR] [--quick|--smoke]
-#                                       [--deadline_s=540]
+#                                       [--deadline_s=540] [--cifar_dir=DIR]
 #
 # pack builds the GPU test, the graph-runner and loader tests, c2, c5, c8, profile, the synthetic-data
 # writer and the strategy step benchmark with `--config=cuda` against PyPI's torch of the
@@ -21,6 +21,10 @@
 #   c5/ c8/ c2/    each experiment's stdout/stderr and its results JSON/CSV
 #   profile/       the per-layer profile on the GPU (eager, channels_last, amp_bf16,
 #                  cudnn_autotune): roofs through cuBLAS/cuDNN and device memory, step times
+#   time_to_accuracy/  both recipes (fast first) to 94% test top-1: on the real CIFAR-10 with
+#                  --cifar_dir=DIR (the field's bar: 20 epochs at most), else on the synthetic
+#                  CIFAR-format set (5 epochs; its accuracy says nothing of CIFAR-10's, the times
+#                  per epoch and to target and the plumbing do)
 #   bench/         strategy_step_benchmark (console and JSON)
 #   SUMMARY.txt    one line per step: ok / FAILED (exit status), with its wall time
 # A step that fails or hangs (each has a timeout) is recorded and the rest still run; the exit
@@ -43,6 +47,7 @@ bundle=gpu_bundle
 out="${OUT:-gpu_check_out}"
 quick=0
 deadline_s=540  # the device tool allows 600 s per command: leave room to fetch the output
+cifar_dir=""    # the real CIFAR-10 binary folder, when the GPU machine has one
 for a in "$@"; do
   case "$a" in
     --torch=*) torch_version="${a#*=}" ;;
@@ -51,14 +56,15 @@ for a in "$@"; do
     --quick) quick=1 ;;
     --smoke) quick=2 ;;
     --deadline_s=*) deadline_s="${a#*=}" ;;  # plumbing only, a few batches: checks this script on a CPU machine
+    --cifar_dir=*) cifar_dir="${a#*=}" ;;
     *) die "unknown argument: $a (tools/gpu_check.sh --help)" ;;
   esac
 done
 
 # (strategies_test trains on the CPU only: CI covers it; the device's minutes go to the GPU.)
 tests=(tests/gpu_test plugins/compile/graph_step_test plugins/data/loader_test core/core_test)
-programs=(experiments/c2 experiments/c5 experiments/c8 experiments/profile plugins/data/make_synthetic_cifar10
-          benchmarks/strategy_step_benchmark)
+programs=(experiments/c2 experiments/c5 experiments/c8 experiments/profile experiments/time_to_accuracy
+          plugins/data/make_synthetic_cifar10 benchmarks/strategy_step_benchmark)
 
 pack() {
   local bazel=(./bazelw)
@@ -189,7 +195,7 @@ run() {
     cxx="the bundle's (this machine's libstdc++ lacks $need)"
   fi
 
-  mkdir -p "$out"/{tests,c2,c5,c8,profile,bench,data}
+  mkdir -p "$out"/{tests,c2,c5,c8,profile,time_to_accuracy,bench,data}
   : >"$out/SUMMARY.txt"
   {
     echo "== bundle"; cat "$bundle/BUILT"
@@ -237,6 +243,17 @@ run() {
   step "profile (eager, channels_last, amp_bf16, cudnn_autotune)" 240 "$out/profile/console.txt" \
     "$bin/profile" "${common[@]}" --profile_steps="$profile_steps" \
     --strategies=eager,channels_last,amp_bf16,cudnn_autotune --results_dir="$out/profile"
+  # Time to accuracy (issue 25): the fast recipe (channels_last+amp_bf16+cudnn_autotune, batch
+  # 512, one-cycle, label smoothing, flip TTA) first, then the lab's, each to 94% test top-1.
+  local tta_data=(--data_dir="$out/data/cifar") tta_epochs=5
+  if [[ -n "$cifar_dir" ]]; then
+    tta_data=(--data_dir="$cifar_dir") tta_epochs=20
+  fi
+  ((quick == 1)) && tta_epochs=3
+  ((quick == 2)) && tta_epochs=1
+  step "time_to_accuracy (fast, lab: 94%)" 300 "$out/time_to_accuracy/console.txt" \
+    "$bin/time_to_accuracy" "${common[@]}" "${tta_data[@]}" --recipe=fast,lab \
+    --target_accuracy=94 --epochs="$tta_epochs" --results_dir="$out/time_to_accuracy"
   step "strategy_step_benchmark" 420 "$out/bench/console.txt" \
     "$bin/strategy_step_benchmark" "${bench[@]}" \
     --benchmark_out="$out/bench/strategy_step.json" --benchmark_out_format=json

@@ -6,7 +6,8 @@
 // (backward allocates the gradients inside the graph's private pool, so later replays write
 // them there). Nothing in the captured region reads a value back to the host. Optimizers whose
 // step reads a host-side counter (Adam's bias correction) would be frozen at the captured step,
-// so they are refused (OptimizerEntry::capturable).
+// so they are refused (OptimizerEntry::capturable); so is any optimizer under a learning-rate
+// schedule (the lr is a host scalar baked into the captured kernels: experiments/run.cc).
 #include <ATen/core/CachingHostAllocator.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -167,8 +168,9 @@ absl::StatusOr<std::unique_ptr<StepRunner>> MakeCudaGraphRunner(const StepFuncti
   }
   if (!fns.optimizer_capturable) {
     return absl::FailedPreconditionError(
-        "cuda_graph cannot capture this optimizer: its step reads a host-side step counter "
-        "(Adam-style bias correction) that a replayed graph would freeze");
+        "cuda_graph cannot capture this optimizer step: it reads a host-side value that changes "
+        "from step to step (Adam-style bias correction, or a learning rate set per batch by "
+        "--lr_schedule/--warmup_epochs) that a replayed graph would freeze");
   }
   c10::Device device = fns.device;
   if (!device.has_index()) device = c10::Device(c10::kCUDA, c10::cuda::current_device());

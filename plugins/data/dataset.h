@@ -39,6 +39,17 @@ struct ImageDataset {
   const uint8_t* image(int64_t i) const { return pixels.data() + i * kImageBytes; }
 };
 
+// The first `n` images of `d` (all of them when it has no more), named "<name>[:n]".
+inline ImageDataset FirstImages(const ImageDataset& d, int64_t n) {
+  if (n < 0 || n >= d.size) return d;
+  ImageDataset head = d;
+  head.name = d.name + "[:" + std::to_string(n) + "]";
+  head.size = n;
+  head.pixels.resize(static_cast<size_t>(n * kImageBytes));
+  head.labels.resize(static_cast<size_t>(n));
+  return head;
+}
+
 }  // namespace trainlab::data
 
 #endif  // TRAINLAB_PLUGINS_DATA_DATASET_H_

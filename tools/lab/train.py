@@ -13,7 +13,8 @@ SGD (lr 0.1, momentum 0.9, weight decay 5e-4), cross-entropy, a shuffling DataLo
 The recipe flags mirror trainlab's (docs/time_to_accuracy.md), with the same formulas as
 core/lr_schedule.h, set per batch: --lr, --lr_schedule=constant|step|cosine|onecycle,
 --warmup_epochs, --lr_milestones, --lr_gamma, --label_smoothing; --evaluate (eval mode, no
-gradients, batches of 512, timed apart from training), --tta=flip, --target_accuracy.
+gradients, batches of 512, timed apart from training), --tta=flip, --target_accuracy; and the
+fast recipe's other levers: --nesterov (SGD with Nesterov momentum), --channels_last.
 Needs Debian's python3-torch and python3-torchvision (1.13 / 0.14).
 """
 import argparse
@@ -77,12 +78,13 @@ def learning_rate(a, step, steps_per_epoch):
     return a.lr
 
 
-def evaluate(model, loader, tta_flip):
+def evaluate(model, loader, tta_flip, memory_format=torch.contiguous_format):
     """Test loss and top-1 in eval mode without gradients; --tta=flip averages the mirror's logits."""
     model.eval()
     start, loss, correct, seen = time.perf_counter(), 0.0, 0, 0
     with torch.no_grad():
         for x, y in loader:
+            x = x.contiguous(memory_format=memory_format)
             out = model(x)
             if tta_flip:
                 out = (out + model(x.flip(3))) / 2
@@ -113,6 +115,8 @@ def main():
     ap.add_argument("--evaluate", action="store_true")
     ap.add_argument("--tta", choices=["none", "flip"], default="none")
     ap.add_argument("--target_accuracy", type=float, default=0)
+    ap.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum (sgd_nesterov)")
+    ap.add_argument("--channels_last", action="store_true", help="model and batches in NHWC (channels_last)")
     a = ap.parse_args()
     a.evaluate = a.evaluate or a.target_accuracy > 0
 
@@ -128,7 +132,10 @@ def main():
         test_loader = torch.utils.data.DataLoader(PaddedFashionMnist(a.data_dir, "test", plain),
                                                   batch_size=max(a.batch_size, 512), shuffle=False)
     model = ResNet18(batch_norm=bool(a.batch_norm))
-    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4)
+    memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4,
+                          nesterov=a.nesterov)
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     steps_per_epoch = min(a.batches, len(loader)) if a.batches > 0 else len(loader)
     epochs, target, train_s, wall_s = [], None, 0.0, 0.0
@@ -141,7 +148,7 @@ def main():
             for group in opt.param_groups:
                 group["lr"] = learning_rate(a, epoch * steps_per_epoch + i, steps_per_epoch)
             opt.zero_grad()
-            out = model(x)
+            out = model(x.contiguous(memory_format=memory_format))
             loss = criterion(out, y)
             loss.backward()
             opt.step()
@@ -156,7 +163,7 @@ def main():
         print("epoch %d: loss %.4f top-1 %.2f%% (%.1f s)" % (e["epoch"], e["loss"], e["top1"], e["seconds"]),
               flush=True)
         if test_loader is not None:
-            e["test"] = evaluate(model, test_loader, a.tta == "flip")
+            e["test"] = evaluate(model, test_loader, a.tta == "flip", memory_format)
             wall_s += e["test"]["seconds"]
             print("  test loss %.4f top-1 %.2f%% (%d images, %.1f s)" % (
                 e["test"]["loss"], e["test"]["top1"], e["test"]["samples"], e["test"]["seconds"]), flush=True)
