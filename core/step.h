@@ -211,10 +211,14 @@ inline bool IsStrategyCannotRun(const absl::Status& s) {
 inline absl::StatusOr<std::unique_ptr<StepRunner>> MakeStepRunner(const StepFunctions& fns,
                                                                   const StepOptions& options) {
   if (options.make_runner) {
+    // A captured step would have to hold DDP's work around it too: the Reducer's bucket rebuild
+    // and bookkeeping, and rank 0's batch-norm buffers broadcast before each forward
+    // (docs/distributed.md: why cuda_graph with several ranks stays refused).
     if (fns.gradients.active()) {
-      return absl::UnimplementedError(
-          absl::StrCat("strategy ", absl::StrJoin(options.names, "+"),
-                       " brings its own step, which does not average gradients across ranks yet"));
+      return absl::UnimplementedError(absl::StrCat(
+          "strategy ", absl::StrJoin(options.names, "+"),
+          " brings its own step, which does not average gradients across ranks (a captured step "
+          "cannot hold DDP's bucket rebuild and buffer broadcasts: docs/distributed.md)"));
     }
     return options.make_runner(fns, options);
   }

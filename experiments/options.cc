@@ -54,7 +54,8 @@ DEFINE_bool(evaluate, false, "Also report test-set loss and top-1 after each epo
 DEFINE_string(device, "auto", "auto | cpu | cuda. auto: CUDA when available.");
 DEFINE_bool(disable_cuda, false, "Train on the CPU even when CUDA is there.");
 DEFINE_int32(dist_timeout, 300, "Data-parallel: seconds to wait for the other ranks, then fail.");
-DEFINE_string(dist_backend, "auto", "Data-parallel: auto | gloo | nccl (nccl: not built yet).");
+DEFINE_string(dist_backend, "auto",
+              "Data-parallel: auto | gloo | nccl (auto: NCCL on GPUs of a --config=cuda build).");
 DEFINE_int32(threads, 0, "LibTorch intra-op threads; 0 = every core (LibTorch alone: half).");
 DEFINE_bool(portable_kernels, false,
             "ATen and oneDNN on AVX2 kernels: the same bits on any AVX2+ x86-64.");

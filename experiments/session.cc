@@ -199,14 +199,11 @@ absl::Status JoinDataParallel(Session& s) {
   ExperimentOptions& c = s.options;
   TRAINLAB_ASSIGN_OR_RETURN(s.device, ChooseDevice(c, env ? env->local_rank : 0));
   if (!env) return absl::OkStatus();
-  if (c.dist_backend == "nccl") {
-    return absl::UnimplementedError(
-        "--dist_backend=nccl: this build has no NCCL process group yet (Gloo serves CPU and, "
-        "through host copies, CUDA tensors: --dist_backend=gloo or auto)");
-  }
-  TRAINLAB_ASSIGN_OR_RETURN(
-      std::unique_ptr<distributed::Communicator> comm,
-      distributed::Communicator::Connect(*env, std::chrono::seconds(c.dist_timeout_s)));
+  TRAINLAB_ASSIGN_OR_RETURN(const distributed::Backend backend,
+                            distributed::ChooseBackend(c.dist_backend, s.device));
+  TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<distributed::Communicator> comm,
+                            distributed::Communicator::Connect(
+                                *env, std::chrono::seconds(c.dist_timeout_s), backend, s.device));
   s.comm = std::move(comm);
   if (env->rank != 0) {
     ApplyRankRules(c);

@@ -175,7 +175,10 @@ bad "cuda_graph needs a CUDA device" "$C2" "${TINY[@]}" --strategy=cuda_graph
 bad "--resume needs --checkpoint_dir" "$C2" "${TINY[@]}" --resume
 bad "--resume=maybe: not no, yes or auto" "$C2" "${TINY[@]}" --resume=maybe
 bad "--dist_backend=mpi: not auto, gloo or nccl" "$C2" "${TINY[@]}" --dist_backend=mpi
-WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 bad "--dist_backend=nccl: this build has no NCCL process group" "$C2" "${TINY[@]}" --dist_backend=nccl
+# NCCL on a CPU rank: the CPU build has none; the --config=cuda build has it, for CUDA devices only.
+WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 bad "--dist_backend=nccl: " "$C2" "${TINY[@]}" --device=cpu --dist_backend=nccl
+grep -qE 'this build has no NCCL process group \(build with --config=cuda|NCCL runs on CUDA devices and this rank trains on cpu' "$tmp/err" ||
+  fail "the NCCL refusal names neither the build nor the device: $(cat "$tmp/err")"
 bad "--checkpoint_every needs --checkpoint_dir" "$C2" "${TINY[@]}" --checkpoint_every=5
 bad "--epochs is not a flag of q1_q4" "$Q1Q4" --epochs=3
 bad "--workers is not a flag of c2" "$C2" "${TINY[@]}" --workers=1

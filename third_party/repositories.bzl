@@ -8,6 +8,7 @@ own Abseil, GoogleTest, LibTorch ... under the conventional names and trainlab w
 | ---------------------------- | -------------------------------------- | -------------------------- |
 | libtorch                     | LibTorch (CPU; CUDA under --config=cuda) | $LIBTORCH_HOME, else /usr  |
 | libtorch_cuda                | CUDA LibTorch (--config=cuda only)     | PyPI wheel pinned by sha256, $LIBTORCH_HOME or python3's torch |
+| libtorch2_cpu                | LibTorch 2.x, CPU libraries (--config=torch2 only) | the same pinned wheel, without CUDA runtime wheels |
 | cuda                         | CUDA toolkit headers (--config=cuda)   | $CUDA_HOME, else /usr/local/cuda |
 | com_google_absl              | Abseil                                 | libabsl-dev                |
 | com_github_gflags_gflags     | gflags                                 | libgflags-dev              |
@@ -24,7 +25,7 @@ own Abseil, GoogleTest, LibTorch ... under the conventional names and trainlab w
 """
 
 load("//third_party/libtorch:libtorch.bzl", "libtorch_repository")
-load("//third_party/libtorch:torch_wheel.bzl", "libtorch_cuda_repository")
+load("//third_party/libtorch:torch_wheel.bzl", "libtorch2_cpu_repository", "libtorch_cuda_repository")
 load("//third_party/cuda:cuda.bzl", "cuda_repository")
 load("//third_party/system:system.bzl", "shim_repository", "system_repository")
 
@@ -59,6 +60,7 @@ def trainlab_dependencies():
     # --- LibTorch and CUDA ---------------------------------------------------------------------
     _maybe(libtorch_repository, name = "libtorch")
     _maybe(libtorch_cuda_repository, name = "libtorch_cuda")
+    _maybe(libtorch2_cpu_repository, name = "libtorch2_cpu")
     _maybe(cuda_repository, name = "cuda")
 
     # --- Debian's system libraries (headers in /usr/include, libraries on the default path) ----

@@ -30,6 +30,11 @@ nm -C "$bin_dir/experiments/c8" | grep 'CudaGraphBackend' >/dev/null || {
   say "c8 was linked without the CUDA graph runner"
   exit 1
 }
+# So must c10d's NCCL process group (--dist_backend=nccl), in the data-parallel checker.
+nm -C "$bin_dir/tools/dist_check" | grep 'c10d::ProcessGroupNCCL::ProcessGroupNCCL' >/dev/null || {
+  say "dist_check was linked without c10d's ProcessGroupNCCL"
+  exit 1
+}
 ldd "$bin_dir/experiments/c8" | grep -F "$lib_dir/libtorch_cuda.so" >/dev/null || {
   say "c8 does not load libtorch_cuda.so from $lib_dir"
   exit 1

@@ -4,7 +4,12 @@
 //   RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 dist_check allreduce &
 //   RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 dist_check allreduce
 //   torchrun --no_python --nproc_per_node=2 --redirects 2 --tee 2 dist_check allreduce
+//   WORLD_SIZE=1 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 dist_check train --device=cuda
 //
+// --device=cpu|cuda (default cpu): where the checked tensors and the model live (cuda:LOCAL_RANK);
+// --backend=auto|gloo|nccl (default auto: NCCL on CUDA in a --config=cuda build), as the
+// experiments' --dist_backend. With a backend or device given, WORLD_SIZE=1 is a one-rank process
+// group (a GPU machine with one GPU checks the NCCL plumbing that way: tools/gpu_check.sh).
 // Modes:
 //   allreduce  broadcast from rank 0, average and sum over ranks; checks every result
 //   die        the last rank exits right after joining; the others must fail with a clear error
@@ -23,6 +28,7 @@
 #include <glog/logging.h>
 #include <unistd.h>
 
+#include <torch/cuda.h>
 #include <torch/optim/sgd.h>
 
 #include <ATen/Parallel.h>
@@ -33,6 +39,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -63,14 +70,15 @@ struct Trained {
   std::unique_ptr<torch::optim::SGD> sgd;
 };
 
-// `rows` of each step's batch of `n`, with `hooks` around each step.
+// `rows` of each step's batch of `n`, with `hooks` around each step, on `device`.
 absl::StatusOr<Trained> Train(uint64_t seed, int64_t n, int64_t first, int64_t count,
-                              Communicator* comm) {
+                              Communicator* comm, c10::Device device) {
   Trained t;
   torch::manual_seed(seed);
   absl::StatusOr<std::shared_ptr<ClassifierImpl>> m = MakeModel("resnet18_no_bn", {});
   if (!m.ok()) return m.status();
   t.model = *m;
+  t.model->to(device);
   std::unique_ptr<DataParallel> dp;
   if (comm != nullptr) {
     absl::StatusOr<std::unique_ptr<DataParallel>> a = DataParallel::Attach(*comm, *t.model);
@@ -87,13 +95,14 @@ absl::StatusOr<Trained> Train(uint64_t seed, int64_t n, int64_t first, int64_t c
   if (dp) fns.gradients = dp->hooks();
   for (int step = 0; step < kSteps; ++step) {
     auto [x, y] = GlobalBatch(n, step);
-    EagerStep(fns, StepOptions{}, x.narrow(0, first, count), y.narrow(0, first, count), nullptr);
+    EagerStep(fns, StepOptions{}, x.narrow(0, first, count).to(device),
+              y.narrow(0, first, count).to(device), nullptr);
   }
   return t;
 }
 
 // Data-parallel training equals one process on the union of the ranks' batches.
-int CheckTraining(Communicator& c);
+int CheckTraining(Communicator& c, c10::Device device);
 // Timings for docs/distributed.md.
 int Bench(Communicator& c, int64_t batch, int reps);
 
@@ -102,27 +111,74 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// The one-rank environment of `WORLD_SIZE=1` (ReadDistEnv treats it as no process group).
+absl::StatusOr<DistEnv> OneRank() {
+  DistEnv e;
+  e.world_size = 1;
+  const char* addr = std::getenv("MASTER_ADDR");
+  const char* port = std::getenv("MASTER_PORT");
+  e.master_addr = addr != nullptr && *addr != '\0' ? addr : "127.0.0.1";
+  if (port != nullptr && *port != '\0' && !absl::SimpleAtoi(port, &e.master_port)) {
+    return absl::InvalidArgumentError(absl::StrCat("MASTER_PORT=", port, ": not a port"));
+  }
+  return e;
+}
+
 int Run(int argc, char** argv) {
-  if (argc < 2) return Fail("usage: dist_check allreduce|die|hang [timeout_seconds]");
-  const std::string mode = argv[1];
+  std::vector<std::string> args;  // positional: mode, timeout, batch, repetitions
+  std::string device_flag, backend_flag;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--device=", 0) == 0) {
+      device_flag = a.substr(9);
+    } else if (a.rfind("--backend=", 0) == 0) {
+      backend_flag = a.substr(10);
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (args.empty()) {
+    return Fail("usage: dist_check allreduce|die|hang|train|bench [timeout_seconds] "
+                "[--device=cpu|cuda] [--backend=auto|gloo|nccl]");
+  }
+  const std::string mode = args[0];
   double timeout_s = 10;
-  if (argc > 2 && !absl::SimpleAtod(argv[2], &timeout_s)) return Fail("bad timeout");
-  absl::StatusOr<std::optional<DistEnv>> env = ReadDistEnv();
+  if (args.size() > 1 && !absl::SimpleAtod(args[1], &timeout_s)) return Fail("bad timeout");
+  if (device_flag != "" && device_flag != "cpu" && device_flag != "cuda") {
+    return Fail(absl::StrCat("--device=", device_flag, ": not cpu or cuda"));
+  }
+  absl::StatusOr<std::optional<DistEnv>> read = ReadDistEnv();
+  if (!read.ok()) return Fail(std::string(read.status().message()));
+  const char* ws = std::getenv("WORLD_SIZE");
+  const bool one_rank = !read->has_value() && ws != nullptr && std::string(ws) == "1" &&
+                        (!device_flag.empty() || !backend_flag.empty());
+  if (!read->has_value() && !one_rank) {
+    return Fail("WORLD_SIZE is not set above 1 (or to 1 with --device/--backend): nothing to check");
+  }
+  absl::StatusOr<DistEnv> env = one_rank ? OneRank() : absl::StatusOr<DistEnv>(**read);
   if (!env.ok()) return Fail(std::string(env.status().message()));
-  if (!env->has_value()) return Fail("WORLD_SIZE is not set above 1: nothing to check");
+  c10::Device device(c10::kCPU);
+  if (device_flag == "cuda") {
+    if (!torch::cuda::is_available()) return Fail("--device=cuda: no CUDA device is available");
+    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+  }
+  absl::StatusOr<Backend> backend =
+      ChooseBackend(backend_flag.empty() ? "auto" : backend_flag, device);
+  if (!backend.ok()) return Fail(std::string(backend.status().message()));
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
-  absl::StatusOr<std::unique_ptr<Communicator>> comm = Communicator::Connect(**env, timeout);
+  absl::StatusOr<std::unique_ptr<Communicator>> comm =
+      Communicator::Connect(*env, timeout, *backend, device);
   if (!comm.ok()) return Fail(std::string(comm.status().message()));
   Communicator& c = **comm;
   const int r = c.rank(), w = c.world_size();
   const bool last = r == w - 1;
 
-  if (mode == "train") return CheckTraining(c);
+  if (mode == "train") return CheckTraining(c, device);
   if (mode == "bench") {
     int64_t batch = 32;
     int reps = 10;
-    if (argc > 3 && !absl::SimpleAtoi(argv[3], &batch)) return Fail("bad batch");
-    if (argc > 4 && !absl::SimpleAtoi(argv[4], &reps)) return Fail("bad repetitions");
+    if (args.size() > 2 && !absl::SimpleAtoi(args[2], &batch)) return Fail("bad batch");
+    if (args.size() > 3 && !absl::SimpleAtoi(args[3], &reps)) return Fail("bad repetitions");
     return Bench(c, batch, reps);
   }
   if (mode == "die" && last) {
@@ -134,18 +190,21 @@ int Run(int argc, char** argv) {
     return 0;
   }
 
-  // Broadcast: rank 0's (r + 1) * arange everywhere, float and int64 alike.
-  at::Tensor f = at::arange(5, at::kFloat) * (r + 1);
-  at::Tensor i = at::full({3}, 7 * (r + 1), at::kLong);
+  // Broadcast: rank 0's (r + 1) * arange everywhere, float and int64 alike (on --device: NCCL's
+  // tensors under --backend=nccl).
+  at::Tensor f = (at::arange(5, at::kFloat) * (r + 1)).to(device);
+  at::Tensor i = at::full({3}, 7 * (r + 1), at::kLong).to(device);
   if (absl::Status s = c.Broadcast({f, i}); !s.ok()) return Fail(std::string(s.message()));
-  if (!at::equal(f, at::arange(5, at::kFloat)) || !at::equal(i, at::full({3}, 7, at::kLong))) {
+  if (!at::equal(f.cpu(), at::arange(5, at::kFloat)) ||
+      !at::equal(i.cpu(), at::full({3}, 7, at::kLong))) {
     return Fail(absl::StrCat("rank ", r, ": broadcast did not give rank 0's values"));
   }
   // Average: rank r holds r + 1 in two tensors of different shapes; the mean is (w + 1) / 2.
-  at::Tensor a = at::full({4, 3}, r + 1.0), b = at::full({7}, 2.0 * (r + 1));
+  at::Tensor a = at::full({4, 3}, r + 1.0).to(device), b = at::full({7}, 2.0 * (r + 1)).to(device);
   if (absl::Status s = c.AverageInPlace({a, b}); !s.ok()) return Fail(std::string(s.message()));
   const double mean = (w + 1) / 2.0;
-  if (!at::allclose(a, at::full({4, 3}, mean)) || !at::allclose(b, at::full({7}, 2 * mean))) {
+  if (!at::allclose(a.cpu(), at::full({4, 3}, mean)) ||
+      !at::allclose(b.cpu(), at::full({7}, 2 * mean))) {
     return Fail(absl::StrCat("rank ", r, ": average wrong: ", a[0][0].item<double>()));
   }
   absl::StatusOr<std::vector<double>> sum = c.SumOverRanks({1.0, static_cast<double>(r)});
@@ -153,23 +212,23 @@ int Run(int argc, char** argv) {
   if ((*sum)[0] != w || (*sum)[1] != w * (w - 1) / 2.0) {
     return Fail(absl::StrCat("rank ", r, ": sum over ranks wrong"));
   }
-  std::printf("dist_check: %s: broadcast, average and sum over %d ranks correct\n",
-              c.env().str().c_str(), w);
+  std::printf("dist_check: %s: broadcast, average and sum over %d rank(s) correct (%s tensors, %s)\n",
+              c.env().str().c_str(), w, device.str().c_str(), BackendName(c.backend()));
   return 0;
 }
 
-int CheckTraining(Communicator& c) {
+int CheckTraining(Communicator& c, c10::Device device) {
   const int r = c.rank(), w = c.world_size();
   const int64_t n = kPerRank * w;
   // Seeded by rank on purpose: only Attach's broadcast makes the ranks start alike.
   absl::StatusOr<Trained> mine;
   try {
-    mine = Train(100 + r, n, kPerRank * r, kPerRank, &c);
+    mine = Train(100 + r, n, kPerRank * r, kPerRank, &c, device);
   } catch (const std::exception& e) {
     return Fail(absl::StrCat("rank ", r, ": training failed: ", e.what()));
   }
   if (!mine.ok()) return Fail(std::string(mine.status().message()));
-  absl::StatusOr<Trained> one = Train(100, n, 0, n, nullptr);  // rank 0's seed, whole batch
+  absl::StatusOr<Trained> one = Train(100, n, 0, n, nullptr, device);  // rank 0's, whole batch
   if (!one.ok()) return Fail(std::string(one.status().message()));
 
   std::vector<at::Tensor> params = mine->model->parameters(), ref = one->model->parameters();
@@ -180,14 +239,20 @@ int CheckTraining(Communicator& c) {
   double worst = 0;
   for (size_t k = 0; k < params.size(); ++k) {
     identical = identical && at::equal(params[k], rank0[k]);
-    worst = std::max(worst, (params[k] - ref[k]).abs().max().item<double>());
+    worst = std::max(worst, (params[k] - ref[k]).abs().max().item<double>());  // on the device
   }
   std::printf("dist_check: rank %d of %d: %d SGD steps of %" PRId64
-              " images per rank: parameters %s across ranks; largest difference from one "
-              "process on all %" PRId64 " images: %.2e\n",
-              r, w, kSteps, kPerRank, identical ? "identical" : "DIFFERENT", n, worst);
+              " images per rank on %s (%s): parameters %s across ranks; largest difference "
+              "from one process on all %" PRId64 " images: %.2e\n",
+              r, w, kSteps, kPerRank, device.str().c_str(), BackendName(c.backend()),
+              identical ? "identical" : "DIFFERENT", n, worst);
   if (!identical) return Fail(absl::StrCat("rank ", r, ": parameters differ from rank 0's"));
-  if (worst > 1e-5) return Fail(absl::StrCat("rank ", r, ": differs from one process by ", worst));
+  // On a GPU, cuDNN picks its algorithms per batch shape (and LibTorch lets convolutions use TF32
+  // by default), so half a batch and a whole one round differently: a looser bound there.
+  const double bound = device.is_cuda() ? 1e-3 : 1e-5;
+  if (worst > bound) {
+    return Fail(absl::StrCat("rank ", r, ": differs from one process by ", worst));
+  }
   return 0;
 }
 

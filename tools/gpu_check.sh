@@ -25,6 +25,8 @@
 #                  --cifar_dir=DIR (the field's bar: 20 epochs at most), else on the synthetic
 #                  CIFAR-format set (5 epochs; its accuracy says nothing of CIFAR-10's, the times
 #                  per epoch and to target and the plumbing do)
+#   dist/          NCCL: dist_check allreduce and train on one rank (cuda:0); c2 on two ranks
+#                  under torchrun where the machine has two GPUs
 #   bench/         strategy_step_benchmark (console and JSON)
 #   SUMMARY.txt    one line per step: ok / FAILED (exit status), with its wall time
 # A step that fails or hangs (each has a timeout) is recorded and the rest still run; the exit
@@ -64,7 +66,7 @@ done
 # (strategies_test trains on the CPU only: CI covers it; the device's minutes go to the GPU.)
 tests=(tests/gpu_test plugins/compile/graph_step_test plugins/data/loader_test core/core_test)
 programs=(experiments/c2 experiments/c5 experiments/c8 experiments/profile experiments/time_to_accuracy
-          plugins/data/make_synthetic_cifar10 benchmarks/strategy_step_benchmark)
+          plugins/data/make_synthetic_cifar10 benchmarks/strategy_step_benchmark tools/dist_check)
 
 pack() {
   local bazel=(./bazelw)
@@ -195,7 +197,7 @@ run() {
     cxx="the bundle's (this machine's libstdc++ lacks $need)"
   fi
 
-  mkdir -p "$out"/{tests,c2,c5,c8,profile,time_to_accuracy,bench,data}
+  mkdir -p "$out"/{tests,c2,c5,c8,profile,time_to_accuracy,dist,bench,data}
   : >"$out/SUMMARY.txt"
   {
     echo "== bundle"; cat "$bundle/BUILT"
@@ -234,6 +236,21 @@ run() {
   fi
   step "make_synthetic_cifar10" 120 "$out/data/make.log" \
     "$bin/make_synthetic_cifar10" --out="$out/data/cifar" --train="$train" --test=2560
+  # NCCL (issue 23): a one-rank process group with c10d's ProcessGroupNCCL on cuda:0 (CUDA
+  # tensors; Gloo keeps the CPU ones): broadcast, average and sum, then 3 SGD steps through DDP's
+  # Reducer against one process; with two GPUs or more, c2 on two ranks under torchrun.
+  local one_rank=(env WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1)
+  step "dist_check allreduce (NCCL, 1 rank)" 120 "$out/dist/allreduce.txt" \
+    "${one_rank[@]}" MASTER_PORT=29531 "$bin/dist_check" allreduce 60 --device=cuda --backend=nccl
+  step "dist_check train (NCCL, 1 rank)" 120 "$out/dist/train.txt" \
+    "${one_rank[@]}" MASTER_PORT=29532 "$bin/dist_check" train 60 --device=cuda --backend=nccl
+  local gpus
+  gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+  if ((gpus >= 2)) && command -v torchrun >/dev/null; then
+    step "c2 on 2 ranks (NCCL, torchrun)" 300 "$out/dist/c2_2ranks.txt" \
+      torchrun --no-python --nproc-per-node=2 --master-port=29533 "$bin/c2" "${common[@]}" \
+      --epochs=1 --max_batches_per_epoch=20 --dist_backend=nccl --results_dir="$out/dist"
+  fi
   step "c2 (GPU, eager)" 300 "$out/c2/console.txt" \
     "$bin/c2" "${common[@]}" --epochs="$c2_epochs" --results_dir="$out/c2"
   step "c5 (GPU against CPU)" 420 "$out/c5/console.txt" \

@@ -6,6 +6,10 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef TRAINLAB_HAS_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <algorithm>
 #include <cstring>
@@ -13,6 +17,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/torch_error.h"
 
 namespace trainlab::distributed {
@@ -24,8 +29,38 @@ std::string Seconds(std::chrono::milliseconds t) {
 
 }  // namespace
 
-Communicator::Communicator(DistEnv env, std::chrono::milliseconds timeout)
-    : env_(std::move(env)), timeout_(timeout) {}
+const char* BackendName(Backend b) { return b == Backend::kNccl ? "nccl" : "gloo"; }
+
+bool NcclBuilt() {
+#ifdef TRAINLAB_HAS_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+absl::StatusOr<Backend> ChooseBackend(const std::string& flag, const c10::Device& device) {
+  if (flag == "gloo") return Backend::kGloo;
+  if (flag == "auto") return NcclBuilt() && device.is_cuda() ? Backend::kNccl : Backend::kGloo;
+  if (flag != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dist_backend=", flag, ": not auto, gloo or nccl"));
+  }
+  if (!NcclBuilt()) {
+    return absl::FailedPreconditionError(
+        "--dist_backend=nccl: this build has no NCCL process group (build with --config=cuda; "
+        "--dist_backend=gloo serves CPU and, through host copies, CUDA tensors)");
+  }
+  if (!device.is_cuda()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--dist_backend=nccl: NCCL runs on CUDA devices and this rank trains on ", device.str(),
+        " (--device=cuda, or --dist_backend=gloo on the CPU)"));
+  }
+  return Backend::kNccl;
+}
+
+Communicator::Communicator(DistEnv env, std::chrono::milliseconds timeout, Backend backend)
+    : env_(std::move(env)), timeout_(timeout), backend_(backend) {}
 
 Communicator::~Communicator() = default;
 
@@ -37,8 +72,11 @@ absl::Status Communicator::Failed(const std::string& what, const std::exception&
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
-    const DistEnv& env, std::chrono::milliseconds timeout) {
-  std::unique_ptr<Communicator> c(new Communicator(env, timeout));
+    const DistEnv& env, std::chrono::milliseconds timeout, Backend backend, c10::Device device) {
+  if (backend == Backend::kNccl && (!NcclBuilt() || !device.is_cuda())) {
+    return ChooseBackend("nccl", device).status();
+  }
+  std::unique_ptr<Communicator> c(new Communicator(env, timeout, backend));
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(env.master_port);
@@ -70,7 +108,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
 #if TORCH_VERSION_MAJOR >= 2
     // LibTorch 2.x: a ProcessGroup dispatches to per-device backends (as Python's
     // init_process_group("gloo") sets up); Gloo serves CPU tensors, and CUDA ones through
-    // host staging.
+    // host staging unless NCCL takes them (below).
     auto group = c10::make_intrusive<c10d::ProcessGroup>(c->store_, env.rank, env.world_size);
     group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
     for (c10::DeviceType type : {c10::DeviceType::CPU, c10::DeviceType::CUDA}) {
@@ -83,7 +121,57 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
   } catch (const std::exception& e) {
     return c->Failed("joining the Gloo process group", e);
   }
+  // Every rank's backend, compared over Gloo before any NCCL: a rank that makes an NCCL
+  // communicator while another does not would wait for it until the timeout.
+  absl::StatusOr<std::vector<std::string>> chosen =
+      c->AllGatherBytes(absl::StrCat(BackendName(backend), " on ", device.str()));
+  if (!chosen.ok()) return chosen.status();
+  bool same = true;
+  std::vector<std::string> each;
+  for (size_t r = 0; r < chosen->size(); ++r) {
+    const std::string& mine = (*chosen)[r];
+    same = same && mine.substr(0, mine.find(' ')) == BackendName(backend);
+    each.push_back(absl::StrCat("rank ", r, ": ", mine));
+  }
+  if (!same) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the ranks chose different data-parallel backends (", absl::StrJoin(each, ", "),
+        "); start every rank with the same --device and --dist_backend"));
+  }
+  if (backend == Backend::kNccl) {
+    if (absl::Status s = c->AddNccl(device); !s.ok()) return s;
+  }
   return c;
+}
+
+absl::Status Communicator::AddNccl(c10::Device device) {
+#ifdef TRAINLAB_HAS_NCCL
+  try {
+    // As Python's init_process_group("cpu:gloo,cuda:nccl", device_id=cuda:LOCAL_RANK): the
+    // rank's GPU is the current device before NCCL makes its communicator, NCCL's store keys
+    // live under their own prefix (Gloo's and NCCL's would collide: both key by rank), and the
+    // communicator is made now, on that device (eagerly: a rank that cannot join fails here,
+    // within the timeout, rather than at the first all-reduce).
+    if (!device.has_index()) device = c10::Device(c10::kCUDA, c10::cuda::current_device());
+    c10::cuda::set_device(device.index());
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = timeout_;
+    auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+        c10::make_intrusive<c10d::PrefixStore>("nccl/", store_), env_.rank, env_.world_size,
+        options);
+    // Bound to the rank's GPU, as init_process_group(device_id=...) binds it: setBackend hands
+    // the group's bound device to the backend it registers.
+    group_->setBoundDeviceId(device);
+    nccl->setBoundDeviceId(device);
+    nccl->eagerConnectSingleDevice(device);
+    group_->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
+  } catch (const std::exception& e) {
+    return Failed(absl::StrCat("joining the NCCL process group on ", device.str()), e);
+  }
+  return absl::OkStatus();
+#else
+  return ChooseBackend("nccl", device).status();
+#endif
 }
 
 absl::Status Communicator::AverageInPlace(const std::vector<at::Tensor>& tensors) {

@@ -1,7 +1,13 @@
 // The data-parallel side of training, behind one small interface: a process group of every rank
-// (PyTorch's own c10d: Gloo on the CPU), with what the trainer needs from it: average
-// these gradients, sum these numbers, start every rank from rank 0's weights. The trainer never
-// sees a backend.
+// (PyTorch's own c10d), with what the trainer needs from it: average these gradients, sum these
+// numbers, start every rank from rank 0's weights. The trainer never sees a backend.
+//
+// Backends, as Python's init_process_group("cpu:gloo,cuda:nccl") sets them up:
+//   gloo  Gloo for every tensor (CPU ones, and CUDA ones through host copies). Every build.
+//   nccl  NCCL for CUDA tensors (gradients, parameters, batch-norm buffers: on the rank's GPU,
+//         cuda:LOCAL_RANK), Gloo for the CPU ones (the per-batch agreement, the settings
+//         comparison, rank 0's decisions). Only the --config=cuda build (LibTorch 2.x with
+//         c10d's ProcessGroupNCCL); NcclBuilt() says whether this binary has it.
 //
 // Failures are values: a rank that cannot reach the store, or a peer that died or hung, makes
 // the call return an error within `timeout` (not Gloo's default 30 minutes), naming what failed.
@@ -15,6 +21,7 @@
 #define TRAINLAB_PLUGINS_DISTRIBUTED_COMMUNICATOR_H_
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <c10/util/intrusive_ptr.h>
 
 #include <chrono>
@@ -32,18 +39,31 @@ class Store;
 
 namespace trainlab::distributed {
 
+enum class Backend { kGloo, kNccl };
+const char* BackendName(Backend b);  // "gloo", "nccl"
+
+// Whether this binary was built with c10d's NCCL process group (the --config=cuda build).
+bool NcclBuilt();
+
+// The backend `--dist_backend=<flag>` asks for on `device`: "gloo"; "nccl" (an error where the
+// build has no NCCL or the device is not CUDA, naming the fix); "auto": NCCL on a CUDA device of
+// a build that has it, else Gloo.
+absl::StatusOr<Backend> ChooseBackend(const std::string& flag, const c10::Device& device);
+
 class Communicator {
  public:
   // Connects to the store (hosting it on rank 0 unless torchrun's agent does) and builds the
   // process group. Every rank must call it; it returns when all have joined, or an error after
-  // `timeout`.
-  static absl::StatusOr<std::unique_ptr<Communicator>> Connect(const DistEnv& env,
-                                                               std::chrono::milliseconds timeout);
+  // `timeout`. With Backend::kNccl, `device` is this rank's CUDA device (cuda:LOCAL_RANK).
+  static absl::StatusOr<std::unique_ptr<Communicator>> Connect(
+      const DistEnv& env, std::chrono::milliseconds timeout, Backend backend = Backend::kGloo,
+      c10::Device device = c10::Device(c10::kCPU));
   ~Communicator();
 
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }
   const DistEnv& env() const { return env_; }
+  Backend backend() const { return backend_; }
 
   // Sums each tensor over the ranks and divides by the world size, in place. The tensors are
   // flattened into one buffer per call (one all-reduce, not one per tensor).
@@ -66,8 +86,10 @@ class Communicator {
   const c10::intrusive_ptr<c10d::ProcessGroup>& group() const { return group_; }
 
  private:
-  Communicator(DistEnv env, std::chrono::milliseconds timeout);
+  Communicator(DistEnv env, std::chrono::milliseconds timeout, Backend backend);
   absl::Status Failed(const std::string& what, const std::exception& e) const;
+  // Backend::kNccl: NCCL for the group's CUDA tensors, on `device`.
+  absl::Status AddNccl(c10::Device device);
   // An all-reduce of `values` (as doubles): their sum or their maximum; `what` names it in the
   // error.
   enum class Reduce { kSum, kMax };
@@ -76,6 +98,7 @@ class Communicator {
 
   DistEnv env_;
   std::chrono::milliseconds timeout_;
+  Backend backend_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
 };

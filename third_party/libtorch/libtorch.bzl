@@ -9,7 +9,8 @@ Where it looks, in order:
    multiarch folder.
 
 `:libtorch` is that LibTorch in the default build; under `--config=cuda` it is the CUDA LibTorch
-of @libtorch_cuda (torch_wheel.bzl: PyPI's pinned torch wheel, or your own).
+of @libtorch_cuda (torch_wheel.bzl: PyPI's pinned torch wheel, or your own), and under
+`--config=torch2` that wheel's CPU libraries alone (@libtorch2_cpu).
 
 Besides `:libtorch`, the repository has `defs.bzl` with `LIBTORCH_HAS_CUDA` and
 `LIBTORCH_VERSION`, and the target `:cuda_enabled` (a library whose presence says nothing; its
@@ -52,17 +53,24 @@ def _version(ctx, api_include):
     return "%s.%s.%s" % (major, minor, patch)
 
 # `:libtorch` is this LibTorch, or under --config=cuda (--define=trainlab_cuda=1) the CUDA one
-# of @libtorch_cuda (torch_wheel.bzl), which only that config ever fetches.
+# of @libtorch_cuda, or under --config=torch2 (--define=trainlab_torch=2) the CPU libraries of
+# the same pinned 2.x wheel, @libtorch2_cpu (torch_wheel.bzl); only those configs fetch them.
 _CUDA_ALIAS = """
 config_setting(
     name = "cuda_build",
     define_values = {"trainlab_cuda": "1"},
 )
 
+config_setting(
+    name = "torch2_build",
+    define_values = {"trainlab_torch": "2"},
+)
+
 alias(
     name = "libtorch",
     actual = select({
         ":cuda_build": "@libtorch_cuda//:libtorch",
+        ":torch2_build": "@libtorch2_cpu//:libtorch",
         "//conditions:default": ":host",
     }),
 )

@@ -89,7 +89,7 @@ def _runtime_for(pins, soname):
             return name
     return None
 
-def _from_wheel(ctx, version):
+def _download_torch(ctx, version):
     pins = TORCH_WHEELS.get(version)
     if pins == None:
         _fail(("torch %s is not pinned (pinned: %s). Pin it with tools/pin_torch.py %s, or " +
@@ -101,6 +101,10 @@ def _from_wheel(ctx, version):
         sha256 = pins["torch"]["sha256"],
         type = "zip",
     )
+    return pins
+
+def _from_wheel(ctx, version):
+    pins = _download_torch(ctx, version)
     lib_dir = str(ctx.path("torch/lib"))
     fetched = []
     if ctx.os.environ.get("TRAINLAB_CUDA_RUNTIME", "all") == "all":
@@ -198,4 +202,50 @@ libtorch_cuda_repository = repository_rule(
     attrs = {"_build_tpl": attr.label(default = Label("//third_party/libtorch:libtorch.BUILD.tpl"))},
     environ = ["LIBTORCH_HOME", "TRAINLAB_TORCH_VERSION", "TRAINLAB_PYTHON", "TRAINLAB_CUDA_RUNTIME"],
     doc = "The CUDA LibTorch of --config=cuda; see the file comment.",
+)
+
+# --config=torch2: the same pinned wheel's CPU libraries alone. libtorch_cpu.so holds ATen, the
+# C++ frontend, autograd, c10d (Gloo) and the CPU kernels (oneDNN and MKL linked in statically);
+# libc10.so the core. Nothing here loads libtorch_cuda.so, so no CUDA runtime wheel is fetched and
+# the binaries run on a machine without CUDA libraries.
+_CPU_LIBS = ["torch_cpu", "c10"]
+
+def _libtorch2_cpu_repository_impl(ctx):
+    version = ctx.os.environ.get("TRAINLAB_TORCH_VERSION", "") or DEFAULT_TORCH_VERSION
+    if version == "python":
+        _fail("--config=torch2 takes a pinned wheel (TRAINLAB_TORCH_VERSION=%s)" %
+              ", ".join(sorted(TORCH_WHEELS.keys())))
+    _download_torch(ctx, version)
+    lib_dir = str(ctx.path("torch/lib"))
+    for lib in _CPU_LIBS:
+        if not ctx.path("%s/lib%s.so" % (lib_dir, lib)).exists:
+            fail("--config=torch2: %s has no lib%s.so" % (lib_dir, lib))
+    r = ctx.execute(["sh", "-c", "ldd %s/libtorch_cpu.so | grep 'not found' || true" % lib_dir])
+    if r.stdout.strip():
+        fail("--config=torch2: libtorch_cpu.so of torch %s cannot find: %s" % (version, r.stdout.strip()))
+    ctx.symlink("torch/include", "include")
+    torch_version = _version_of(ctx, "include")
+    ctx.template("BUILD", ctx.attr._build_tpl, {
+        "%{lib_dir}": lib_dir,
+        "%{libs}": " ".join(["-l" + l for l in _CPU_LIBS]),
+        "%{cuda_defines}": "",
+        "%{source}": "PyPI torch %s wheel, CPU libraries only" % version,
+        "%{version}": torch_version,
+        "%{host}": "libtorch",
+        "%{cuda_alias}": "",
+        "%{runtime_rpaths}": "",
+    })
+    ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
+    ctx.file("TORCH_INFO", "".join(["%s=%s\n" % kv for kv in [
+        ("version", torch_version),
+        ("source", "PyPI torch %s wheel (CPU libraries only)" % version),
+        ("lib_dir", lib_dir),
+        ("runtime_wheels", ""),
+    ]]))
+
+libtorch2_cpu_repository = repository_rule(
+    implementation = _libtorch2_cpu_repository_impl,
+    attrs = {"_build_tpl": attr.label(default = Label("//third_party/libtorch:libtorch.BUILD.tpl"))},
+    environ = ["TRAINLAB_TORCH_VERSION"],
+    doc = "LibTorch 2.x for the CPU (--config=torch2): the pinned wheel's CPU libraries.",
 )

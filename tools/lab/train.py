@@ -14,7 +14,9 @@ The recipe flags mirror trainlab's (docs/time_to_accuracy.md), with the same for
 core/lr_schedule.h, set per batch: --lr, --lr_schedule=constant|step|cosine|onecycle,
 --warmup_epochs, --lr_milestones, --lr_gamma, --label_smoothing; --evaluate (eval mode, no
 gradients, batches of 512, timed apart from training), --tta=flip, --target_accuracy; and the
-fast recipe's other levers: --nesterov (SGD with Nesterov momentum), --channels_last.
+fast recipe's other levers: --nesterov (SGD with Nesterov momentum), --channels_last, --amp_bf16
+(forward and loss under torch.autocast("cpu", torch.bfloat16), evaluation too, as trainlab's
+amp_bf16 strategy does).
 Needs Debian's python3-torch and python3-torchvision (1.13 / 0.14).
 """
 import argparse
@@ -78,16 +80,22 @@ def learning_rate(a, step, steps_per_epoch):
     return a.lr
 
 
-def evaluate(model, loader, tta_flip, memory_format=torch.contiguous_format):
+def autocast(bf16):
+    """torch.autocast to bfloat16 on the CPU when `bf16`, else nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
+def evaluate(model, loader, tta_flip, memory_format=torch.contiguous_format, bf16=False):
     """Test loss and top-1 in eval mode without gradients; --tta=flip averages the mirror's logits."""
     model.eval()
     start, loss, correct, seen = time.perf_counter(), 0.0, 0, 0
     with torch.no_grad():
         for x, y in loader:
             x = x.contiguous(memory_format=memory_format)
-            out = model(x)
-            if tta_flip:
-                out = (out + model(x.flip(3))) / 2
+            with autocast(bf16):
+                out = model(x).float()
+                if tta_flip:
+                    out = (out + model(x.flip(3)).float()) / 2
             loss += torch.nn.functional.cross_entropy(out, y, reduction="sum").item()
             correct += (out.argmax(1) == y).sum().item()
             seen += y.numel()
@@ -100,7 +108,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--batches", type=int, default=20, help="batches per epoch")
+    ap.add_argument("--batches", type=int, default=20, help="batches per epoch (0: every batch)")
     ap.add_argument("--batch_size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--batch_norm", type=int, default=1)
@@ -117,6 +125,7 @@ def main():
     ap.add_argument("--target_accuracy", type=float, default=0)
     ap.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum (sgd_nesterov)")
     ap.add_argument("--channels_last", action="store_true", help="model and batches in NHWC (channels_last)")
+    ap.add_argument("--amp_bf16", action="store_true", help="forward and loss under bf16 autocast (amp_bf16)")
     a = ap.parse_args()
     a.evaluate = a.evaluate or a.target_accuracy > 0
 
@@ -143,13 +152,14 @@ def main():
         model.train()
         losses, correct, seen, start = [], 0, 0, time.perf_counter()
         for i, (x, y) in enumerate(loader):
-            if i == a.batches:
+            if a.batches > 0 and i == a.batches:
                 break
             for group in opt.param_groups:
                 group["lr"] = learning_rate(a, epoch * steps_per_epoch + i, steps_per_epoch)
             opt.zero_grad()
-            out = model(x.contiguous(memory_format=memory_format))
-            loss = criterion(out, y)
+            with autocast(a.amp_bf16):
+                out = model(x.contiguous(memory_format=memory_format))
+                loss = criterion(out, y)
             loss.backward()
             opt.step()
             losses.append(loss.item())
@@ -163,7 +173,7 @@ def main():
         print("epoch %d: loss %.4f top-1 %.2f%% (%.1f s)" % (e["epoch"], e["loss"], e["top1"], e["seconds"]),
               flush=True)
         if test_loader is not None:
-            e["test"] = evaluate(model, test_loader, a.tta == "flip", memory_format)
+            e["test"] = evaluate(model, test_loader, a.tta == "flip", memory_format, a.amp_bf16)
             wall_s += e["test"]["seconds"]
             print("  test loss %.4f top-1 %.2f%% (%d images, %.1f s)" % (
                 e["test"]["loss"], e["test"]["top1"], e["test"]["samples"], e["test"]["seconds"]), flush=True)
