@@ -122,7 +122,8 @@ else
           victim=$(basename "${e%/environ}")
         fi
       done
-      break
+      # Rank 1 may not be found on the first scan under load: scan again until it is.
+      [[ -n "$victim" ]] && break
     fi
     kill -0 $tpid 2>/dev/null || break
     sleep 0.05
