@@ -111,19 +111,6 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// The one-rank environment of `WORLD_SIZE=1` (ReadDistEnv treats it as no process group).
-absl::StatusOr<DistEnv> OneRank() {
-  DistEnv e;
-  e.world_size = 1;
-  const char* addr = std::getenv("MASTER_ADDR");
-  const char* port = std::getenv("MASTER_PORT");
-  e.master_addr = addr != nullptr && *addr != '\0' ? addr : "127.0.0.1";
-  if (port != nullptr && *port != '\0' && !absl::SimpleAtoi(port, &e.master_port)) {
-    return absl::InvalidArgumentError(absl::StrCat("MASTER_PORT=", port, ": not a port"));
-  }
-  return e;
-}
-
 int Run(int argc, char** argv) {
   std::vector<std::string> args;  // positional: mode, timeout, batch, repetitions
   std::string device_flag, backend_flag;
@@ -147,16 +134,14 @@ int Run(int argc, char** argv) {
   if (device_flag != "" && device_flag != "cpu" && device_flag != "cuda") {
     return Fail(absl::StrCat("--device=", device_flag, ": not cpu or cuda"));
   }
-  absl::StatusOr<std::optional<DistEnv>> read = ReadDistEnv();
+  // With --device or --backend, WORLD_SIZE=1 is a group of one rank (a one-GPU machine).
+  const bool group_of_one = !device_flag.empty() || !backend_flag.empty();
+  absl::StatusOr<std::optional<DistEnv>> read = ReadDistEnv(std::getenv, group_of_one);
   if (!read.ok()) return Fail(std::string(read.status().message()));
-  const char* ws = std::getenv("WORLD_SIZE");
-  const bool one_rank = !read->has_value() && ws != nullptr && std::string(ws) == "1" &&
-                        (!device_flag.empty() || !backend_flag.empty());
-  if (!read->has_value() && !one_rank) {
+  if (!read->has_value()) {
     return Fail("WORLD_SIZE is not set above 1 (or to 1 with --device/--backend): nothing to check");
   }
-  absl::StatusOr<DistEnv> env = one_rank ? OneRank() : absl::StatusOr<DistEnv>(**read);
-  if (!env.ok()) return Fail(std::string(env.status().message()));
+  const DistEnv* env = &**read;
   c10::Device device(c10::kCPU);
   if (device_flag == "cuda") {
     if (!torch::cuda::is_available()) return Fail("--device=cuda: no CUDA device is available");

@@ -33,14 +33,14 @@ std::string DistEnv::str() const {
       agent_store ? " (torchrun's agent hosts it)" : (rank == 0 ? " (hosted here)" : ""));
 }
 
-absl::StatusOr<std::optional<DistEnv>> ReadDistEnv(const GetEnv& getenv) {
+absl::StatusOr<std::optional<DistEnv>> ReadDistEnv(const GetEnv& getenv, bool group_of_one) {
   const char* ws = getenv("WORLD_SIZE");
   if (ws == nullptr || *ws == '\0') return std::nullopt;
   DistEnv e;
   absl::StatusOr<int> world = IntVar(getenv, "WORLD_SIZE", 1, 1 << 20, "");
   if (!world.ok()) return world.status();
   e.world_size = *world;
-  if (e.world_size == 1) return std::nullopt;
+  if (e.world_size == 1 && !group_of_one) return std::nullopt;
 
   const char* rank = getenv("RANK");
   if (rank == nullptr || *rank == '\0') {

@@ -41,9 +41,12 @@ struct DistEnv {
 
 using GetEnv = std::function<const char*(const char*)>;
 
-// nullopt when WORLD_SIZE is unset or 1 (one process, nothing to connect). Otherwise every
+// nullopt when WORLD_SIZE is unset, or 1 (one process, nothing to connect) unless
+// `group_of_one`: then WORLD_SIZE=1 is a process group of one rank, read and checked like any
+// other (a one-GPU machine checks the NCCL plumbing that way: tools/dist_check). Otherwise every
 // variable checked, each problem one error naming the variable and its value.
-absl::StatusOr<std::optional<DistEnv>> ReadDistEnv(const GetEnv& getenv = std::getenv);
+absl::StatusOr<std::optional<DistEnv>> ReadDistEnv(const GetEnv& getenv = std::getenv,
+                                                   bool group_of_one = false);
 
 }  // namespace trainlab::distributed
 

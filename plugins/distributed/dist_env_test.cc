@@ -9,11 +9,14 @@
 namespace trainlab::distributed {
 namespace {
 
-absl::StatusOr<std::optional<DistEnv>> Read(std::map<std::string, std::string> vars) {
-  return ReadDistEnv([vars = std::move(vars)](const char* name) -> const char* {
-    auto it = vars.find(name);
-    return it == vars.end() ? nullptr : it->second.c_str();
-  });
+absl::StatusOr<std::optional<DistEnv>> Read(std::map<std::string, std::string> vars,
+                                             bool group_of_one = false) {
+  return ReadDistEnv(
+      [vars = std::move(vars)](const char* name) -> const char* {
+        auto it = vars.find(name);
+        return it == vars.end() ? nullptr : it->second.c_str();
+      },
+      group_of_one);
 }
 
 std::string ErrorOf(std::map<std::string, std::string> vars) {
@@ -27,6 +30,26 @@ const std::map<std::string, std::string> kByHand = {
 TEST(DistEnv, NoWorldSizeOrOneIsOneProcess) {
   EXPECT_FALSE(Read({})->has_value());
   EXPECT_FALSE(Read({{"WORLD_SIZE", "1"}, {"RANK", "0"}})->has_value());
+}
+
+TEST(DistEnv, AGroupOfOneIsReadAndCheckedWhenAskedFor) {
+  const std::map<std::string, std::string> one = {{"WORLD_SIZE", "1"},
+                                                  {"RANK", "0"},
+                                                  {"LOCAL_RANK", "3"},
+                                                  {"MASTER_ADDR", "127.0.0.1"},
+                                                  {"MASTER_PORT", "29531"}};
+  absl::StatusOr<std::optional<DistEnv>> e = Read(one, /*group_of_one=*/true);
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_TRUE(e->has_value());
+  EXPECT_EQ((*e)->world_size, 1);
+  EXPECT_EQ((*e)->local_rank, 3);
+  EXPECT_EQ((*e)->master_port, 29531);
+  EXPECT_TRUE((*e)->hosts_store());
+  EXPECT_FALSE(Read(one)->has_value());  // not asked for: one process, no group
+  absl::StatusOr<std::optional<DistEnv>> no_port =
+      Read({{"WORLD_SIZE", "1"}, {"RANK", "0"}, {"MASTER_ADDR", "127.0.0.1"}}, true);
+  ASSERT_FALSE(no_port.ok());
+  EXPECT_EQ(no_port.status().message(), "MASTER_PORT is not set; WORLD_SIZE=1 needs the store's port");
 }
 
 TEST(DistEnv, ByHandRankZeroHostsTheStore) {
