@@ -125,8 +125,9 @@ int Run(int argc, char** argv) {
     }
   }
   if (args.empty()) {
-    return Fail("usage: dist_check allreduce|die|hang|train|bench [timeout_seconds] "
-                "[--device=cpu|cuda] [--backend=auto|gloo|nccl]");
+    return Fail(
+        "usage: dist_check allreduce|die|hang|train|bench [timeout_seconds] "
+        "[--device=cpu|cuda] [--backend=auto|gloo|nccl]");
   }
   const std::string mode = args[0];
   double timeout_s = 10;
@@ -139,7 +140,8 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::optional<DistEnv>> read = ReadDistEnv(std::getenv, group_of_one);
   if (!read.ok()) return Fail(std::string(read.status().message()));
   if (!read->has_value()) {
-    return Fail("WORLD_SIZE is not set above 1 (or to 1 with --device/--backend): nothing to check");
+    return Fail(
+        "WORLD_SIZE is not set above 1 (or to 1 with --device/--backend): nothing to check");
   }
   const DistEnv* env = &**read;
   c10::Device device(c10::kCPU);
@@ -197,8 +199,9 @@ int Run(int argc, char** argv) {
   if ((*sum)[0] != w || (*sum)[1] != w * (w - 1) / 2.0) {
     return Fail(absl::StrCat("rank ", r, ": sum over ranks wrong"));
   }
-  std::printf("dist_check: %s: broadcast, average and sum over %d rank(s) correct (%s tensors, %s)\n",
-              c.env().str().c_str(), w, device.str().c_str(), BackendName(c.backend()));
+  std::printf(
+      "dist_check: %s: broadcast, average and sum over %d rank(s) correct (%s tensors, %s)\n",
+      c.env().str().c_str(), w, device.str().c_str(), BackendName(c.backend()));
   return 0;
 }
 

@@ -52,9 +52,9 @@ absl::StatusOr<Backend> ChooseBackend(const std::string& flag, const c10::Device
         "--dist_backend=gloo serves CPU and, through host copies, CUDA tensors)");
   }
   if (!device.is_cuda()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--dist_backend=nccl: NCCL runs on CUDA devices and this rank trains on ", device.str(),
-        " (--device=cuda, or --dist_backend=gloo on the CPU)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("--dist_backend=nccl: NCCL runs on CUDA devices and this rank trains on ",
+                     device.str(), " (--device=cuda, or --dist_backend=gloo on the CPU)"));
   }
   return Backend::kNccl;
 }

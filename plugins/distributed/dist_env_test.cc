@@ -10,7 +10,7 @@ namespace trainlab::distributed {
 namespace {
 
 absl::StatusOr<std::optional<DistEnv>> Read(std::map<std::string, std::string> vars,
-                                             bool group_of_one = false) {
+                                            bool group_of_one = false) {
   return ReadDistEnv(
       [vars = std::move(vars)](const char* name) -> const char* {
         auto it = vars.find(name);
@@ -49,7 +49,8 @@ TEST(DistEnv, AGroupOfOneIsReadAndCheckedWhenAskedFor) {
   absl::StatusOr<std::optional<DistEnv>> no_port =
       Read({{"WORLD_SIZE", "1"}, {"RANK", "0"}, {"MASTER_ADDR", "127.0.0.1"}}, true);
   ASSERT_FALSE(no_port.ok());
-  EXPECT_EQ(no_port.status().message(), "MASTER_PORT is not set; WORLD_SIZE=1 needs the store's port");
+  EXPECT_EQ(no_port.status().message(),
+            "MASTER_PORT is not set; WORLD_SIZE=1 needs the store's port");
 }
 
 TEST(DistEnv, ByHandRankZeroHostsTheStore) {
