@@ -27,6 +27,19 @@ std::string Seconds(std::chrono::milliseconds t) {
   return absl::StrCat(std::chrono::duration<double>(t).count(), " s");
 }
 
+// torchrun's agent hosts the store in its own PyTorch; TCPStore's wire protocol changed between
+// releases (a LibTorch 2.x client is reset by Debian's torchrun 1.13 and retries until the
+// timeout), so a failure to reach it names that cause too.
+std::string AgentStoreHint(const DistEnv& env) {
+  if (!env.agent_store) return "";
+  return absl::StrCat(
+      ". torchrun's agent hosts this store: its PyTorch must be the version of the LibTorch "
+      "linked here (",
+      TORCH_VERSION,
+      "); use that version's torchrun, or start each rank without torchrun (RANK, WORLD_SIZE, "
+      "LOCAL_RANK, MASTER_ADDR, MASTER_PORT set per process)");
+}
+
 }  // namespace
 
 const char* BackendName(Backend b) { return b == Backend::kNccl ? "nccl" : "gloo"; }
@@ -94,7 +107,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
                                                ": cannot ", env.hosts_store() ? "host" : "reach",
                                                " the store at ", env.master_addr, ":",
                                                env.master_port, " within ", Seconds(timeout),
-                                               " (MASTER_ADDR/MASTER_PORT): ", TorchErrorLine(e)));
+                                               " (MASTER_ADDR/MASTER_PORT): ", TorchErrorLine(e),
+                                               AgentStoreHint(env)));
   }
   try {
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);

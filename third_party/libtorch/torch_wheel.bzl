@@ -206,20 +206,49 @@ libtorch_cuda_repository = repository_rule(
 
 # --config=torch2: the same pinned wheel's CPU libraries alone. libtorch_cpu.so holds ATen, the
 # C++ frontend, autograd, c10d (Gloo) and the CPU kernels (oneDNN and MKL linked in statically);
-# libc10.so the core. Nothing here loads libtorch_cuda.so, so no CUDA runtime wheel is fetched and
-# the binaries run on a machine without CUDA libraries.
+# libc10.so the core. Nothing here loads libtorch_cuda.so (no cuDNN, cuBLAS, NCCL ...), but the
+# CUDA wheel's libtorch_cpu.so itself names two small CUDA libraries (libcudart for the profiler's
+# device hooks, libcupti for Kineto): those two come from their pinned runtime wheels (about 50 MB
+# unpacked, on every machine alike), so the binaries run on a machine without any CUDA install
+# and load the same copies everywhere.
 _CPU_LIBS = ["torch_cpu", "c10"]
+
+def _needed_runtime(ctx, pins, lib_dir):
+    """The pinned runtime wheels whose libraries the CPU libraries name (DT_NEEDED)."""
+    wanted = []
+    for lib in _CPU_LIBS:
+        r = ctx.execute(["objdump", "-p", "%s/lib%s.so" % (lib_dir, lib)])
+        if r.return_code != 0:
+            fail("--config=torch2: objdump -p %s/lib%s.so failed: %s" % (lib_dir, lib, r.stderr.strip()))
+        for line in r.stdout.splitlines():
+            words = [w for w in line.replace("\t", " ").split(" ") if w]
+            if len(words) == 2 and words[0] == "NEEDED":
+                name = _runtime_for(pins, words[1])
+                if name != None and name not in wanted:
+                    wanted.append(name)
+    return sorted(wanted)
 
 def _libtorch2_cpu_repository_impl(ctx):
     version = ctx.os.environ.get("TRAINLAB_TORCH_VERSION", "") or DEFAULT_TORCH_VERSION
     if version == "python":
         _fail("--config=torch2 takes a pinned wheel (TRAINLAB_TORCH_VERSION=%s)" %
               ", ".join(sorted(TORCH_WHEELS.keys())))
-    _download_torch(ctx, version)
+    pins = _download_torch(ctx, version)
     lib_dir = str(ctx.path("torch/lib"))
     for lib in _CPU_LIBS:
         if not ctx.path("%s/lib%s.so" % (lib_dir, lib)).exists:
             fail("--config=torch2: %s has no lib%s.so" % (lib_dir, lib))
+    fetched = _needed_runtime(ctx, pins, lib_dir)
+    for name in fetched:
+        w = pins["runtime"][name]
+        ctx.report_progress("%s %s (named by libtorch_cpu.so)" % (name, w["version"]))
+        ctx.download_and_extract(url = w["url"], sha256 = w["sha256"], type = "zip")
+    runtime_dirs = []
+    if fetched:
+        r = ctx.execute(["find", str(ctx.path("nvidia")), "-maxdepth", "3", "-type", "d", "-name", "lib"])
+        runtime_dirs = sorted([d for d in r.stdout.strip().split("\n") if d])
+    # What the loader would still not find, with only the wheel's own folders (the libraries'
+    # RPATH, $ORIGIN/../../nvidia/...) and the system's: a clear error here, not at run time.
     r = ctx.execute(["sh", "-c", "ldd %s/libtorch_cpu.so | grep 'not found' || true" % lib_dir])
     if r.stdout.strip():
         fail("--config=torch2: libtorch_cpu.so of torch %s cannot find: %s" % (version, r.stdout.strip()))
@@ -233,14 +262,14 @@ def _libtorch2_cpu_repository_impl(ctx):
         "%{version}": torch_version,
         "%{host}": "libtorch",
         "%{cuda_alias}": "",
-        "%{runtime_rpaths}": "",
+        "%{runtime_rpaths}": "".join(['"-Wl,-rpath,%s", ' % d for d in runtime_dirs]),
     })
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
     ctx.file("TORCH_INFO", "".join(["%s=%s\n" % kv for kv in [
         ("version", torch_version),
         ("source", "PyPI torch %s wheel (CPU libraries only)" % version),
         ("lib_dir", lib_dir),
-        ("runtime_wheels", ""),
+        ("runtime_wheels", " ".join(fetched)),
     ]]))
 
 libtorch2_cpu_repository = repository_rule(
