@@ -103,12 +103,11 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
     if (env.agent_store) store = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix(), store);
     c->store_ = store;
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("rank ", env.rank, " of ", env.world_size,
-                                               ": cannot ", env.hosts_store() ? "host" : "reach",
-                                               " the store at ", env.master_addr, ":",
-                                               env.master_port, " within ", Seconds(timeout),
-                                               " (MASTER_ADDR/MASTER_PORT): ", TorchErrorLine(e),
-                                               AgentStoreHint(env)));
+    return absl::UnavailableError(
+        absl::StrCat("rank ", env.rank, " of ", env.world_size, ": cannot ",
+                     env.hosts_store() ? "host" : "reach", " the store at ", env.master_addr, ":",
+                     env.master_port, " within ", Seconds(timeout),
+                     " (MASTER_ADDR/MASTER_PORT): ", TorchErrorLine(e), AgentStoreHint(env)));
   }
   try {
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);

@@ -62,8 +62,7 @@ absl::Status ReachNobody(bool agent_store) {
   env.master_addr = "127.0.0.1";
   env.master_port = 1;
   env.agent_store = agent_store;
-  return Communicator::Connect(env, std::chrono::milliseconds(1000), Backend::kGloo, kCpu)
-      .status();
+  return Communicator::Connect(env, std::chrono::milliseconds(1000), Backend::kGloo, kCpu).status();
 }
 
 TEST(Connect, AStoreNoOneHostsIsOneErrorNamingIt) {
