@@ -99,8 +99,20 @@ else
 fi
 
 # --- torchrun --max_restarts=1: a worker killed with SIGKILL in epoch 2; the job finishes -------
+# torchrun's agent hosts the store in its own PyTorch, whose wire protocol must match the
+# LibTorch linked here: Debian's torchrun is 1.13, and the --config=torch2 / cuda builds link 2.x
+# (docs/distributed.md). Then this case cannot run here, and says so.
+torch_of() { "$@" -c 'import torch; print(".".join(torch.__version__.split(".")[:2]))' 2>/dev/null; }
+linked_torch() {
+  "$Q1Q4" --results_dir="$tmp/version" >/dev/null 2>&1 &&
+    python3 -c 'import json, sys; v = json.load(open(sys.argv[1]))["environment"]["libtorch_version"]; print(".".join(v.split(".")[:2]))' \
+      "$tmp/version/q1_q4.json"
+}
 if ! command -v torchrun >/dev/null; then
   fail "torchrun not found (Debian's python3-torch; ./bazelw installs it)"
+elif runner_torch=$(torch_of "$(head -1 "$(command -v torchrun)" | sed 's/^#! *//')") &&
+     built_torch=$(linked_torch) && [[ "$runner_torch" != "$built_torch" ]]; then
+  echo "skipped: the torchrun restart case: torchrun runs PyTorch $runner_torch and this build links LibTorch $built_torch, whose stores do not talk (run it with torchrun of $built_torch)"
 else
   mark="trainlab_dist_train_test_$$_$RANDOM"
   start_ns=$(date +%s%N)
