@@ -89,6 +89,13 @@ def _runtime_for(pins, soname):
             return name
     return None
 
+def _runtime_dirs(ctx, fetched):
+    """The fetched runtime wheels' library folders (nvidia/<name>/lib, or nvidia/cu13/lib)."""
+    if not fetched:
+        return []
+    r = ctx.execute(["find", str(ctx.path("nvidia")), "-maxdepth", "3", "-type", "d", "-name", "lib"])
+    return sorted([d for d in r.stdout.strip().split("\n") if d])
+
 def _download_torch(ctx, version):
     pins = TORCH_WHEELS.get(version)
     if pins == None:
@@ -171,10 +178,7 @@ def _libtorch_cuda_repository_impl(ctx):
         ctx.symlink(include, "include")
     # The runtime wheels' library folders (nvidia/<name>/lib, or nvidia/cu13/lib), first on the
     # binaries' RUNPATH.
-    runtime_dirs = []
-    if fetched:
-        r = ctx.execute(["find", str(ctx.path("nvidia")), "-maxdepth", "3", "-type", "d", "-name", "lib"])
-        runtime_dirs = sorted([d for d in r.stdout.strip().split("\n") if d])
+    runtime_dirs = _runtime_dirs(ctx, fetched)
     for lib in _LIBS:
         if not ctx.path("%s/lib%s.so" % (lib_dir, lib)).exists:
             _fail("%s has no lib%s.so" % (lib_dir, lib))
@@ -243,10 +247,7 @@ def _libtorch2_cpu_repository_impl(ctx):
         w = pins["runtime"][name]
         ctx.report_progress("%s %s (named by libtorch_cpu.so)" % (name, w["version"]))
         ctx.download_and_extract(url = w["url"], sha256 = w["sha256"], type = "zip")
-    runtime_dirs = []
-    if fetched:
-        r = ctx.execute(["find", str(ctx.path("nvidia")), "-maxdepth", "3", "-type", "d", "-name", "lib"])
-        runtime_dirs = sorted([d for d in r.stdout.strip().split("\n") if d])
+    runtime_dirs = _runtime_dirs(ctx, fetched)
     # What the loader would still not find, with only the wheel's own folders (the libraries'
     # RPATH, $ORIGIN/../../nvidia/...) and the system's: a clear error here, not at run time.
     r = ctx.execute(["sh", "-c", "ldd %s/libtorch_cpu.so | grep 'not found' || true" % lib_dir])
