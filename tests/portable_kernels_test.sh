@@ -57,9 +57,9 @@ want="$(digest byhand)"
 # through DNNL_MAX_CPU_ISA / ONEDNN_MAX_CPU_ISA alone and reported "unknown" (the digests above
 # and below are what show it pinned).
 version=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["environment"]["libtorch_version"])' \
-  "$tmp/flag/c2.json" 2>/dev/null || echo unknown)
+  "$tmp/flag/c2.json" 2>/dev/null) || fail "c2.json names no libtorch_version"
 onednn=avx2
-[[ "$version" == 1.* ]] || onednn='(avx2|unknown)'
+[[ -z "$version" || "$version" == 1.* ]] || onednn='(avx2|unknown)'
 grep -qE "^- CPU kernels: ATen avx2, oneDNN $onednn \(--portable_kernels" "$tmp/flag.out" \
   && pass "Settings name the kernels in use" || fail "Settings: $(grep 'CPU kernels' "$tmp/flag.out")"
 

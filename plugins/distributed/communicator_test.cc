@@ -1,8 +1,8 @@
 // The data-parallel backend each --dist_backend gives on each device, in this build (the CPU
 // build has Gloo alone; --config=cuda adds NCCL for CUDA devices). No process group is made: a
 // CUDA device here is only a name, so this runs on a machine without a GPU. And what a rank says
-// when it cannot reach its store (port 1 on the loopback: nothing listens, so the client retries
-// until its 1 s timeout).
+// when it cannot reach its store (port 1 on the loopback: nothing listens there, so connecting
+// fails within the 1 s timeout).
 #include "plugins/distributed/communicator.h"
 
 #include <gtest/gtest.h>
