@@ -12,25 +12,36 @@
 // (core/module_scope.h; our models do); in a model that does not (a TorchScript module), such a
 // layer is named after the parent of the module of the layer before it.
 //
-// Times: each counted forward op's own time (its start to its end, on this thread's steady
-// clock), and the time the engine spends evaluating the autograd nodes its forward created (the
-// engine's "autograd::engine::evaluate_function: <node>" record: the node, and the sums of its
-// gradients into the next nodes' inputs; tied to the layer by autograd's sequence numbers: the
-// nodes an op creates take the numbers from its start to its end, and the node's own
-// BACKWARD_FUNCTION record carries its number), when backward runs inside the recording
-// on this thread (the CPU engine runs a CPU backward on the calling thread). A backward node no
-// counted op created (AccumulateGrad, a view), and the engine's own sums of a gradient that
-// reaches a tensor twice, add to unattributed_backward_s(). The callbacks cost
-// microseconds per op; compare a step's time with and without a recording for the overhead.
+// Times: each counted forward op's own time (its start to its end), and the time the engine
+// spends evaluating the autograd nodes its forward created (the engine's
+// "autograd::engine::evaluate_function: <node>" record: the node, and the sums of its gradients
+// into the next nodes' inputs; tied to the layer by autograd's sequence numbers: the nodes an op
+// creates take the numbers from its start to its end, and the node's own BACKWARD_FUNCTION record
+// carries its number), when backward runs inside the recording. A backward node no counted op
+// created (AccumulateGrad, a view), and the engine's own sums of a gradient that reaches a tensor
+// twice, add to unattributed_backward_s().
+//
+// Where the times come from (a Timeline): for a CPU model, the host's steady clock on the thread
+// that runs the op (the CPU engine runs a CPU backward on the calling thread). For a model on a
+// GPU, an op's host time is only the time to queue its kernels, so each start and end is an event
+// recorded on the current stream instead (DeviceTimeline), read once the step is over: the
+// device's time, without a synchronisation that would change what the device does. The GPU's
+// backward runs on the engine's device thread; the callbacks follow it there (the engine hands
+// the calling thread's RecordFunction callbacks to the thread that runs its graph), and each
+// recording's callbacks know their tracer by the slot they were made for.
+//
+// Cost: a callback, a lock and a mark per op, microseconds of host time each (on a GPU, an event
+// record per mark); compare a step's time with and without a recording for the overhead.
 //
 // Example:
-//   OpTracer tracer(*model);
+//   OpTracer tracer(*model, device);
 //   {
 //     OpTracer::Recording r(tracer);   // on this thread, until r goes out of scope
 //     at::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
 //     loss.backward();
-//   }
-//   for (const TracedOp& op : tracer.ops()) ... op.module, op.forward.flops, op.backward.bytes
+//   }   // on a GPU, read after the step's work is done
+//   if (!tracer.status().ok()) ... the times are missing; the layers stand
+//   for (const TracedOp& op : tracer.ops()) ... op.module, op.forward_s, op.backward.flops
 #ifndef TRAINLAB_CORE_OP_TRACE_H_
 #define TRAINLAB_CORE_OP_TRACE_H_
 
@@ -38,21 +49,33 @@
 #include <ATen/SequenceNumber.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/nn/module.h>
 #include <torch/version.h>
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <exception>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "core/module_scope.h"
 #include "core/op_costs.h"
+#include "core/torch_error.h"
 
 namespace trainlab {
 
@@ -64,14 +87,15 @@ struct TracedOp {
   c10::ScalarType dtype = c10::ScalarType::Float;  // of its input (bfloat16 under autocast)
   OpCost forward;
   OpCost backward;
-  double forward_s = 0;   // this op's forward, start to end
+  double forward_s = 0;   // this op's forward, start to end, on the recording's timeline
   double backward_s = 0;  // the autograd nodes it created, when backward ran in the recording
   uint64_t first_sequence_nr = 0,
            end_sequence_nr = 0;  // the autograd nodes it created: [first, end)
 };
 
-// One interval of a recording on this thread's steady clock: a layer's forward, one autograd
-// node of its backward, the optimizer step, or backward time no layer owns (`op` -1).
+// One interval of a recording: a layer's forward, one autograd node of its backward, the
+// optimizer step, or backward time no layer owns (`op` -1). On a device timeline the times are
+// the device's, placed on the host's clock at the recording's first mark.
 struct TracedSpan {
   enum class Pass { kForward, kBackward, kOptimizer };
   int op = -1;  // index into OpTracer::ops(), or -1
@@ -79,9 +103,109 @@ struct TracedSpan {
   std::chrono::steady_clock::time_point start, end;
 };
 
+// Where a recording's times come from. Mark() notes "now" on the calling thread's timeline and
+// returns the mark's number (0, 1, ...); once the recording is over, Resolve() gives every mark's
+// time since mark 0, in seconds, waiting for the device where it must. The tracer calls these one
+// at a time, under its lock, from the threads that run the recorded work.
+class Timeline {
+ public:
+  virtual ~Timeline() = default;
+  virtual std::string Name() const = 0;  // "host clock", "cuda events"
+  virtual void Clear() = 0;              // forget the marks (before a recording)
+  virtual size_t Mark() = 0;             // may throw (a LibTorch error): the tracer catches it
+  virtual absl::StatusOr<std::vector<double>> Resolve() = 0;
+  // Mark 0 on the host's steady clock (where a trace draws the recording).
+  virtual std::chrono::steady_clock::time_point Origin() const = 0;
+};
+
+// The host's steady clock: a CPU model's ops run on the thread that calls them, so their time on
+// that thread is theirs.
+class HostTimeline final : public Timeline {
+ public:
+  std::string Name() const override { return "host clock"; }
+  void Clear() override { marks_.clear(); }
+  size_t Mark() override {
+    marks_.push_back(std::chrono::steady_clock::now());
+    return marks_.size() - 1;
+  }
+  absl::StatusOr<std::vector<double>> Resolve() override {
+    std::vector<double> s;
+    s.reserve(marks_.size());
+    for (const auto& m : marks_) s.push_back(std::chrono::duration<double>(m - Origin()).count());
+    return s;
+  }
+  std::chrono::steady_clock::time_point Origin() const override {
+    return marks_.empty() ? std::chrono::steady_clock::time_point{} : marks_.front();
+  }
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> marks_;
+};
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+#define TRAINLAB_DEVICE_TIMELINE 1
+// A device's own timeline (CUDA, or any backend whose events time): each mark is an event
+// recorded on the calling thread's current stream of its current device, so a span is the
+// device's time from the work queued before its start to the work queued before its end, kernels
+// and the gaps between them, not the host's time to queue them. The autograd engine runs a
+// device's backward on its own thread with the forward's stream current, so those marks land on
+// the same stream. Events are created once and reused by later recordings (creating one costs
+// microseconds); recording one costs a few microseconds of host time.
+class DeviceTimeline final : public Timeline {
+ public:
+  // Fails (a LibTorch error) where this LibTorch has no such device (a CPU-only build).
+  explicit DeviceTimeline(c10::DeviceType type) : type_(type), guard_(type) {}
+  std::string Name() const override {
+    return absl::StrCat(c10::DeviceTypeName(type_, /*lower_case=*/true), " events");
+  }
+  void Clear() override { used_ = 0; }
+  size_t Mark() override {
+    if (used_ == events_.size()) events_.emplace_back(type_, c10::EventFlag::BACKEND_DEFAULT);
+    events_[used_].record(guard_.getStream(guard_.getDevice()));
+    if (used_ == 0) origin_ = std::chrono::steady_clock::now();
+    return used_++;
+  }
+  absl::StatusOr<std::vector<double>> Resolve() override {
+    std::vector<double> s;
+    s.reserve(used_);
+    try {
+      for (size_t k = 0; k < used_; ++k) {
+        events_[k].synchronize();
+        s.push_back(events_[0].elapsedTime(events_[k]) / 1e3);  // milliseconds
+      }
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("reading the ", Name(), ": ", TorchErrorLine(e)));
+    }
+    return s;
+  }
+  std::chrono::steady_clock::time_point Origin() const override { return origin_; }
+
+ private:
+  c10::DeviceType type_;
+  c10::impl::VirtualGuardImpl guard_;
+  std::deque<c10::Event> events_;  // a deque: an event is never moved once recorded
+  size_t used_ = 0;
+  std::chrono::steady_clock::time_point origin_;
+};
+#endif
+
 class OpTracer {
  public:
-  explicit OpTracer(const torch::nn::Module& model) {
+  // Times on `device`'s timeline: the host's clock for the CPU, the device's events otherwise.
+  // Where it cannot (a device this LibTorch has no events for), status() says so after each
+  // recording, and the layers and their arithmetic are still recorded.
+  explicit OpTracer(const torch::nn::Module& model, c10::Device device = c10::kCPU)
+      : OpTracer(model, nullptr) {
+    absl::StatusOr<std::unique_ptr<Timeline>> timeline = MakeTimeline(device);
+    if (timeline.ok()) {
+      timeline_ = *std::move(timeline);
+    } else {
+      timeline_problem_ = timeline.status();
+    }
+  }
+  // Times on the timeline given (a test's).
+  OpTracer(const torch::nn::Module& model, std::unique_ptr<Timeline> timeline)
+      : timeline_(std::move(timeline)) {
     for (const auto& item : model.named_parameters(/*recurse=*/true)) {
       const std::string& key = item.key();  // "layer2.0.conv1.weight"
       const size_t dot = key.rfind('.');
@@ -91,33 +215,57 @@ class OpTracer {
   OpTracer(const OpTracer&) = delete;
   OpTracer& operator=(const OpTracer&) = delete;
 
-  // Records the ops this thread runs while it lives.
+  // Records, while it lives, the ops this thread runs and those that threads working for it run:
+  // the callbacks are thread-local, and the autograd engine hands a thread's callbacks to the
+  // device thread that runs its backward (at::ThreadLocalState). Each recording holds one of
+  // kSlots slots, which tells the callbacks whose they are; a tracer records once at a time.
   class Recording {
    public:
-    explicit Recording(OpTracer& tracer) : previous_(Active()) {
-      Active() = &tracer;
-      tracer.Clear();
+    explicit Recording(OpTracer& tracer) : tracer_(tracer) {
+      tracer.Begin();
+      for (int s = 0; s < kSlots && slot_ < 0; ++s) {
+        OpTracer* expected = nullptr;
+        if (Slots()[static_cast<size_t>(s)].compare_exchange_strong(expected, &tracer)) slot_ = s;
+      }
+      if (slot_ < 0) {
+        tracer.status_ = absl::ResourceExhaustedError(
+            absl::StrCat("more than ", kSlots, " op-trace recordings at once"));
+        return;
+      }
+      const SlotCallbacks& c = CallbackTable()[static_cast<size_t>(slot_)];
       handle_ = at::addThreadLocalCallback(
-          at::RecordFunctionCallback(&OpTracer::OnStart, &OpTracer::OnEnd)
+          at::RecordFunctionCallback(c.start, c.end)
               .needsInputs(true)
               .needsOutputs(true)  // a parameter's autocast copy: named after the parameter
               .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
       backward_handle_ = at::addThreadLocalCallback(
-          at::RecordFunctionCallback(&OpTracer::OnBackwardStart, &OpTracer::OnBackwardEnd)
+          at::RecordFunctionCallback(c.backward_start, c.backward_end)
               .scopes({at::RecordScope::BACKWARD_FUNCTION}));
     }
     ~Recording() {
-      at::removeCallback(backward_handle_);
-      at::removeCallback(handle_);
-      Active() = previous_;
+      if (slot_ >= 0) {
+        at::removeCallback(backward_handle_);
+        at::removeCallback(handle_);
+        Slots()[static_cast<size_t>(slot_)].store(nullptr);
+      }
+      tracer_.Finish();
     }
     Recording(const Recording&) = delete;
     Recording& operator=(const Recording&) = delete;
 
    private:
-    OpTracer* previous_;
+    OpTracer& tracer_;
+    int slot_ = -1;
     at::CallbackHandle handle_{}, backward_handle_{};
   };
+
+  // Whether the last recording went right: its timeline could be read, a slot was free. When it
+  // did not, the layers and their arithmetic stand and the times are zero.
+  const absl::Status& status() const { return status_; }
+  // Whether the times are measured at all (not on a device this LibTorch cannot time; then
+  // status() says why).
+  bool timed() const { return timeline_ != nullptr; }
+  std::string timeline_name() const { return timeline_ ? timeline_->Name() : "none"; }
 
   // The layers of the last recording, in the order the forward ran them.
   const std::vector<TracedOp>& ops() const { return ops_; }
@@ -139,10 +287,65 @@ class OpTracer {
     return t;
   }
 
+  static constexpr int kSlots = 8;
+
  private:
-  static OpTracer*& Active() {
-    static thread_local OpTracer* active = nullptr;
-    return active;
+  static constexpr size_t kNoMark = static_cast<size_t>(-1);
+
+  static absl::StatusOr<std::unique_ptr<Timeline>> MakeTimeline(c10::Device device) {
+    if (device.is_cpu()) return std::make_unique<HostTimeline>();
+#ifdef TRAINLAB_DEVICE_TIMELINE
+    try {
+      return std::make_unique<DeviceTimeline>(device.type());
+    } catch (const std::exception& e) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("per-layer times on ", device.str(), ": ", TorchErrorLine(e)));
+    }
+#else
+    return absl::FailedPreconditionError(absl::StrCat(
+        "per-layer times on ", device.str(),
+        " need LibTorch 2.5 or newer (c10::Event::elapsedTime); this is ", TORCH_VERSION));
+#endif
+  }
+
+  // --- Which recording a callback belongs to ---------------------------------------------------
+  // RecordFunction callbacks are plain function pointers; each slot has its own, which find the
+  // slot's tracer (on whatever thread they run).
+  static std::array<std::atomic<OpTracer*>, kSlots>& Slots() {
+    static std::array<std::atomic<OpTracer*>, kSlots> slots{};
+    return slots;
+  }
+  template <int S>
+  static std::unique_ptr<at::ObserverContext> SlotStart(const at::RecordFunction& fn) {
+    if (OpTracer* t = Slots()[S].load(std::memory_order_acquire)) t->OnStart(fn);
+    return nullptr;
+  }
+  template <int S>
+  static void SlotEnd(const at::RecordFunction& fn, at::ObserverContext*) {
+    if (OpTracer* t = Slots()[S].load(std::memory_order_acquire)) t->OnEnd(fn);
+  }
+  template <int S>
+  static std::unique_ptr<at::ObserverContext> SlotBackwardStart(const at::RecordFunction& fn) {
+    if (OpTracer* t = Slots()[S].load(std::memory_order_acquire)) t->OnBackwardStart(fn);
+    return nullptr;
+  }
+  template <int S>
+  static void SlotBackwardEnd(const at::RecordFunction& fn, at::ObserverContext*) {
+    if (OpTracer* t = Slots()[S].load(std::memory_order_acquire)) t->OnBackwardEnd();
+  }
+  struct SlotCallbacks {
+    at::RecordFunctionCallback::StartCallback start, backward_start;
+    at::RecordFunctionCallback::EndCallback end, backward_end;
+  };
+  template <int... S>
+  static std::array<SlotCallbacks, kSlots> MakeCallbackTable(std::integer_sequence<int, S...>) {
+    return {SlotCallbacks{&SlotStart<S>, &SlotBackwardStart<S>, &SlotEnd<S>,
+                          &SlotBackwardEnd<S>}...};
+  }
+  static const std::array<SlotCallbacks, kSlots>& CallbackTable() {
+    static const std::array<SlotCallbacks, kSlots> table =
+        MakeCallbackTable(std::make_integer_sequence<int, kSlots>{});
+    return table;
   }
 
   // A module's user scope: its name (without the prefix), or nullopt for any other op.
@@ -152,135 +355,204 @@ class OpTracer {
     if (name.substr(0, kModuleScopePrefix.size()) != kModuleScopePrefix) return std::nullopt;
     return std::string(name.substr(kModuleScopePrefix.size()));
   }
-
-  using Clock = std::chrono::steady_clock;
-  static double Seconds(Clock::time_point from, Clock::time_point to) {
-    return std::chrono::duration<double>(to - from).count();
-  }
   static bool IsOptimizerScope(const at::RecordFunction& fn) {
     return std::strcmp(fn.name(), kOptimizerStepScope) == 0;
   }
 
-  void Clear() {
+  // A timed interval, by its marks, until the recording's timeline is read.
+  struct MarkedSpan {
+    int op = -1;
+    TracedSpan::Pass pass = TracedSpan::Pass::kForward;
+    size_t start = kNoMark, end = kNoMark;
+  };
+  // What one thread is in the middle of (the recording thread's forward, a device thread's
+  // backward): the op depth, the counted op, the autograd nodes and engine wrappers running.
+  struct ThreadState {
+    int depth = 0;
+    int counted_depth = -1;
+    size_t counted_start = kNoMark;
+    int loose_depth = -1;  // an op backward runs outside any node, while it runs
+    size_t loose_start = kNoMark;
+    std::vector<std::pair<int64_t, size_t>> backward;  // the nodes running now
+    std::vector<std::pair<int64_t, size_t>> wrappers;  // the engine's, running now
+  };
+
+  size_t MarkNow() {
+    if (timeline_ == nullptr) return kNoMark;
+    try {
+      return timeline_->Mark();
+    } catch (const std::exception& e) {
+      if (mark_error_.empty()) mark_error_ = TorchErrorLine(e);
+      return kNoMark;
+    }
+  }
+
+  void Begin() {
+    std::lock_guard<std::mutex> lock(mu_);
     ops_.clear();
     unnamed_.clear();
     last_owner_.clear();
     copy_owner_.clear();
     param_cast_pending_ = false;
     scopes_.clear();
-    backward_.clear();
-    wrappers_.clear();
+    threads_.clear();
+    marked_.clear();
     spans_.clear();
     in_optimizer_ = false;
+    optimizer_start_ = kNoMark;
     optimizer_s_ = 0;
-    depth_ = 0;
-    counted_depth_ = -1;
-    loose_depth_ = -1;
     in_backward_ = false;
     unattributed_backward_s_ = 0;
+    mark_error_.clear();
+    status_ = timeline_problem_;
+    recording_thread_ = std::this_thread::get_id();
+    if (timeline_ == nullptr) return;  // the layers without times
+    timeline_->Clear();
+    MarkNow();  // mark 0: the origin
   }
 
-  static std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
-    OpTracer* t = Active();
-    if (t == nullptr) return nullptr;
-    if (fn.scope() == at::RecordScope::USER_SCOPE) {
-      if (IsOptimizerScope(fn)) {
-        t->in_optimizer_ = true;
-        t->optimizer_start_ = Clock::now();
-      } else if (std::optional<std::string> module = ModuleScope(fn)) {
-        t->scopes_.push_back(*module);
+  // Reads the timeline into the layers' times and the spans (after the recorded work).
+  void Finish() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (timeline_ == nullptr || !status_.ok()) return;
+    if (!mark_error_.empty()) {
+      status_ = absl::InternalError(
+          absl::StrCat("marking the ", timeline_->Name(), ": ", mark_error_));
+      return;
+    }
+    absl::StatusOr<std::vector<double>> at = timeline_->Resolve();
+    if (!at.ok()) {
+      status_ = at.status();
+      return;
+    }
+    const std::chrono::steady_clock::time_point origin = timeline_->Origin();
+    auto when = [&](size_t mark) {
+      return origin + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                          std::chrono::duration<double>((*at)[mark]));
+    };
+    for (const MarkedSpan& m : marked_) {
+      if (m.start >= at->size() || m.end >= at->size()) continue;
+      const double s = (*at)[m.end] - (*at)[m.start];
+      switch (m.pass) {
+        case TracedSpan::Pass::kForward:
+          ops_[static_cast<size_t>(m.op)].forward_s = s;
+          break;
+        case TracedSpan::Pass::kBackward:
+          if (m.op >= 0) {
+            ops_[static_cast<size_t>(m.op)].backward_s += s;
+          } else {
+            unattributed_backward_s_ += s;
+          }
+          break;
+        case TracedSpan::Pass::kOptimizer:
+          optimizer_s_ += s;
+          break;
       }
-      return nullptr;
+      spans_.push_back({m.op, m.pass, when(m.start), when(m.end)});
     }
-    ++t->depth_;
-    if (t->in_optimizer_) return nullptr;  // the optimizer's own ops: its row, not layers
-    if (IsEngineWrapper(fn)) {  // the whole of one node's evaluation, sums of its outputs included
-      t->in_backward_ = true;
-      t->wrappers_.push_back({-2, Clock::now()});
-      return nullptr;
-    }
-    // Once backward has started, ops are backward's, not layers of the forward: inside a node
-    // they are the node's time; outside any (the engine summing the gradients of a tensor used
-    // twice, as a residual block's input is) they are unattributed backward time.
-    if (t->in_backward_) {
-      if (t->backward_.empty() && t->wrappers_.empty() && t->loose_depth_ < 0) {
-        t->loose_depth_ = t->depth_;
-        t->loose_start_ = Clock::now();
-      }
-      return nullptr;
-    }
-    if (t->counted_depth_ < 0) {
-      const uint64_t first = at::sequence_number::peek();
-      if (t->Count(fn)) {
-        t->counted_depth_ = t->depth_;
-        t->ops_.back().first_sequence_nr = first;
-        t->counted_start_ = Clock::now();
-      }
-    }
-    return nullptr;
   }
-  static void OnEnd(const at::RecordFunction& fn, at::ObserverContext*) {
-    OpTracer* t = Active();
-    if (t == nullptr) return;
+
+  void OnStart(const at::RecordFunction& fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const bool own_thread = std::this_thread::get_id() == recording_thread_;
     if (fn.scope() == at::RecordScope::USER_SCOPE) {
-      if (IsOptimizerScope(fn) && t->in_optimizer_) {
-        t->in_optimizer_ = false;
-        const Clock::time_point end = Clock::now();
-        t->optimizer_s_ += Seconds(t->optimizer_start_, end);
-        t->spans_.push_back({-1, TracedSpan::Pass::kOptimizer, t->optimizer_start_, end});
-      } else if (ModuleScope(fn) && !t->scopes_.empty()) {
-        t->scopes_.pop_back();
+      if (!own_thread) return;
+      if (IsOptimizerScope(fn)) {
+        in_optimizer_ = true;
+        optimizer_start_ = MarkNow();
+      } else if (std::optional<std::string> module = ModuleScope(fn)) {
+        scopes_.push_back(*module);
       }
       return;
     }
-    if (IsEngineWrapper(fn) && !t->wrappers_.empty()) {
-      const auto [seq, start] = t->wrappers_.back();
-      t->wrappers_.pop_back();
-      t->Attribute(seq, start, Clock::now());
-      --t->depth_;
+    ThreadState& ts = threads_[std::this_thread::get_id()];
+    ++ts.depth;
+    if (own_thread && in_optimizer_) return;  // the optimizer's own ops: its row, not layers
+    if (IsEngineWrapper(fn)) {  // the whole of one node's evaluation, sums of its outputs included
+      in_backward_ = true;
+      ts.wrappers.push_back({-2, MarkNow()});
       return;
     }
-    if (t->depth_ == t->loose_depth_) {
-      const Clock::time_point end = Clock::now();
-      t->unattributed_backward_s_ += Seconds(t->loose_start_, end);
-      t->spans_.push_back({-1, TracedSpan::Pass::kBackward, t->loose_start_, end});
-      t->loose_depth_ = -1;
+    // Once backward has started, and on any thread but the recording's, ops are backward's, not
+    // layers of the forward: inside a node they are the node's time; outside any (the engine
+    // summing the gradients of a tensor used twice, as a residual block's input is) they are
+    // unattributed backward time.
+    if (in_backward_ || !own_thread) {
+      if (ts.backward.empty() && ts.wrappers.empty() && ts.loose_depth < 0) {
+        ts.loose_depth = ts.depth;
+        ts.loose_start = MarkNow();
+      }
+      return;
     }
-    if (t->depth_ == t->counted_depth_) {
-      const Clock::time_point end = Clock::now();
-      t->ops_.back().forward_s = Seconds(t->counted_start_, end);
-      t->ops_.back().end_sequence_nr = at::sequence_number::peek();
-      if (t->param_cast_pending_) {  // the copy autocast hands the layer is the parameter's
+    if (ts.counted_depth < 0) {
+      const uint64_t first = at::sequence_number::peek();
+      if (Count(fn)) {
+        ts.counted_depth = ts.depth;
+        ops_.back().first_sequence_nr = first;
+        ts.counted_start = MarkNow();
+      }
+    }
+  }
+  void OnEnd(const at::RecordFunction& fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const bool own_thread = std::this_thread::get_id() == recording_thread_;
+    if (fn.scope() == at::RecordScope::USER_SCOPE) {
+      if (!own_thread) return;
+      if (IsOptimizerScope(fn) && in_optimizer_) {
+        in_optimizer_ = false;
+        marked_.push_back({-1, TracedSpan::Pass::kOptimizer, optimizer_start_, MarkNow()});
+      } else if (ModuleScope(fn) && !scopes_.empty()) {
+        scopes_.pop_back();
+      }
+      return;
+    }
+    ThreadState& ts = threads_[std::this_thread::get_id()];
+    if (IsEngineWrapper(fn) && !ts.wrappers.empty()) {
+      const auto [seq, start] = ts.wrappers.back();
+      ts.wrappers.pop_back();
+      Attribute(seq, start, MarkNow());
+      --ts.depth;
+      return;
+    }
+    if (ts.depth == ts.loose_depth) {
+      marked_.push_back({-1, TracedSpan::Pass::kBackward, ts.loose_start, MarkNow()});
+      ts.loose_depth = -1;
+    }
+    if (ts.depth == ts.counted_depth) {
+      const size_t end = MarkNow();
+      ops_.back().end_sequence_nr = at::sequence_number::peek();
+      if (param_cast_pending_) {  // the copy autocast hands the layer is the parameter's
         const auto& out = fn.outputs();
         if (!out.empty() && IsTensor(out[0])) {
-          t->copy_owner_[out[0].toTensor().data_ptr()] = t->ops_.back().module;
+          copy_owner_[out[0].toTensor().data_ptr()] = ops_.back().module;
         }
-        t->param_cast_pending_ = false;
+        param_cast_pending_ = false;
       }
-      t->spans_.push_back({static_cast<int>(t->ops_.size()) - 1, TracedSpan::Pass::kForward,
-                           t->counted_start_, end});
-      t->counted_depth_ = -1;
+      marked_.push_back({static_cast<int>(ops_.size()) - 1, TracedSpan::Pass::kForward,
+                         ts.counted_start, end});
+      ts.counted_depth = -1;
     }
-    --t->depth_;
+    --ts.depth;
   }
 
-  static std::unique_ptr<at::ObserverContext> OnBackwardStart(const at::RecordFunction& fn) {
-    OpTracer* t = Active();
-    if (t == nullptr) return nullptr;
-    t->in_backward_ = true;
-    if (!t->wrappers_.empty() && t->wrappers_.back().first == -2) {
-      t->wrappers_.back().first = fn.seqNr();
+  void OnBackwardStart(const at::RecordFunction& fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ThreadState& ts = threads_[std::this_thread::get_id()];
+    in_backward_ = true;
+    if (!ts.wrappers.empty() && ts.wrappers.back().first == -2) {
+      ts.wrappers.back().first = fn.seqNr();
     }
-    t->backward_.push_back({fn.seqNr(), Clock::now()});
-    return nullptr;
+    // Inside the engine's wrapper, the wrapper's marks time the node: none needed here.
+    ts.backward.push_back({fn.seqNr(), ts.wrappers.empty() ? MarkNow() : kNoMark});
   }
-  static void OnBackwardEnd(const at::RecordFunction&, at::ObserverContext*) {
-    OpTracer* t = Active();
-    if (t == nullptr || t->backward_.empty()) return;
-    const auto [seq, start] = t->backward_.back();
-    t->backward_.pop_back();
+  void OnBackwardEnd() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ThreadState& ts = threads_[std::this_thread::get_id()];
+    if (ts.backward.empty()) return;
+    const auto [seq, start] = ts.backward.back();
+    ts.backward.pop_back();
     // Inside the engine's wrapper, the wrapper's end attributes the whole evaluation.
-    if (t->wrappers_.empty()) t->Attribute(seq, start, Clock::now());
+    if (ts.wrappers.empty()) Attribute(seq, start, MarkNow());
   }
 
   // LibTorch's engine opens a FUNCTION-scope "autograd::engine::evaluate_function: <node>"
@@ -290,20 +562,17 @@ class OpTracer {
     return std::string_view(fn.name()).substr(0, kWrapper.size()) == kWrapper;
   }
 
-  // Adds the backward interval [start, end) to the layer whose forward created node `seq`.
-  void Attribute(int64_t seq, Clock::time_point start, Clock::time_point end) {
-    const double s = Seconds(start, end);
+  // Notes the backward interval [start, end) of the layer whose forward created node `seq`.
+  void Attribute(int64_t seq, size_t start, size_t end) {
     for (size_t i = 0; i < ops_.size(); ++i) {
-      TracedOp& op = ops_[i];
+      const TracedOp& op = ops_[i];
       if (seq >= 0 && static_cast<uint64_t>(seq) >= op.first_sequence_nr &&
           static_cast<uint64_t>(seq) < op.end_sequence_nr) {
-        op.backward_s += s;
-        spans_.push_back({static_cast<int>(i), TracedSpan::Pass::kBackward, start, end});
+        marked_.push_back({static_cast<int>(i), TracedSpan::Pass::kBackward, start, end});
         return;
       }
     }
-    unattributed_backward_s_ += s;
-    spans_.push_back({-1, TracedSpan::Pass::kBackward, start, end});
+    marked_.push_back({-1, TracedSpan::Pass::kBackward, start, end});
   }
 
   static std::vector<int64_t> Sizes(const at::Tensor& t) { return t.sizes().vec(); }
@@ -457,6 +726,13 @@ class OpTracer {
     return false;
   }
 
+  std::unique_ptr<Timeline> timeline_;
+  absl::Status timeline_problem_;  // why there is no timeline
+  absl::Status status_;
+  std::string mark_error_;  // the first error a mark met
+  std::mutex mu_;           // the callbacks run on the recording thread and on autograd's
+  std::thread::id recording_thread_;
+  std::map<std::thread::id, ThreadState> threads_;
   std::map<const void*, std::string> owner_;  // a parameter's storage -> its module's name
   // This recording's autocast copies of parameters -> the module (cleared with each recording:
   // a freed copy's address may be reused).
@@ -465,19 +741,13 @@ class OpTracer {
   std::map<std::string, int> unnamed_;
   std::string last_owner_;
   std::vector<std::string> scopes_;  // the module scopes open now, innermost last
-  std::vector<std::pair<int64_t, Clock::time_point>> backward_;  // the nodes running now
-  std::vector<std::pair<int64_t, Clock::time_point>> wrappers_;  // the engine's, running now
   std::vector<TracedOp> ops_;
+  std::vector<MarkedSpan> marked_;
   std::vector<TracedSpan> spans_;
   bool in_optimizer_ = false;
-  Clock::time_point optimizer_start_;
+  size_t optimizer_start_ = kNoMark;
   double optimizer_s_ = 0;
-  int depth_ = 0;
-  int counted_depth_ = -1;
-  Clock::time_point counted_start_;
   bool in_backward_ = false;  // a backward node has run in this recording
-  int loose_depth_ = -1;      // an op backward runs outside any node, while it runs
-  Clock::time_point loose_start_;
   double unattributed_backward_s_ = 0;
 };
 

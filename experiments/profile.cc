@@ -161,6 +161,7 @@ nlohmann::json Row(const std::string& strategy, const std::string& name, const s
 struct StrategyProfile {
   nlohmann::json step;
   nlohmann::json layers = nlohmann::json::array();
+  absl::Status timing;  // why the layers have no times, when they have none
 };
 
 struct OneBatchOf {  // the batch every step of the profile trains on
@@ -188,7 +189,9 @@ absl::StatusOr<OneBatchOf> OneBatch(const Session& session, const RunConfig& run
 // The layers' names and passes of one traced step, as spans of the Chrome trace.
 void TraceSpans(TraceRecorder* trace, const std::string& strategy, const OpTracer& tracer) {
   if (trace == nullptr) return;
-  trace->NameThisThread("profile");
+  // On a GPU the spans are the device's times (its events), drawn on the host's clock from the
+  // step's first mark.
+  trace->NameThisThread(absl::StrCat("profile (", tracer.timeline_name(), ")"));
   for (const TracedSpan& s : tracer.spans()) {
     const char* pass = s.pass == TracedSpan::Pass::kForward    ? "forward"
                        : s.pass == TracedSpan::Pass::kBackward ? "backward"
@@ -238,21 +241,22 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
       return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
     }
   }
-  // Instrumented steps. On a GPU the layers' kernels run asynchronously and their backward on
-  // the device's autograd thread, so the host-side times are not theirs: one step is traced for
-  // its arithmetic only.
-  OpTracer tracer(*model);
-  const int traced_steps = device.is_cpu() ? steps : 1;
+  // Instrumented steps, timed on the device's own timeline (core/op_trace.h: the host's clock on
+  // a CPU, events on the stream on a GPU, read after each step). Where it cannot be read, the
+  // layers keep their arithmetic and lose their times, and a note says why.
+  OpTracer tracer(*model, device);
+  absl::Status timing = absl::OkStatus();
   std::vector<std::vector<double>> forward, backward;
   std::vector<double> optimizer_s, loose_s, traced;
   std::vector<std::string> names;
-  for (int i = 0; i < traced_steps; ++i) {
+  for (int i = 0; i < steps; ++i) {
     absl::StatusOr<double> s;
     {
       OpTracer::Recording recording(tracer);
       s = one();
     }
     if (!s.ok()) return s.status();
+    if (timing.ok()) timing = tracer.status();
     traced.push_back(*s);
     const std::vector<TracedOp>& ops = tracer.ops();
     if (i == 0) {
@@ -287,7 +291,8 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
     if (row["bound"] == "memory") memory_bound_s += row["seconds"].get<double>();
     out.layers.push_back(std::move(row));
   };
-  const bool timed = device.is_cpu();
+  const bool timed = timing.ok();
+  out.timing = timing;
   const std::vector<TracedOp>& ops = tracer.ops();
   for (size_t k = 0; k < ops.size(); ++k) {
     const TracedOp& op = ops[k];
@@ -320,7 +325,8 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
               {"compute_roof_flops_per_s", compute_roof},
               {"mfu", compute_roof > 0 ? rate / compute_roof : 0.0},
               {"layers", ops.size()},
-              {"parameters", parameters}};
+              {"parameters", parameters},
+              {"timeline", timed ? tracer.timeline_name() : "none"}};
   if (timed) {
     out.step["rows_seconds"] = rows_s;
     out.step["coverage"] = seconds > 0 ? rows_s / seconds : 0.0;
@@ -404,7 +410,7 @@ absl::StatusOr<ExperimentResult> RunProfile(Session& session) {
               "%d instrumented steps per strategy (medians)\n",
               run.model.c_str(), run.batch_size, run.optimizer.c_str(), run.device.str().c_str(),
               kWarmupSteps, session.options.profile_steps,
-              run.device.is_cpu() ? session.options.profile_steps : 1);
+              session.options.profile_steps);
   TRAINLAB_ASSIGN_OR_RETURN(const Roofs roofs, MeasureRoofs(session.device, bf16));
   const nlohmann::json peak = TheoreticalPeak(session.device);
   PrintRoofs(roofs, peak);
@@ -416,6 +422,9 @@ absl::StatusOr<ExperimentResult> RunProfile(Session& session) {
                 p.step["seconds"].get<double>(), p.step["traced_seconds"].get<double>(),
                 p.step["flops_per_s"].get<double>() / 1e9);
     std::fflush(stdout);
+    if (!p.timing.ok()) {
+      result.notes.push_back(absl::StrCat(name, ": the layers have no times: ", p.timing.message()));
+    }
     steps.push_back(std::move(p.step));
     for (nlohmann::json& row : p.layers) layers.push_back(std::move(row));
   }
@@ -444,8 +453,11 @@ absl::StatusOr<ExperimentResult> RunProfile(Session& session) {
                     {"skipped", skipped}};
   if (!run.device.is_cpu()) {
     result.notes.push_back(
-        "On a GPU the per-layer times are not built yet (they need CUDA events around each "
-        "layer); the step times, FLOP counts and roofs are measured.");
+        "On a GPU each layer's time is the device's: events recorded on the stream at the "
+        "layer's start and end (the backward's on autograd's device thread), read after the "
+        "step, with no synchronisation between layers. A row is the stream's time from the "
+        "work queued before the layer to the work queued by its end: its kernels, and any gap "
+        "in which the device waited for the host to queue them.");
   }
   return result;
 }

@@ -1,11 +1,20 @@
 // ResNet-18 as the per-layer profile sees it: every module with parameters appears, under its
-// module name, and the traced forward FLOPs equal a count made from the architecture alone.
+// module name, and the traced forward FLOPs equal a count made from the architecture alone; the
+// layers' times come from the tracer's timeline on whichever thread runs the backward (the
+// autograd engine's device thread on a GPU), and a timeline that cannot be read is an error.
 #include <ATen/ATen.h>
+#include <ATen/ThreadLocalState.h>
+#include <torch/cuda.h>
 #include <torch/nn/functional/loss.h>
 
 #include <chrono>
+#include <cmath>
+#include <map>
+#include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "core/op_trace.h"
 #include "gtest/gtest.h"
@@ -142,6 +151,196 @@ TEST(OpTraceResNet18, TiesEachBackwardNodeToItsForwardLayer) {
   }
   EXPECT_EQ(tracer.ops().size(), 41u + 17 + 8 + 1);
   for (const TracedOp& op : tracer.ops()) EXPECT_EQ(op.backward_s, 0) << op.module;
+}
+
+// Runs `loss.backward()` on another thread that carries this thread's thread-local state, as the
+// autograd engine's device thread does for a GPU's backward (at::ThreadLocalStateGuard).
+void BackwardOnAnotherThread(const at::Tensor& loss) {
+  const at::ThreadLocalState state;
+  std::thread worker([&] {
+    at::ThreadLocalStateGuard guard(state);
+    loss.backward();
+  });
+  worker.join();
+}
+
+at::Tensor Loss(ResNet18& net, const at::Tensor& x) {
+  return torch::nn::functional::cross_entropy(net->forward(x),
+                                              at::zeros({x.size(0)}, at::kLong).to(x.device()));
+}
+
+// The backward on a thread of its own, like a GPU's: each layer's nodes are still found and
+// timed, inside the recording's wall time.
+TEST(OpTraceResNet18, TimesABackwardThatRunsOnAnotherThread) {
+  ResNet18 net;
+  OpTracer tracer(*net);
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    OpTracer::Recording r(tracer);
+    BackwardOnAnotherThread(Loss(net, at::randn({2, 3, 32, 32})));
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(tracer.status().ok()) << tracer.status();
+  double total = tracer.unattributed_backward_s();
+  for (const TracedOp& op : tracer.ops()) {
+    EXPECT_GT(op.forward_s, 0) << op.module;
+    if (op.op != "add") {
+      EXPECT_GT(op.backward_s, 0) << op.module << " got no backward time";
+    }
+    total += op.forward_s + op.backward_s;
+  }
+  EXPECT_LT(total, wall);
+  EXPECT_GT(tracer.unattributed_backward_s(), 0);  // AccumulateGrad, on the other thread too
+}
+
+// A timeline whose clock advances one millisecond per mark, and which notes the thread of each.
+class CountingTimeline final : public Timeline {
+ public:
+  std::string Name() const override { return "counting"; }
+  void Clear() override { threads.clear(); }
+  size_t Mark() override {
+    if (throw_on_mark) throw std::runtime_error("the device is gone");
+    threads.push_back(std::this_thread::get_id());
+    return threads.size() - 1;
+  }
+  absl::StatusOr<std::vector<double>> Resolve() override {
+    ++resolved;
+    if (fail_resolve) return absl::InternalError("cannot read the events");
+    std::vector<double> s;
+    for (size_t k = 0; k < threads.size(); ++k) s.push_back(1e-3 * static_cast<double>(k));
+    return s;
+  }
+  std::chrono::steady_clock::time_point Origin() const override { return {}; }
+
+  std::vector<std::thread::id> threads;
+  int resolved = 0;
+  bool throw_on_mark = false, fail_resolve = false;
+};
+
+// Every time is the timeline's, read once after the recording, whichever thread marked it: a
+// forward layer spans exactly its own two marks, and a backward node its wrapper's two, marked on
+// the backward's thread.
+TEST(OpTraceTimeline, TimesComeFromTheTimelineOnEveryThread) {
+  ResNet18 net;
+  auto owned = std::make_unique<CountingTimeline>();
+  CountingTimeline* timeline = owned.get();
+  OpTracer tracer(*net, std::move(owned));
+  EXPECT_EQ(tracer.timeline_name(), "counting");
+  {
+    OpTracer::Recording r(tracer);
+    BackwardOnAnotherThread(Loss(net, at::randn({2, 3, 32, 32})));
+    EXPECT_EQ(timeline->resolved, 0);
+  }
+  ASSERT_TRUE(tracer.status().ok()) << tracer.status();
+  EXPECT_EQ(timeline->resolved, 1);
+  std::map<std::thread::id, int> marks;
+  for (std::thread::id id : timeline->threads) ++marks[id];
+  ASSERT_EQ(marks.size(), 2u) << "marks on the recording thread and on the backward's";
+  const int own = marks[std::this_thread::get_id()];
+  EXPECT_EQ(own, 1 + 2 * static_cast<int>(tracer.ops().size()));  // the origin, each layer's two
+  constexpr double kTick = 1e-3;
+  for (const TracedOp& op : tracer.ops()) {
+    EXPECT_NEAR(op.forward_s, kTick, 1e-12) << op.module;
+    const double nodes = op.backward_s / kTick;
+    EXPECT_NEAR(nodes, std::round(nodes), 1e-9) << op.module << ": " << op.backward_s;
+    if (op.op == "conv" || op.op == "batch_norm") {
+      EXPECT_NEAR(op.backward_s, kTick, 1e-12) << op.module << " created one autograd node";
+    }
+  }
+  // The spans are the timeline's too, on the host's clock from its origin.
+  ASSERT_FALSE(tracer.spans().empty());
+  for (const TracedSpan& span : tracer.spans()) {
+    EXPECT_GE(std::chrono::duration<double>(span.end - span.start).count(), kTick * 0.999);
+  }
+}
+
+TEST(OpTraceTimeline, AnUnreadableTimelineIsAnErrorNotZeroTimes) {
+  ResNet18 net;
+  for (const bool throw_on_mark : {true, false}) {
+    auto owned = std::make_unique<CountingTimeline>();
+    owned->throw_on_mark = throw_on_mark;
+    owned->fail_resolve = !throw_on_mark;
+    OpTracer tracer(*net, std::move(owned));
+    {
+      OpTracer::Recording r(tracer);
+      (void)Loss(net, at::randn({1, 3, 32, 32}));
+    }
+    EXPECT_FALSE(tracer.status().ok());
+    EXPECT_NE(tracer.status().message().find(throw_on_mark ? "the device is gone"
+                                                             : "cannot read the events"),
+              std::string::npos)
+        << tracer.status();
+    EXPECT_EQ(tracer.ops().size(), 41u + 17 + 8 + 1 + 1) << "the layers stand without times";
+  }
+}
+
+// Recordings of different tracers at once: each sees the same ops, and one more than the slots
+// is refused by name, not mixed up with another.
+TEST(OpTraceTimeline, RecordingsAtOnceEachGetTheirOwn) {
+  ResNet18 net;
+  std::vector<std::unique_ptr<OpTracer>> tracers;
+  for (int i = 0; i <= OpTracer::kSlots; ++i) tracers.push_back(std::make_unique<OpTracer>(*net));
+  {
+    std::vector<std::unique_ptr<OpTracer::Recording>> recordings;
+    for (auto& t : tracers) recordings.push_back(std::make_unique<OpTracer::Recording>(*t));
+    (void)Loss(net, at::randn({1, 3, 32, 32}));
+  }
+  for (int i = 0; i < OpTracer::kSlots; ++i) {
+    EXPECT_TRUE(tracers[static_cast<size_t>(i)]->status().ok());
+    EXPECT_EQ(tracers[static_cast<size_t>(i)]->ops().size(), 41u + 17 + 8 + 1 + 1);
+  }
+  EXPECT_EQ(tracers.back()->status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(tracers.back()->ops().empty());
+}
+
+// Asking for GPU times where there is no GPU: one named error after the recording, and the
+// layers with their arithmetic still there (whatever this build's LibTorch: one without CUDA,
+// one with CUDA on a machine without a GPU).
+TEST(OpTraceTimeline, ADeviceThatCannotBeTimedIsNamed) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a GPU is here: OpTraceGpu covers it";
+  ResNet18 net;
+  OpTracer tracer(*net, c10::Device(c10::kCUDA, 0));
+  {
+    OpTracer::Recording r(tracer);
+    (void)Loss(net, at::randn({1, 3, 32, 32}));
+  }
+  EXPECT_FALSE(tracer.status().ok());
+  EXPECT_NE(tracer.status().ToString().find("cuda"), std::string::npos) << tracer.status();
+  EXPECT_EQ(tracer.ops().size(), 41u + 17 + 8 + 1 + 1);
+  for (const TracedOp& op : tracer.ops()) EXPECT_EQ(op.forward_s, 0) << op.module;
+}
+
+// On a GPU (tools/gpu_check.sh runs this): the device's events time every layer, forward on this
+// thread and backward on the engine's device thread, and the layers fit inside the step.
+TEST(OpTraceGpu, TimesEveryLayerOnTheDevice) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU here";
+  const c10::Device cuda(c10::kCUDA, 0);
+  ResNet18 net;
+  net->to(cuda);
+  const at::Tensor x = at::randn({32, 3, 32, 32}).to(cuda);
+  OpTracer tracer(*net, cuda);
+  for (int step = 0; step < 3; ++step) {  // the first creates the events; later ones reuse them
+    torch::cuda::synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+      OpTracer::Recording r(tracer);
+      Loss(net, x).backward();
+      torch::cuda::synchronize();
+    }
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_TRUE(tracer.status().ok()) << tracer.status();
+    EXPECT_EQ(tracer.timeline_name(), "cuda events");
+    double total = tracer.unattributed_backward_s();
+    for (const TracedOp& op : tracer.ops()) {
+      EXPECT_GT(op.forward_s, 0) << op.module;
+      if (op.op == "conv" || op.op == "batch_norm" || op.op == "linear") {
+        EXPECT_GT(op.backward_s, 0) << op.module << " got no backward time";
+      }
+      total += op.forward_s + op.backward_s;
+    }
+    EXPECT_LT(total, wall);
+  }
 }
 
 }  // namespace
