@@ -238,9 +238,9 @@ class OpTracer {
               .needsInputs(true)
               .needsOutputs(true)  // a parameter's autocast copy: named after the parameter
               .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
-      backward_handle_ = at::addThreadLocalCallback(
-          at::RecordFunctionCallback(c.backward_start, c.backward_end)
-              .scopes({at::RecordScope::BACKWARD_FUNCTION}));
+      backward_handle_ =
+          at::addThreadLocalCallback(at::RecordFunctionCallback(c.backward_start, c.backward_end)
+                                         .scopes({at::RecordScope::BACKWARD_FUNCTION}));
     }
     ~Recording() {
       if (slot_ >= 0) {
@@ -339,8 +339,8 @@ class OpTracer {
   };
   template <int... S>
   static std::array<SlotCallbacks, kSlots> MakeCallbackTable(std::integer_sequence<int, S...>) {
-    return {SlotCallbacks{&SlotStart<S>, &SlotBackwardStart<S>, &SlotEnd<S>,
-                          &SlotBackwardEnd<S>}...};
+    return {
+        SlotCallbacks{&SlotStart<S>, &SlotBackwardStart<S>, &SlotEnd<S>, &SlotBackwardEnd<S>}...};
   }
   static const std::array<SlotCallbacks, kSlots>& CallbackTable() {
     static const std::array<SlotCallbacks, kSlots> table =
@@ -416,8 +416,8 @@ class OpTracer {
     std::lock_guard<std::mutex> lock(mu_);
     if (timeline_ == nullptr || !status_.ok()) return;
     if (!mark_error_.empty()) {
-      status_ = absl::InternalError(
-          absl::StrCat("marking the ", timeline_->Name(), ": ", mark_error_));
+      status_ =
+          absl::InternalError(absl::StrCat("marking the ", timeline_->Name(), ": ", mark_error_));
       return;
     }
     absl::StatusOr<std::vector<double>> at = timeline_->Resolve();
@@ -528,8 +528,8 @@ class OpTracer {
         }
         param_cast_pending_ = false;
       }
-      marked_.push_back({static_cast<int>(ops_.size()) - 1, TracedSpan::Pass::kForward,
-                         ts.counted_start, end});
+      marked_.push_back(
+          {static_cast<int>(ops_.size()) - 1, TracedSpan::Pass::kForward, ts.counted_start, end});
       ts.counted_depth = -1;
     }
     --ts.depth;

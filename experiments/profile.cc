@@ -409,8 +409,7 @@ absl::StatusOr<ExperimentResult> RunProfile(Session& session) {
               ", %s, on %s: %d warm-up steps, then %d plain and "
               "%d instrumented steps per strategy (medians)\n",
               run.model.c_str(), run.batch_size, run.optimizer.c_str(), run.device.str().c_str(),
-              kWarmupSteps, session.options.profile_steps,
-              session.options.profile_steps);
+              kWarmupSteps, session.options.profile_steps, session.options.profile_steps);
   TRAINLAB_ASSIGN_OR_RETURN(const Roofs roofs, MeasureRoofs(session.device, bf16));
   const nlohmann::json peak = TheoreticalPeak(session.device);
   PrintRoofs(roofs, peak);
@@ -423,7 +422,8 @@ absl::StatusOr<ExperimentResult> RunProfile(Session& session) {
                 p.step["flops_per_s"].get<double>() / 1e9);
     std::fflush(stdout);
     if (!p.timing.ok()) {
-      result.notes.push_back(absl::StrCat(name, ": the layers have no times: ", p.timing.message()));
+      result.notes.push_back(
+          absl::StrCat(name, ": the layers have no times: ", p.timing.message()));
     }
     steps.push_back(std::move(p.step));
     for (nlohmann::json& row : p.layers) layers.push_back(std::move(row));

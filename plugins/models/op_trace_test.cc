@@ -267,7 +267,7 @@ TEST(OpTraceTimeline, AnUnreadableTimelineIsAnErrorNotZeroTimes) {
     }
     EXPECT_FALSE(tracer.status().ok());
     EXPECT_NE(tracer.status().message().find(throw_on_mark ? "the device is gone"
-                                                             : "cannot read the events"),
+                                                           : "cannot read the events"),
               std::string::npos)
         << tracer.status();
     EXPECT_EQ(tracer.ops().size(), 41u + 17 + 8 + 1 + 1) << "the layers stand without times";
