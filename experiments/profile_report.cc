@@ -69,7 +69,7 @@ Table RoofsTable(const nlohmann::json& roofs) {
 Table StepTable(const nlohmann::json& steps) {
   Table t{.header = {"strategy", "step", "instrumented", "rows cover (of instrumented)",
                      "GFLOP per step", "forward MFLOP per image", "GFLOP/s",
-                     "of compute roof (MFU)", "memory-bound rows"}};
+                     "of compute roof (MFU)", "memory-bound rows", "layers timed by"}};
   for (const nlohmann::json& st : steps) {
     const double s = Num(st, "seconds");
     t.rows.push_back({Str(st, "strategy"),
@@ -82,7 +82,8 @@ Table StepTable(const nlohmann::json& steps) {
                       Or(Num(st, "flops"), "%.1f", 1e-9),
                       Or(Num(st, "forward_flops_per_image"), "%.1f", 1e-6),
                       Or(Num(st, "flops_per_s"), "%.1f", 1e-9), Percent(Num(st, "mfu")),
-                      Percent(Num(st, "memory_bound_seconds") / s)});
+                      Percent(Num(st, "memory_bound_seconds") / s),
+                      Str(st, "timeline").empty() ? "-" : Str(st, "timeline")});
   }
   return t;
 }

@@ -17,10 +17,12 @@
 # run checks that python3's torch is the version the bundle was built against, then writes
 # everything to one folder (default: $OUT when set, else ./gpu_check_out):
 #   env.txt        nvidia-smi, lscpu, torch's version and CUDA, the library path used
-#   tests/         gpu_test, graph_step_test, loader_test, core_test (log + xml)
+#   tests/         gpu_test, graph_step_test, loader_test, core_test, op_trace_test (log + xml)
 #   c5/ c8/ c2/    each experiment's stdout/stderr and its results JSON/CSV
 #   profile/       the per-layer profile on the GPU (eager, channels_last, amp_bf16,
-#                  cudnn_autotune): roofs through cuBLAS/cuDNN and device memory, step times
+#                  cudnn_autotune): roofs through cuBLAS/cuDNN and device memory, step times,
+#                  every layer's forward and backward timed by CUDA events (checked: every
+#                  strategy's layers have times on the "cuda events" timeline)
 #   time_to_accuracy/  both recipes (fast first) to 94% test top-1: on the real CIFAR-10 with
 #                  --cifar_dir=DIR (the field's bar: 20 epochs at most), else on the synthetic
 #                  CIFAR-format set (5 epochs; its accuracy says nothing of CIFAR-10's, the times
@@ -64,7 +66,8 @@ for a in "$@"; do
 done
 
 # (strategies_test trains on the CPU only: CI covers it; the device's minutes go to the GPU.)
-tests=(tests/gpu_test plugins/compile/graph_step_test plugins/data/loader_test core/core_test)
+tests=(tests/gpu_test plugins/compile/graph_step_test plugins/data/loader_test core/core_test
+       plugins/models/op_trace_test)
 programs=(experiments/c2 experiments/c5 experiments/c8 experiments/profile experiments/time_to_accuracy
           plugins/data/make_synthetic_cifar10 benchmarks/strategy_step_benchmark tools/dist_check)
 
@@ -260,6 +263,17 @@ run() {
   step "profile (eager, channels_last, amp_bf16, cudnn_autotune)" 240 "$out/profile/console.txt" \
     "$bin/profile" "${common[@]}" --profile_steps="$profile_steps" \
     --strategies=eager,channels_last,amp_bf16,cudnn_autotune --results_dir="$out/profile"
+  step "profile: layers timed by CUDA events" 30 "$out/profile/check.txt" python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+assert s["step"], "no strategy ran"
+for st in s["step"]:
+    assert st["timeline"] == "cuda events", (st["strategy"], st["timeline"])
+    rows = [r for r in s["layers"] if r["strategy"] == st["strategy"] and r["pass"] != "optimizer"]
+    timed = [r for r in rows if r["seconds"]]
+    assert len(timed) >= len(rows) * 0.9, (st["strategy"], len(timed), len(rows))
+    print(st["strategy"], "coverage %.3f overhead %+.3f" % (st["coverage"], st["overhead"]))
+' "$out/profile/profile.json"
   # Time to accuracy (issue 25): the fast recipe (channels_last+amp_bf16+cudnn_autotune, batch
   # 512, one-cycle, label smoothing, flip TTA) first, then the lab's, each to 94% test top-1.
   local tta_data=(--data_dir="$out/data/cifar") tta_epochs=5
