@@ -145,6 +145,7 @@ TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
     // The convolutions and the linear layer alone: 555,422,720 multiply-adds per image.
     EXPECT_GE(st["forward_flops_per_image"].get<double>(), 2.0 * 555'422'720);
     EXPECT_GT(st["coverage"].get<double>(), 0) << st;
+    EXPECT_EQ(st["timeline"], "host clock") << "a CPU model's layers are timed on the host";
     EXPECT_GT(st["seconds"].get<double>(), 0);
     EXPECT_GT(st["mfu"].get<double>(), 0);
   }
