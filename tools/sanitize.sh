@@ -4,8 +4,9 @@
 #
 #   tools/sanitize.sh                 # asan, ubsan and tsan
 #   tools/sanitize.sh asan            # just one
-# asan and ubsan run every test; tsan runs the threaded parts (the loader and its benchmark,
-# the checkpoint and signal tests are single-threaded apart from the loader).
+# asan and ubsan run every test; tsan runs the threaded parts (the loader and its benchmark, and
+# the op tracer's backward on another thread; the checkpoint and signal tests are
+# single-threaded apart from the loader).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 configs=("$@")
@@ -17,7 +18,7 @@ status=0
 for c in "${configs[@]}"; do
   case "$c" in
     asan | ubsan) targets=("${all[@]}") ;;
-    tsan) targets=(//plugins/data:all //benchmarks:loader_benchmark_smoke_test) ;;
+    tsan) targets=(//plugins/data:all //benchmarks:loader_benchmark_smoke_test //plugins/models:op_trace_test) ;;
     *) echo "sanitize.sh: unknown config $c (asan, ubsan or tsan)" >&2; exit 2 ;;
   esac
   log="$(mktemp)"
