@@ -111,8 +111,9 @@ class Timeline {
  public:
   virtual ~Timeline() = default;
   virtual std::string Name() const = 0;  // "host clock", "cuda events"
-  virtual void Clear() = 0;              // forget the marks (before a recording)
-  virtual size_t Mark() = 0;             // may throw (a LibTorch error): the tracer catches it
+  // Before a recording, on its thread: forget the marks; may throw (a LibTorch error).
+  virtual void Clear() = 0;
+  virtual size_t Mark() = 0;  // may throw (a LibTorch error): the tracer catches it
   virtual absl::StatusOr<std::vector<double>> Resolve() = 0;
   // Mark 0 on the host's steady clock (where a trace draws the recording).
   virtual std::chrono::steady_clock::time_point Origin() const = 0;
@@ -145,23 +146,34 @@ class HostTimeline final : public Timeline {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
 #define TRAINLAB_DEVICE_TIMELINE 1
 // A device's own timeline (CUDA, or any backend whose events time): each mark is an event
-// recorded on the calling thread's current stream of its current device, so a span is the
-// device's time from the work queued before its start to the work queued before its end, kernels
-// and the gaps between them, not the host's time to queue them. The autograd engine runs a
-// device's backward on its own thread with the forward's stream current, so those marks land on
-// the same stream. Events are created once and reused by later recordings (creating one costs
-// microseconds); recording one costs a few microseconds of host time.
+// recorded on one stream, so a span is the device's time from the work queued before its start to
+// the work queued before its end, kernels and the gaps between them, not the host's time to queue
+// them. The stream is the one current on the recording thread for the model's device when the
+// recording starts (the stream the forward runs on), and every mark goes there, from whichever
+// thread makes it: the autograd engine's device thread, whose own current stream is its default
+// one (the engine makes the forward's stream current only inside a node, after its
+// "evaluate_function" record has started), queues the backward's kernels on the forward's
+// stream, so marks there bracket them. One stream per recording: a model that spreads one step
+// over several streams is timed on the first. Events are created once and reused by later
+// recordings (creating one costs microseconds); recording one costs a few microseconds of host
+// time.
 class DeviceTimeline final : public Timeline {
  public:
   // Fails (a LibTorch error) where this LibTorch has no such device (a CPU-only build).
-  explicit DeviceTimeline(c10::DeviceType type) : type_(type), guard_(type) {}
+  explicit DeviceTimeline(c10::Device device) : device_(device), guard_(device.type()) {}
   std::string Name() const override {
-    return absl::StrCat(c10::DeviceTypeName(type_, /*lower_case=*/true), " events");
+    return absl::StrCat(c10::DeviceTypeName(device_.type(), /*lower_case=*/true), " events");
   }
-  void Clear() override { used_ = 0; }
+  void Clear() override {
+    used_ = 0;
+    stream_ = guard_.getStream(device_.has_index() ? device_ : guard_.getDevice());
+  }
   size_t Mark() override {
-    if (used_ == events_.size()) events_.emplace_back(type_, c10::EventFlag::BACKEND_DEFAULT);
-    events_[used_].record(guard_.getStream(guard_.getDevice()));
+    if (!stream_) throw std::logic_error("DeviceTimeline::Mark before Clear");
+    if (used_ == events_.size()) {
+      events_.emplace_back(device_.type(), c10::EventFlag::BACKEND_DEFAULT);
+    }
+    events_[used_].record(*stream_);
     if (used_ == 0) origin_ = std::chrono::steady_clock::now();
     return used_++;
   }
@@ -181,9 +193,10 @@ class DeviceTimeline final : public Timeline {
   std::chrono::steady_clock::time_point Origin() const override { return origin_; }
 
  private:
-  c10::DeviceType type_;
+  c10::Device device_;
   c10::impl::VirtualGuardImpl guard_;
-  std::deque<c10::Event> events_;  // a deque: an event is never moved once recorded
+  std::optional<c10::Stream> stream_;  // the stream marks go to, from Clear()
+  std::deque<c10::Event> events_;      // a deque: an event is never moved once recorded
   size_t used_ = 0;
   std::chrono::steady_clock::time_point origin_;
 };
@@ -218,45 +231,68 @@ class OpTracer {
   // Records, while it lives, the ops this thread runs and those that threads working for it run:
   // the callbacks are thread-local, and the autograd engine hands a thread's callbacks to the
   // device thread that runs its backward (at::ThreadLocalState). Each recording holds one of
-  // kSlots slots, which tells the callbacks whose they are; a tracer records once at a time.
+  // kSlots slots, whose own callbacks find its tracer on any thread. One recording of a tracer at
+  // a time: a second one while the first lives records nothing, and the tracer's status() says so.
   class Recording {
    public:
     explicit Recording(OpTracer& tracer) : tracer_(tracer) {
-      tracer.Begin();
-      for (int s = 0; s < kSlots && slot_ < 0; ++s) {
-        OpTracer* expected = nullptr;
-        if (Slots()[static_cast<size_t>(s)].compare_exchange_strong(expected, &tracer)) slot_ = s;
+      {
+        std::lock_guard<std::mutex> lock(tracer.mu_);
+        if (tracer.recording_) {
+          tracer.status_ = absl::FailedPreconditionError(
+              "a second recording of one op tracer while the first lives");
+          return;
+        }
+        tracer.recording_ = true;
       }
+      owner_ = true;
+      tracer.Begin();
+      slot_ = ClaimSlot(&tracer);
       if (slot_ < 0) {
+        std::lock_guard<std::mutex> lock(tracer.mu_);
         tracer.status_ = absl::ResourceExhaustedError(
             absl::StrCat("more than ", kSlots, " op-trace recordings at once"));
         return;
       }
       const SlotCallbacks& c = CallbackTable()[static_cast<size_t>(slot_)];
-      handle_ = at::addThreadLocalCallback(
-          at::RecordFunctionCallback(c.start, c.end)
-              .needsInputs(true)
-              .needsOutputs(true)  // a parameter's autocast copy: named after the parameter
-              .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
-      backward_handle_ =
-          at::addThreadLocalCallback(at::RecordFunctionCallback(c.backward_start, c.backward_end)
-                                         .scopes({at::RecordScope::BACKWARD_FUNCTION}));
+      try {
+        handle_ = at::addThreadLocalCallback(
+            at::RecordFunctionCallback(c.start, c.end)
+                .needsInputs(true)
+                .needsOutputs(true)  // a parameter's autocast copy: named after the parameter
+                .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
+        backward_handle_ =
+            at::addThreadLocalCallback(at::RecordFunctionCallback(c.backward_start, c.backward_end)
+                                           .scopes({at::RecordScope::BACKWARD_FUNCTION}));
+      } catch (const std::exception& e) {
+        if (handle_ != 0) at::removeCallback(handle_);
+        handle_ = 0;
+        ReleaseSlot(slot_);
+        slot_ = -1;
+        std::lock_guard<std::mutex> lock(tracer.mu_);
+        tracer.status_ =
+            absl::InternalError(absl::StrCat("adding the op-trace callbacks: ", TorchErrorLine(e)));
+      }
     }
     ~Recording() {
+      if (!owner_) return;
       if (slot_ >= 0) {
         at::removeCallback(backward_handle_);
         at::removeCallback(handle_);
-        Slots()[static_cast<size_t>(slot_)].store(nullptr);
+        ReleaseSlot(slot_);  // waits for a callback still running on another thread
       }
       tracer_.Finish();
+      std::lock_guard<std::mutex> lock(tracer_.mu_);
+      tracer_.recording_ = false;
     }
     Recording(const Recording&) = delete;
     Recording& operator=(const Recording&) = delete;
 
    private:
     OpTracer& tracer_;
+    bool owner_ = false;  // this recording started the tracer's (not a refused second one)
     int slot_ = -1;
-    at::CallbackHandle handle_{}, backward_handle_{};
+    at::CallbackHandle handle_ = 0, backward_handle_ = 0;
   };
 
   // Whether the last recording went right: its timeline could be read, a slot was free. When it
@@ -296,7 +332,7 @@ class OpTracer {
     if (device.is_cpu()) return std::make_unique<HostTimeline>();
 #ifdef TRAINLAB_DEVICE_TIMELINE
     try {
-      return std::make_unique<DeviceTimeline>(device.type());
+      return std::make_unique<DeviceTimeline>(device);
     } catch (const std::exception& e) {
       return absl::FailedPreconditionError(
           absl::StrCat("per-layer times on ", device.str(), ": ", TorchErrorLine(e)));
@@ -310,28 +346,58 @@ class OpTracer {
 
   // --- Which recording a callback belongs to ---------------------------------------------------
   // RecordFunction callbacks are plain function pointers; each slot has its own, which find the
-  // slot's tracer (on whatever thread they run).
-  static std::array<std::atomic<OpTracer*>, kSlots>& Slots() {
-    static std::array<std::atomic<OpTracer*>, kSlots> slots{};
+  // slot's tracer (on whatever thread they run). A callback counts itself in while it runs, so
+  // that releasing a slot can wait for one still running on another thread (the engine's device
+  // thread finishing a node as an error unwinds the caller) before the tracer may go away; slots
+  // are claimed round-robin, so a released one is not the next one claimed.
+  struct Slot {
+    std::atomic<OpTracer*> tracer{nullptr};
+    std::atomic<int> running{0};
+  };
+  static std::array<Slot, kSlots>& Slots() {
+    static std::array<Slot, kSlots> slots;
     return slots;
+  }
+  static int ClaimSlot(OpTracer* tracer) {
+    static std::atomic<unsigned> next{0};
+    const unsigned first = next.fetch_add(1);
+    for (unsigned i = 0; i < static_cast<unsigned>(kSlots); ++i) {
+      const size_t s = (first + i) % kSlots;
+      OpTracer* expected = nullptr;
+      if (Slots()[s].tracer.compare_exchange_strong(expected, tracer)) return static_cast<int>(s);
+    }
+    return -1;
+  }
+  static void ReleaseSlot(int s) {
+    Slot& slot = Slots()[static_cast<size_t>(s)];
+    slot.tracer.store(nullptr);
+    while (slot.running.load() != 0) std::this_thread::yield();
+  }
+  // Runs `f(tracer)` when slot S has a tracer, counted in while it runs.
+  template <int S, typename F>
+  static void WithSlot(F f) {
+    Slot& slot = Slots()[S];
+    slot.running.fetch_add(1);
+    if (OpTracer* t = slot.tracer.load()) f(t);
+    slot.running.fetch_sub(1);
   }
   template <int S>
   static std::unique_ptr<at::ObserverContext> SlotStart(const at::RecordFunction& fn) {
-    if (OpTracer* t = Slots()[S].load(std::memory_order_acquire)) t->OnStart(fn);
+    WithSlot<S>([&](OpTracer* t) { t->OnStart(fn); });
     return nullptr;
   }
   template <int S>
   static void SlotEnd(const at::RecordFunction& fn, at::ObserverContext*) {
-    if (OpTracer* t = Slots()[S].load(std::memory_order_acquire)) t->OnEnd(fn);
+    WithSlot<S>([&](OpTracer* t) { t->OnEnd(fn); });
   }
   template <int S>
   static std::unique_ptr<at::ObserverContext> SlotBackwardStart(const at::RecordFunction& fn) {
-    if (OpTracer* t = Slots()[S].load(std::memory_order_acquire)) t->OnBackwardStart(fn);
+    WithSlot<S>([&](OpTracer* t) { t->OnBackwardStart(fn); });
     return nullptr;
   }
   template <int S>
-  static void SlotBackwardEnd(const at::RecordFunction& fn, at::ObserverContext*) {
-    if (OpTracer* t = Slots()[S].load(std::memory_order_acquire)) t->OnBackwardEnd();
+  static void SlotBackwardEnd(const at::RecordFunction&, at::ObserverContext*) {
+    WithSlot<S>([](OpTracer* t) { t->OnBackwardEnd(); });
   }
   struct SlotCallbacks {
     at::RecordFunctionCallback::StartCallback start, backward_start;
@@ -378,7 +444,7 @@ class OpTracer {
   };
 
   size_t MarkNow() {
-    if (timeline_ == nullptr) return kNoMark;
+    if (timeline_ == nullptr || !mark_error_.empty()) return kNoMark;  // after an error: no more
     try {
       return timeline_->Mark();
     } catch (const std::exception& e) {
@@ -407,7 +473,12 @@ class OpTracer {
     status_ = timeline_problem_;
     recording_thread_ = std::this_thread::get_id();
     if (timeline_ == nullptr) return;  // the layers without times
-    timeline_->Clear();
+    try {
+      timeline_->Clear();
+    } catch (const std::exception& e) {
+      mark_error_ = TorchErrorLine(e);
+      return;
+    }
     MarkNow();  // mark 0: the origin
   }
 
@@ -731,6 +802,7 @@ class OpTracer {
   absl::Status status_;
   std::string mark_error_;  // the first error a mark met
   std::mutex mu_;           // the callbacks run on the recording thread and on autograd's
+  bool recording_ = false;  // a Recording of this tracer lives
   std::thread::id recording_thread_;
   std::map<std::thread::id, ThreadState> threads_;
   std::map<const void*, std::string> owner_;  // a parameter's storage -> its module's name

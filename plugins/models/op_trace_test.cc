@@ -4,6 +4,7 @@
 // autograd engine's device thread on a GPU), and a timeline that cannot be read is an error.
 #include <ATen/ATen.h>
 #include <ATen/ThreadLocalState.h>
+#include <c10/core/StreamGuard.h>
 #include <torch/cuda.h>
 #include <torch/nn/functional/loss.h>
 
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -293,6 +295,30 @@ TEST(OpTraceTimeline, RecordingsAtOnceEachGetTheirOwn) {
   EXPECT_TRUE(tracers.back()->ops().empty());
 }
 
+// A second recording of a tracer while the first lives is refused by name; it neither wipes the
+// first's layers nor counts them twice.
+TEST(OpTraceTimeline, ASecondRecordingOfOneTracerIsRefused) {
+  ResNet18 net;
+  OpTracer tracer(*net);
+  {
+    OpTracer::Recording first(tracer);
+    (void)Loss(net, at::randn({1, 3, 32, 32}));
+    {
+      OpTracer::Recording second(tracer);
+      (void)Loss(net, at::randn({1, 3, 32, 32}));
+    }
+  }
+  EXPECT_EQ(tracer.status().code(), absl::StatusCode::kFailedPrecondition) << tracer.status();
+  EXPECT_EQ(tracer.ops().size(), 2 * (41u + 17 + 8 + 1 + 1)) << "each op once, both passes";
+  // And the tracer records again once both are gone.
+  {
+    OpTracer::Recording again(tracer);
+    (void)Loss(net, at::randn({1, 3, 32, 32}));
+  }
+  EXPECT_TRUE(tracer.status().ok()) << tracer.status();
+  EXPECT_EQ(tracer.ops().size(), 41u + 17 + 8 + 1 + 1);
+}
+
 // Asking for GPU times where there is no GPU: one named error after the recording, and the
 // layers with their arithmetic still there (whatever this build's LibTorch: one without CUDA,
 // one with CUDA on a machine without a GPU).
@@ -305,41 +331,81 @@ TEST(OpTraceTimeline, ADeviceThatCannotBeTimedIsNamed) {
     (void)Loss(net, at::randn({1, 3, 32, 32}));
   }
   EXPECT_FALSE(tracer.status().ok());
-  EXPECT_NE(tracer.status().ToString().find("cuda"), std::string::npos) << tracer.status();
+  const std::string message(tracer.status().message());
+#ifdef TRAINLAB_DEVICE_TIMELINE
+  // This LibTorch has no CUDA (the tracer could not be made), or has CUDA and no GPU (the
+  // stream or the first event failed).
+  EXPECT_TRUE(message.rfind("per-layer times on cuda:0: ", 0) == 0 ||
+              message.rfind("marking the cuda events: ", 0) == 0)
+      << message;
+#else
+  EXPECT_EQ(message.rfind("per-layer times on cuda:0 need LibTorch 2.5 or newer", 0), 0u)
+      << message;
+#endif
   EXPECT_EQ(tracer.ops().size(), 41u + 17 + 8 + 1 + 1);
   for (const TracedOp& op : tracer.ops()) EXPECT_EQ(op.forward_s, 0) << op.module;
 }
 
 // On a GPU (tools/gpu_check.sh runs this): the device's events time every layer, forward on this
-// thread and backward on the engine's device thread, and the layers fit inside the step.
-TEST(OpTraceGpu, TimesEveryLayerOnTheDevice) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU here";
-  const c10::Device cuda(c10::kCUDA, 0);
+// thread and backward on the engine's device thread, and the layers fit inside the step. The
+// backward's marks must land on the forward's stream: a convolution's backward (twice its
+// forward's arithmetic) must not read as nothing, on the default stream, on a stream from the
+// pool (which does not wait for the default one), and on the second GPU where there is one.
+void ExpectEveryLayerTimedOnTheDevice(const c10::Device& cuda, bool pool_stream) {
+  SCOPED_TRACE(cuda.str() + (pool_stream ? ", a pool stream" : ", the default stream"));
   ResNet18 net;
   net->to(cuda);
-  const at::Tensor x = at::randn({32, 3, 32, 32}).to(cuda);
+  // Batch 256: the kernels take longer than their launches, so marks on a stream the work is
+  // not on (which complete as soon as they are queued) would read as the launch time, far below
+  // the kernels'.
+  const at::Tensor x = at::randn({256, 3, 32, 32}).to(cuda);
   OpTracer tracer(*net, cuda);
+  std::optional<c10::StreamGuard> on_pool;
+#ifdef TRAINLAB_DEVICE_TIMELINE
+  if (pool_stream) {
+    on_pool.emplace(c10::impl::VirtualGuardImpl(c10::kCUDA).getStreamFromGlobalPool(cuda));
+  }
+#endif
   for (int step = 0; step < 3; ++step) {  // the first creates the events; later ones reuse them
-    torch::cuda::synchronize();
+    torch::cuda::synchronize(cuda.index());
     const auto t0 = std::chrono::steady_clock::now();
     {
       OpTracer::Recording r(tracer);
       Loss(net, x).backward();
-      torch::cuda::synchronize();
+      torch::cuda::synchronize(cuda.index());
     }
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ASSERT_TRUE(tracer.status().ok()) << tracer.status();
     EXPECT_EQ(tracer.timeline_name(), "cuda events");
-    double total = tracer.unattributed_backward_s();
+    double total = tracer.unattributed_backward_s(), conv_forward = 0, conv_backward = 0;
     for (const TracedOp& op : tracer.ops()) {
       EXPECT_GT(op.forward_s, 0) << op.module;
       if (op.op == "conv" || op.op == "batch_norm" || op.op == "linear") {
         EXPECT_GT(op.backward_s, 0) << op.module << " got no backward time";
       }
+      if (op.op == "conv") {
+        conv_forward += op.forward_s;
+        conv_backward += op.backward_s;
+      }
       total += op.forward_s + op.backward_s;
     }
     EXPECT_LT(total, wall);
+    if (step > 0) {  // (the first step's include cuDNN's choices)
+      EXPECT_GT(conv_backward, 0.5 * conv_forward)
+          << "forward " << conv_forward << " s, backward " << conv_backward << " s";
+    }
+  }
+}
+
+TEST(OpTraceGpu, TimesEveryLayerOnTheDevice) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU here";
+  ExpectEveryLayerTimedOnTheDevice(c10::Device(c10::kCUDA, 0), /*pool_stream=*/false);
+#ifdef TRAINLAB_DEVICE_TIMELINE
+  ExpectEveryLayerTimedOnTheDevice(c10::Device(c10::kCUDA, 0), /*pool_stream=*/true);
+#endif
+  if (torch::cuda::device_count() >= 2) {
+    ExpectEveryLayerTimedOnTheDevice(c10::Device(c10::kCUDA, 1), /*pool_stream=*/false);
   }
 }
 
