@@ -30,6 +30,10 @@
 // the calling thread's RecordFunction callbacks to the thread that runs its graph), and each
 // recording's callbacks know their tracer by the slot they were made for.
 //
+// Beside each time on the timeline, the tracer keeps the host's clock at the same marks
+// (forward_host_s ...): on a GPU, the host's time to issue the work; set against the device's
+// time, it says whether the host's launches or the device's work pace a layer.
+//
 // Cost: a callback, a lock and a mark per op, microseconds of host time each (on a GPU, an event
 // record per mark); compare a step's time with and without a recording for the overhead.
 //
@@ -64,6 +68,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -89,6 +94,9 @@ struct TracedOp {
   OpCost backward;
   double forward_s = 0;   // this op's forward, start to end, on the recording's timeline
   double backward_s = 0;  // the autograd nodes it created, when backward ran in the recording
+  // The same spans on the host's clock: on a GPU, the host's time to issue the work (launch its
+  // kernels); the same as the above on a CPU.
+  double forward_host_s = 0, backward_host_s = 0;
   uint64_t first_sequence_nr = 0,
            end_sequence_nr = 0;  // the autograd nodes it created: [first, end)
 };
@@ -307,9 +315,11 @@ class OpTracer {
   const std::vector<TracedOp>& ops() const { return ops_; }
   // Backward time in autograd nodes that no counted op created.
   double unattributed_backward_s() const { return unattributed_backward_s_; }
+  double unattributed_backward_host_s() const { return unattributed_backward_host_s_; }
   // The optimizer step's time: the user scope kOptimizerStepScope (core/module_scope.h) that the
   // step opens around it (core/step.h), start to end; the ops inside are not layers.
   double optimizer_s() const { return optimizer_s_; }
+  double optimizer_host_s() const { return optimizer_host_s_; }
   // Every timed interval of the last recording, in the order each ended.
   const std::vector<TracedSpan>& spans() const { return spans_; }
   OpCost TotalForward() const {
@@ -443,10 +453,17 @@ class OpTracer {
     std::vector<std::pair<int64_t, size_t>> wrappers;  // the engine's, running now
   };
 
+  // A mark on the timeline, and the host's time of it (marks are numbered 0, 1, ...).
   size_t MarkNow() {
     if (timeline_ == nullptr || !mark_error_.empty()) return kNoMark;  // after an error: no more
     try {
-      return timeline_->Mark();
+      const size_t mark = timeline_->Mark();
+      if (mark != host_marks_.size()) {
+        throw std::logic_error(absl::StrCat("the ", timeline_->Name(), " numbered a mark ", mark,
+                                            ", not ", host_marks_.size()));
+      }
+      host_marks_.push_back(std::chrono::steady_clock::now());
+      return mark;
     } catch (const std::exception& e) {
       if (mark_error_.empty()) mark_error_ = TorchErrorLine(e);
       return kNoMark;
@@ -467,8 +484,11 @@ class OpTracer {
     in_optimizer_ = false;
     optimizer_start_ = kNoMark;
     optimizer_s_ = 0;
+    optimizer_host_s_ = 0;
     in_backward_ = false;
     unattributed_backward_s_ = 0;
+    unattributed_backward_host_s_ = 0;
+    host_marks_.clear();
     mark_error_.clear();
     status_ = timeline_problem_;
     recording_thread_ = std::this_thread::get_id();
@@ -502,21 +522,27 @@ class OpTracer {
                           std::chrono::duration<double>((*at)[mark]));
     };
     for (const MarkedSpan& m : marked_) {
-      if (m.start >= at->size() || m.end >= at->size()) continue;
+      if (m.start >= at->size() || m.end >= at->size() || m.end >= host_marks_.size()) continue;
       const double s = (*at)[m.end] - (*at)[m.start];
+      const double host =
+          std::chrono::duration<double>(host_marks_[m.end] - host_marks_[m.start]).count();
       switch (m.pass) {
         case TracedSpan::Pass::kForward:
           ops_[static_cast<size_t>(m.op)].forward_s = s;
+          ops_[static_cast<size_t>(m.op)].forward_host_s = host;
           break;
         case TracedSpan::Pass::kBackward:
           if (m.op >= 0) {
             ops_[static_cast<size_t>(m.op)].backward_s += s;
+            ops_[static_cast<size_t>(m.op)].backward_host_s += host;
           } else {
             unattributed_backward_s_ += s;
+            unattributed_backward_host_s_ += host;
           }
           break;
         case TracedSpan::Pass::kOptimizer:
           optimizer_s_ += s;
+          optimizer_host_s_ += host;
           break;
       }
       spans_.push_back({m.op, m.pass, when(m.start), when(m.end)});
@@ -818,9 +844,10 @@ class OpTracer {
   std::vector<TracedSpan> spans_;
   bool in_optimizer_ = false;
   size_t optimizer_start_ = kNoMark;
-  double optimizer_s_ = 0;
+  double optimizer_s_ = 0, optimizer_host_s_ = 0;
   bool in_backward_ = false;  // a backward node has run in this recording
-  double unattributed_backward_s_ = 0;
+  double unattributed_backward_s_ = 0, unattributed_backward_host_s_ = 0;
+  std::vector<std::chrono::steady_clock::time_point> host_marks_;  // each mark's, on the host
 };
 
 }  // namespace trainlab

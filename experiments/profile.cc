@@ -164,6 +164,16 @@ struct StrategyProfile {
   absl::Status timing;  // why the layers have no times, when they have none
 };
 
+// One row's times over the instrumented steps: on the recording's timeline (the device's), and
+// on the host's clock (on a GPU, the host's time to issue the row's work).
+struct RowTimes {
+  std::vector<double> device, host;
+  void Add(double d, double h) {
+    device.push_back(d);
+    host.push_back(h);
+  }
+};
+
 struct OneBatchOf {  // the batch every step of the profile trains on
   at::Tensor images, labels;
 };
@@ -246,8 +256,9 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
   // layers keep their arithmetic and lose their times, and a note says why.
   OpTracer tracer(*model, device);
   absl::Status timing = absl::OkStatus();
-  std::vector<std::vector<double>> forward, backward;
-  std::vector<double> optimizer_s, loose_s, traced;
+  std::vector<RowTimes> forward, backward;
+  RowTimes optimizer_s, loose_s;
+  std::vector<double> traced;
   std::vector<std::string> names;
   for (int i = 0; i < steps; ++i) {
     absl::StatusOr<double> s;
@@ -268,11 +279,11 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
                                               ops.size(), " layers, step 1 ran ", names.size()));
     }
     for (size_t k = 0; k < ops.size(); ++k) {
-      forward[k].push_back(ops[k].forward_s);
-      backward[k].push_back(ops[k].backward_s);
+      forward[k].Add(ops[k].forward_s, ops[k].forward_host_s);
+      backward[k].Add(ops[k].backward_s, ops[k].backward_host_s);
     }
-    optimizer_s.push_back(tracer.optimizer_s());
-    loose_s.push_back(tracer.unattributed_backward_s());
+    optimizer_s.Add(tracer.optimizer_s(), tracer.optimizer_host_s());
+    loose_s.Add(tracer.unattributed_backward_s(), tracer.unattributed_backward_host_s());
     if (const int signal = StopSignal(); signal != 0) {
       return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
     }
@@ -284,27 +295,37 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
   const std::optional<OpCost> opt_cost = OptimizerStepCost(run.optimizer, parameters, 4);
   const double batch_size = static_cast<double>(x.size(0));
   StrategyProfile out;
-  double flops = 0, rows_s = 0, memory_bound_s = 0;
-  auto add = [&](nlohmann::json row) {
+  double flops = 0, rows_s = 0, rows_host_s = 0, memory_bound_s = 0;
+  const bool timed = timing.ok();
+  // On a device timeline, each row's host time too: the host's time to issue the layer.
+  const bool host_too = timed && !device.is_cpu();
+  auto add = [&](nlohmann::json row, const RowTimes& times) {
+    if (host_too) {
+      row["host_seconds"] = Median(times.host);
+      rows_host_s += Median(times.host);
+    }
     flops += row["flops"].get<double>();
     rows_s += row["seconds"].get<double>();
     if (row["bound"] == "memory") memory_bound_s += row["seconds"].get<double>();
     out.layers.push_back(std::move(row));
   };
-  const bool timed = timing.ok();
   out.timing = timing;
   const std::vector<TracedOp>& ops = tracer.ops();
   for (size_t k = 0; k < ops.size(); ++k) {
     const TracedOp& op = ops[k];
-    add(Row(name, op.module, op.op, "forward", op.dtype, timed ? Median(forward[k]) : 0, op.forward,
-            roofs));
-    add(Row(name, op.module, op.op, "backward", op.dtype, timed ? Median(backward[k]) : 0,
-            op.backward, roofs));
+    add(Row(name, op.module, op.op, "forward", op.dtype, timed ? Median(forward[k].device) : 0,
+            op.forward, roofs),
+        forward[k]);
+    add(Row(name, op.module, op.op, "backward", op.dtype, timed ? Median(backward[k].device) : 0,
+            op.backward, roofs),
+        backward[k]);
   }
   add(Row(name, "autograd (no layer)", "autograd", "backward", at::kFloat,
-          timed ? Median(loose_s) : 0, OpCost{}, roofs));
+          timed ? Median(loose_s.device) : 0, OpCost{}, roofs),
+      loose_s);
   add(Row(name, run.optimizer, "optimizer", "optimizer", at::kFloat,
-          timed ? Median(optimizer_s) : 0, opt_cost.value_or(OpCost{}), roofs));
+          timed ? Median(optimizer_s.device) : 0, opt_cost.value_or(OpCost{}), roofs),
+      optimizer_s);
   std::stable_sort(out.layers.begin(), out.layers.end(), [](const auto& a, const auto& b) {
     return a["seconds"].template get<double>() > b["seconds"].template get<double>();
   });
@@ -334,7 +355,10 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
     out.step["coverage_of_instrumented"] = Median(traced) > 0 ? rows_s / Median(traced) : 0.0;
     out.step["overhead"] = seconds > 0 ? Median(traced) / seconds - 1 : 0.0;
     out.step["memory_bound_seconds"] = memory_bound_s;
-    out.step["unattributed_backward_seconds"] = Median(loose_s);
+    out.step["unattributed_backward_seconds"] = Median(loose_s.device);
+    // On a GPU: the host's time to issue the rows. Near the step's time, the host's launches
+    // pace the step; far below it, the device's work does.
+    if (host_too) out.step["host_rows_seconds"] = rows_host_s;
   } else {
     for (nlohmann::json& row : out.layers) row["seconds"] = nullptr;
   }

@@ -34,21 +34,20 @@ std::string Or(double v, const char* format, double scale = 1, const char* missi
 std::string Ms(double s) { return Or(s, "%.2f ms", 1e3, "not timed"); }
 std::string Percent(double f) { return Or(f, "%.1f%%", 100); }
 
-// The figures a table row of layers shows.
-std::vector<std::string> LayerCells(const nlohmann::json& l, double step_s) {
+// The figures a table row of layers shows (with the host's time to issue it, on a GPU).
+std::vector<std::string> LayerCells(const nlohmann::json& l, double step_s, bool host) {
   const double s = Num(l, "seconds");
-  return {Str(l, "name"),
-          Str(l, "pass"),
-          Str(l, "op"),
-          Ms(s),
-          Percent(s / step_s),
-          Or(Num(l, "flops"), "%.3f", 1e-9),
-          Or(Num(l, "bytes"), "%.1f", 1e-6),
-          Or(Num(l, "intensity"), "%.1f"),
-          std::isfinite(s) ? Or(Num(l, "flops_per_s"), "%.1f", 1e-9) : "n/a",
-          std::isfinite(s) ? Or(Num(l, "bytes_per_s"), "%.1f", 1e-9) : "n/a",
-          Percent(Num(l, "roof_fraction")),
-          Str(l, "bound").empty() ? "-" : Str(l, "bound")};
+  std::vector<std::string> cells = {Str(l, "name"), Str(l, "pass"), Str(l, "op"), Ms(s)};
+  if (host) cells.push_back(Ms(Num(l, "host_seconds")));
+  for (std::string& c : std::vector<std::string>{
+           Percent(s / step_s), Or(Num(l, "flops"), "%.3f", 1e-9),
+           Or(Num(l, "bytes"), "%.1f", 1e-6), Or(Num(l, "intensity"), "%.1f"),
+           std::isfinite(s) ? Or(Num(l, "flops_per_s"), "%.1f", 1e-9) : "n/a",
+           std::isfinite(s) ? Or(Num(l, "bytes_per_s"), "%.1f", 1e-9) : "n/a",
+           Percent(Num(l, "roof_fraction")), Str(l, "bound").empty() ? "-" : Str(l, "bound")}) {
+    cells.push_back(std::move(c));
+  }
+  return cells;
 }
 
 Table RoofsTable(const nlohmann::json& roofs) {
@@ -89,27 +88,43 @@ Table StepTable(const nlohmann::json& steps) {
 }
 
 // The layers of `strategy`, which profile.cc stored ranked by time: the top rows, then the rest.
+// On a GPU (rows with host_seconds), a column with the host's time to issue each row.
 Table LayersTable(const nlohmann::json& layers, const std::string& strategy, double step_s) {
-  Table t{.header = {"layer", "pass", "op", "time", "of step", "GFLOP", "MB", "FLOP/byte",
-                     "GFLOP/s", "GB/s", "of roof", "bound"}};
+  bool host = false;
+  for (const nlohmann::json& l : layers) {
+    host |= Str(l, "strategy") == strategy && std::isfinite(Num(l, "host_seconds"));
+  }
+  Table t{.header = {"layer", "pass", "op", "time"}};
+  if (host) t.header.push_back("host issue");
+  for (const char* h :
+       {"of step", "GFLOP", "MB", "FLOP/byte", "GFLOP/s", "GB/s", "of roof", "bound"}) {
+    t.header.push_back(h);
+  }
   size_t shown = 0, rest = 0;
-  double rest_s = 0, rest_flops = 0, rest_bytes = 0;
+  double rest_s = 0, rest_host_s = 0, rest_flops = 0, rest_bytes = 0;
   for (const nlohmann::json& l : layers) {
     if (Str(l, "strategy") != strategy) continue;
     if (shown < kTopRows) {
-      t.rows.push_back(LayerCells(l, step_s));
+      t.rows.push_back(LayerCells(l, step_s, host));
       ++shown;
       continue;
     }
     ++rest;
     if (std::isfinite(Num(l, "seconds"))) rest_s += Num(l, "seconds");
+    if (std::isfinite(Num(l, "host_seconds"))) rest_host_s += Num(l, "host_seconds");
     rest_flops += Num(l, "flops");
     rest_bytes += Num(l, "bytes");
   }
   if (rest > 0) {
-    t.rows.push_back({absl::StrCat("the other ", rest, " rows"), "-", "-", Ms(rest_s),
-                      Percent(rest_s / step_s), Or(rest_flops, "%.3f", 1e-9),
-                      Or(rest_bytes, "%.1f", 1e-6), "-", "-", "-", "-", "-"});
+    std::vector<std::string> cells = {absl::StrCat("the other ", rest, " rows"), "-", "-",
+                                      Ms(rest_s)};
+    if (host) cells.push_back(Ms(rest_host_s));
+    for (std::string c : {Percent(rest_s / step_s), Or(rest_flops, "%.3f", 1e-9),
+                          Or(rest_bytes, "%.1f", 1e-6), std::string("-"), std::string("-"),
+                          std::string("-"), std::string("-"), std::string("-")}) {
+      cells.push_back(std::move(c));
+    }
+    t.rows.push_back(std::move(cells));
   }
   return t;
 }
@@ -194,6 +209,13 @@ Section ProfileSection(const ExperimentResult& result) {
             ? absl::StrFormat(" They sum to %.1f%% of the plain step "
                               "(%.1f%% of the instrumented one).",
                               100 * Num(st, "coverage"), 100 * Num(st, "coverage_of_instrumented"))
+            : std::string(),
+        std::isfinite(Num(st, "host_rows_seconds"))
+            ? absl::StrFormat(
+                  " Times are the device's (its events); the host took %.1f%% of the plain "
+                  "step to issue the rows (\"host issue\"): near 100%%, the host's launches "
+                  "pace the step; far below, the device's work does.",
+                  100 * Num(st, "host_rows_seconds") / step_s)
             : std::string()));
     out.AddTable(LayersTable(layers, strategy, step_s));
   }

@@ -4,8 +4,11 @@
 // check and renders, and the Chrome trace carries the layer names. No test asserts a time.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
+
+#include "absl/strings/str_format.h"
 
 #include "core/introspect.h"
 #include "core/model.h"
@@ -185,6 +188,48 @@ TEST(Profile, ATorchScriptModelIsProfiledLayerByLayer) {
   EXPECT_GE(linear, 1);
   EXPECT_GT(summary["step"][0]["flops"].get<double>(), 0);
   ExpectTheSummaryChecksAndRenders(*result);
+}
+
+// A GPU's summary (rows timed by the device's events, with the host's time to issue each):
+// the layer tables gain a "host issue" column, every row as wide as its header, and the text
+// says what share of the step the host took to issue the rows. (The GPU itself runs the
+// profile in tools/gpu_check.sh; here the CPU summary is given host times by hand.)
+TEST(Profile, AGpuSummaryShowsTheHostsTimeToIssueEachRow) {
+  ExperimentOptions o = Tiny();
+  o.strategies = {"eager"};
+  o.run.model = "torchscript";
+  o.run.model_path = "tests/testdata/models/tiny_cnn.pt";
+  absl::StatusOr<Session> s = Session::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<ExperimentResult> result = RunProfile(*s);
+  ASSERT_TRUE(result.ok()) << result.status();
+  double host = 0;
+  for (nlohmann::json& l : result->summary["layers"]) {
+    l["host_seconds"] = 0.25 * l["seconds"].get<double>();
+    host += l["host_seconds"].get<double>();
+  }
+  nlohmann::json& step = result->summary["step"][0];
+  step["host_rows_seconds"] = host;
+  step["timeline"] = "cuda events";
+  ExpectTheSummaryChecksAndRenders(*result);
+  absl::StatusOr<const ExperimentReport*> report = ReportRegistry::Global().Find("profile");
+  ASSERT_TRUE(report.ok());
+  const Section section = (*report)->section(*result);
+  int with_host = 0;
+  for (const Table* t : section.Tables()) {
+    const auto column = std::find(t->header.begin(), t->header.end(), "host issue");
+    if (column == t->header.end()) continue;
+    ++with_host;
+    EXPECT_EQ(column - t->header.begin(), 4) << "beside the device's time";
+    for (const auto& row : t->rows) EXPECT_EQ(row.size(), t->header.size());
+  }
+  EXPECT_EQ(with_host, 1) << "the one strategy's layer table";
+  const std::string text = RenderSectionText("profile", section);
+  EXPECT_NE(text.find(absl::StrFormat("the host took %.1f%% of the plain step to issue the rows",
+                                      100 * host / step["seconds"].get<double>())),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("cuda events"), std::string::npos) << "the step table says what timed";
 }
 
 }  // namespace

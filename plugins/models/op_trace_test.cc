@@ -228,6 +228,7 @@ TEST(OpTraceTimeline, TimesComeFromTheTimelineOnEveryThread) {
   CountingTimeline* timeline = owned.get();
   OpTracer tracer(*net, std::move(owned));
   EXPECT_EQ(tracer.timeline_name(), "counting");
+  const auto t0 = std::chrono::steady_clock::now();
   {
     OpTracer::Recording r(tracer);
     BackwardOnAnotherThread(Loss(net, at::randn({2, 3, 32, 32})));
@@ -241,14 +242,19 @@ TEST(OpTraceTimeline, TimesComeFromTheTimelineOnEveryThread) {
   const int own = marks[std::this_thread::get_id()];
   EXPECT_EQ(own, 1 + 2 * static_cast<int>(tracer.ops().size()));  // the origin, each layer's two
   constexpr double kTick = 1e-3;
+  double host = 0;
   for (const TracedOp& op : tracer.ops()) {
     EXPECT_NEAR(op.forward_s, kTick, 1e-12) << op.module;
+    // Beside the timeline's times, the host's clock at the same marks.
+    EXPECT_GT(op.forward_host_s, 0) << op.module;
+    host += op.forward_host_s + op.backward_host_s;
     const double nodes = op.backward_s / kTick;
     EXPECT_NEAR(nodes, std::round(nodes), 1e-9) << op.module << ": " << op.backward_s;
     if (op.op == "conv" || op.op == "batch_norm") {
       EXPECT_NEAR(op.backward_s, kTick, 1e-12) << op.module << " created one autograd node";
     }
   }
+  EXPECT_LT(host, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   // The spans are the timeline's too, on the host's clock from its origin.
   ASSERT_FALSE(tracer.spans().empty());
   for (const TracedSpan& span : tracer.spans()) {
