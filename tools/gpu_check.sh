@@ -272,7 +272,8 @@ for st in s["step"]:
     rows = [r for r in s["layers"] if r["strategy"] == st["strategy"] and r["pass"] != "optimizer"]
     timed = [r for r in rows if r["seconds"]]
     assert len(timed) >= len(rows) * 0.9, (st["strategy"], len(timed), len(rows))
-    print(st["strategy"], "coverage %.3f overhead %+.3f" % (st["coverage"], st["overhead"]))
+    print(st["strategy"], "coverage %.3f overhead %+.3f host issue %.3f of the step"
+          % (st["coverage"], st["overhead"], st["host_rows_seconds"] / st["seconds"]))
 ' "$out/profile/profile.json"
   # Time to accuracy (issue 25): the fast recipe (channels_last+amp_bf16+cudnn_autotune, batch
   # 512, one-cycle, label smoothing, flip TTA) first, then the lab's, each to 94% test top-1.
