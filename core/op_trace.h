@@ -306,9 +306,6 @@ class OpTracer {
   // Whether the last recording went right: its timeline could be read, a slot was free. When it
   // did not, the layers and their arithmetic stand and the times are zero.
   const absl::Status& status() const { return status_; }
-  // Whether the times are measured at all (not on a device this LibTorch cannot time; then
-  // status() says why).
-  bool timed() const { return timeline_ != nullptr; }
   std::string timeline_name() const { return timeline_ ? timeline_->Name() : "none"; }
 
   // The layers of the last recording, in the order the forward ran them.

@@ -299,7 +299,10 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
   const bool timed = timing.ok();
   // On a device timeline, each row's host time too: the host's time to issue the layer.
   const bool host_too = timed && !device.is_cpu();
-  auto add = [&](nlohmann::json row, const RowTimes& times) {
+  auto add = [&](const std::string& row_name, const std::string& op, const char* pass,
+                 c10::ScalarType dtype, const OpCost& cost, const RowTimes& times) {
+    nlohmann::json row =
+        Row(name, row_name, op, pass, dtype, timed ? Median(times.device) : 0, cost, roofs);
     if (host_too) {
       row["host_seconds"] = Median(times.host);
       rows_host_s += Median(times.host);
@@ -313,18 +316,11 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
   const std::vector<TracedOp>& ops = tracer.ops();
   for (size_t k = 0; k < ops.size(); ++k) {
     const TracedOp& op = ops[k];
-    add(Row(name, op.module, op.op, "forward", op.dtype, timed ? Median(forward[k].device) : 0,
-            op.forward, roofs),
-        forward[k]);
-    add(Row(name, op.module, op.op, "backward", op.dtype, timed ? Median(backward[k].device) : 0,
-            op.backward, roofs),
-        backward[k]);
+    add(op.module, op.op, "forward", op.dtype, op.forward, forward[k]);
+    add(op.module, op.op, "backward", op.dtype, op.backward, backward[k]);
   }
-  add(Row(name, "autograd (no layer)", "autograd", "backward", at::kFloat,
-          timed ? Median(loose_s.device) : 0, OpCost{}, roofs),
-      loose_s);
-  add(Row(name, run.optimizer, "optimizer", "optimizer", at::kFloat,
-          timed ? Median(optimizer_s.device) : 0, opt_cost.value_or(OpCost{}), roofs),
+  add("autograd (no layer)", "autograd", "backward", at::kFloat, OpCost{}, loose_s);
+  add(run.optimizer, "optimizer", "optimizer", at::kFloat, opt_cost.value_or(OpCost{}),
       optimizer_s);
   std::stable_sort(out.layers.begin(), out.layers.end(), [](const auto& a, const auto& b) {
     return a["seconds"].template get<double>() > b["seconds"].template get<double>();

@@ -34,19 +34,26 @@ std::string Or(double v, const char* format, double scale = 1, const char* missi
 std::string Ms(double s) { return Or(s, "%.2f ms", 1e3, "not timed"); }
 std::string Percent(double f) { return Or(f, "%.1f%%", 100); }
 
+// Where a layer table puts the host's time to issue a row, on a GPU: beside the device's time.
+constexpr size_t kHostColumn = 4;
+
 // The figures a table row of layers shows (with the host's time to issue it, on a GPU).
 std::vector<std::string> LayerCells(const nlohmann::json& l, double step_s, bool host) {
   const double s = Num(l, "seconds");
-  std::vector<std::string> cells = {Str(l, "name"), Str(l, "pass"), Str(l, "op"), Ms(s)};
-  if (host) cells.push_back(Ms(Num(l, "host_seconds")));
-  for (std::string& c : std::vector<std::string>{
-           Percent(s / step_s), Or(Num(l, "flops"), "%.3f", 1e-9),
-           Or(Num(l, "bytes"), "%.1f", 1e-6), Or(Num(l, "intensity"), "%.1f"),
-           std::isfinite(s) ? Or(Num(l, "flops_per_s"), "%.1f", 1e-9) : "n/a",
-           std::isfinite(s) ? Or(Num(l, "bytes_per_s"), "%.1f", 1e-9) : "n/a",
-           Percent(Num(l, "roof_fraction")), Str(l, "bound").empty() ? "-" : Str(l, "bound")}) {
-    cells.push_back(std::move(c));
-  }
+  std::vector<std::string> cells = {
+      Str(l, "name"),
+      Str(l, "pass"),
+      Str(l, "op"),
+      Ms(s),
+      Percent(s / step_s),
+      Or(Num(l, "flops"), "%.3f", 1e-9),
+      Or(Num(l, "bytes"), "%.1f", 1e-6),
+      Or(Num(l, "intensity"), "%.1f"),
+      std::isfinite(s) ? Or(Num(l, "flops_per_s"), "%.1f", 1e-9) : "n/a",
+      std::isfinite(s) ? Or(Num(l, "bytes_per_s"), "%.1f", 1e-9) : "n/a",
+      Percent(Num(l, "roof_fraction")),
+      Str(l, "bound").empty() ? "-" : Str(l, "bound")};
+  if (host) cells.insert(cells.begin() + kHostColumn, Ms(Num(l, "host_seconds")));
   return cells;
 }
 
@@ -94,12 +101,9 @@ Table LayersTable(const nlohmann::json& layers, const std::string& strategy, dou
   for (const nlohmann::json& l : layers) {
     host |= Str(l, "strategy") == strategy && std::isfinite(Num(l, "host_seconds"));
   }
-  Table t{.header = {"layer", "pass", "op", "time"}};
-  if (host) t.header.push_back("host issue");
-  for (const char* h :
-       {"of step", "GFLOP", "MB", "FLOP/byte", "GFLOP/s", "GB/s", "of roof", "bound"}) {
-    t.header.push_back(h);
-  }
+  Table t{.header = {"layer", "pass", "op", "time", "of step", "GFLOP", "MB", "FLOP/byte",
+                     "GFLOP/s", "GB/s", "of roof", "bound"}};
+  if (host) t.header.insert(t.header.begin() + kHostColumn, "host issue");
   size_t shown = 0, rest = 0;
   double rest_s = 0, rest_host_s = 0, rest_flops = 0, rest_bytes = 0;
   for (const nlohmann::json& l : layers) {
@@ -116,14 +120,19 @@ Table LayersTable(const nlohmann::json& layers, const std::string& strategy, dou
     rest_bytes += Num(l, "bytes");
   }
   if (rest > 0) {
-    std::vector<std::string> cells = {absl::StrCat("the other ", rest, " rows"), "-", "-",
-                                      Ms(rest_s)};
-    if (host) cells.push_back(Ms(rest_host_s));
-    for (std::string c : {Percent(rest_s / step_s), Or(rest_flops, "%.3f", 1e-9),
-                          Or(rest_bytes, "%.1f", 1e-6), std::string("-"), std::string("-"),
-                          std::string("-"), std::string("-"), std::string("-")}) {
-      cells.push_back(std::move(c));
-    }
+    std::vector<std::string> cells = {absl::StrCat("the other ", rest, " rows"),
+                                      "-",
+                                      "-",
+                                      Ms(rest_s),
+                                      Percent(rest_s / step_s),
+                                      Or(rest_flops, "%.3f", 1e-9),
+                                      Or(rest_bytes, "%.1f", 1e-6),
+                                      "-",
+                                      "-",
+                                      "-",
+                                      "-",
+                                      "-"};
+    if (host) cells.insert(cells.begin() + kHostColumn, Ms(rest_host_s));
     t.rows.push_back(std::move(cells));
   }
   return t;

@@ -167,14 +167,18 @@ TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
   EXPECT_TRUE(optimizer_span);
 }
 
-TEST(Profile, ATorchScriptModelIsProfiledLayerByLayer) {
+// The eager profile of the tiny TorchScript model in tests/testdata.
+absl::StatusOr<ExperimentResult> ProfileTinyTorchScript() {
   ExperimentOptions o = Tiny();
   o.strategies = {"eager"};
   o.run.model = "torchscript";
   o.run.model_path = "tests/testdata/models/tiny_cnn.pt";
-  absl::StatusOr<Session> s = Session::Start(o);
-  ASSERT_TRUE(s.ok()) << s.status();
-  absl::StatusOr<ExperimentResult> result = RunProfile(*s);
+  TRAINLAB_ASSIGN_OR_RETURN(Session s, Session::Start(o));
+  return RunProfile(s);
+}
+
+TEST(Profile, ATorchScriptModelIsProfiledLayerByLayer) {
+  absl::StatusOr<ExperimentResult> result = ProfileTinyTorchScript();
   ASSERT_TRUE(result.ok()) << result.status();
   const nlohmann::json& summary = result->summary;
   ASSERT_EQ(summary["step"].size(), 1u);
@@ -195,13 +199,7 @@ TEST(Profile, ATorchScriptModelIsProfiledLayerByLayer) {
 // says what share of the step the host took to issue the rows. (The GPU itself runs the
 // profile in tools/gpu_check.sh; here the CPU summary is given host times by hand.)
 TEST(Profile, AGpuSummaryShowsTheHostsTimeToIssueEachRow) {
-  ExperimentOptions o = Tiny();
-  o.strategies = {"eager"};
-  o.run.model = "torchscript";
-  o.run.model_path = "tests/testdata/models/tiny_cnn.pt";
-  absl::StatusOr<Session> s = Session::Start(o);
-  ASSERT_TRUE(s.ok()) << s.status();
-  absl::StatusOr<ExperimentResult> result = RunProfile(*s);
+  absl::StatusOr<ExperimentResult> result = ProfileTinyTorchScript();
   ASSERT_TRUE(result.ok()) << result.status();
   double host = 0;
   for (nlohmann::json& l : result->summary["layers"]) {
