@@ -201,15 +201,11 @@ int Main(int argc, char** argv) {
   } else {
     strategies = std::vector<std::string>(absl::StrSplit(f.strategies, ',', absl::SkipEmpty()));
   }
-  for (const std::string& s : strategies) {
-    // An unknown name is a typo, not a strategy that cannot run here: stop.
-    for (const std::string& part : std::vector<std::string>(absl::StrSplit(s, '+'))) {
-      if (absl::StatusOr<const StrategyEntry*> e = StrategyRegistry::Global().Find(part); !e.ok()) {
-        std::fprintf(stderr, "strategy_step_benchmark: --strategies: %s\n",
-                     std::string(e.status().message()).c_str());
-        return 1;
-      }
-    }
+  // An unknown name is a typo, not a strategy that cannot run here: stop.
+  if (absl::Status st = CheckStrategyNames(strategies); !st.ok()) {
+    std::fprintf(stderr, "strategy_step_benchmark: --strategies: %s\n",
+                 std::string(st.message()).c_str());
+    return 1;
   }
   std::vector<int64_t> batches;
   const std::string sizes = !f.batch_sizes.empty() ? f.batch_sizes

@@ -19,7 +19,7 @@
 #include "benchmark/benchmark.h"
 #include "core/host.h"
 #include "core/kernels.h"
-#include "core/op_trace.h"
+#include "core/profiling/layer_tracer.h"
 #include "plugins/models/resnet18.h"
 
 namespace {
@@ -53,9 +53,9 @@ void BM_TrainStep(benchmark::State& state) {
 BENCHMARK(BM_TrainStep)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecond)->UseRealTime();
 
 // BM_TrainStepTraced/B: the same step with the per-layer profile's instrumentation on
-// (core/op_trace.h: a RecordFunction callback on every op, with inputs): against BM_TrainStep/B,
-// what the instrumentation costs. Counters: the layers found and the share of the step's time
-// they account for (forward + backward, the optimizer step excluded).
+// (core/profiling/layer_tracer.h: a RecordFunction callback on every op, with inputs): against
+// BM_TrainStep/B, what the instrumentation costs. Counters: the layers found and the share of the
+// step's time they account for (forward + backward, the optimizer step excluded).
 void BM_TrainStepTraced(benchmark::State& state) {
   const int64_t b = state.range(0);
   StepSetup s(b);

@@ -53,6 +53,10 @@ inline int AllCores() {
 
 // glibc keeps freed memory in its heap: big blocks are never mmap-ed (they would be page-faulted
 // afresh every step) and the heap is never trimmed back to the kernel.
+// The most threads a flag or a results file may name (intra-op threads, loader workers): past
+// it, a typo would start thousands of threads.
+inline constexpr int kMaxThreads = 1024;
+
 inline constexpr const char* kKeepFreedHeapMemory = "glibc with mmap off and no trimming";
 inline void KeepFreedHeapMemory() {
   mallopt(M_MMAP_MAX, 0);

@@ -10,7 +10,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include "core/module_scope.h"
-#include "core/op_trace.h"
+#include "core/profiling/layer_tracer.h"
 #include "core/roofline.h"
 #include "core/step.h"
 #include "gtest/gtest.h"

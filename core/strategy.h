@@ -62,6 +62,17 @@ inline absl::StatusOr<StepOptions> ResolveStrategies(std::string_view spec,
   return options;
 }
 
+// Every part of every name of `specs` ("a+b") is a registered strategy: an unknown name is a
+// typo, an error naming it and the strategies this binary knows, not a strategy skipped here.
+inline absl::Status CheckStrategyNames(const std::vector<std::string>& specs) {
+  for (const std::string& spec : specs) {
+    for (const std::string& part : std::vector<std::string>(absl::StrSplit(spec, '+'))) {
+      if (absl::Status s = StrategyRegistry::Global().Find(part).status(); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace trainlab
 
 #endif  // TRAINLAB_CORE_STRATEGY_H_

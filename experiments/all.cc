@@ -10,7 +10,10 @@
 // --epochs ...). quick: 2 epochs of 10 batches of 32 images (C8: 10 epochs of 4 batches, and on
 // a CPU only the strategies that can help there), C3 up to 12 workers. lab: 5 epochs (C8: 10) of
 // the full data at batch 128, as the lab ran.
+#include <gflags/gflags.h>
 #include <glog/logging.h>
+
+#include <algorithm>
 
 #include <chrono>
 #include <cstdio>
@@ -18,32 +21,51 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
-#include "experiments/error_boundary.h"
-#include "experiments/experiment.h"
-#include "experiments/experiment_main.h"
-#include "experiments/experiment_report.h"
-#include "experiments/options.h"
-#include "experiments/report.h"
-#include "experiments/stop.h"
-#include "experiments/user_path.h"
+#include "experiments/harness/error_boundary.h"
+#include "experiments/harness/experiment.h"
+#include "experiments/harness/experiment_main.h"
+#include "experiments/reporting/experiment_report.h"
+#include "experiments/reporting/lab_order.h"
+#include "experiments/harness/options.h"
+#include "experiments/reporting/report.h"
+#include "experiments/harness/stop.h"
+#include "experiments/harness/user_path.h"
+
+DEFINE_string(profile, "quick",
+              "quick: ~10 min on 2 cores (batch 32, short epochs); lab: the lab's.");
 
 namespace trainlab::experiments {
 namespace {
 
+// `all` takes its preset and every flag of every experiment linked in (the registry's union).
 const FlagSpec& AllSpec() {
-  static const auto* spec = new FlagSpec{
-      .usage =
-          "all --results_dir=DIR [--profile=quick|lab] [flags]: the lab's driver; C2-C8 (C4-C8 "
-          "with C3's best workers), Q1-Q4, REPORT.md",
-      .trains = true,
-      .flags = {"profile", "workers", "max_workers", "best_workers", "optimizers", "strategies",
-                "profile_steps"},
-      .profiles = {{"quick",
-                    {{"epochs", "2"},
-                     {"max_batches_per_epoch", "10"},
-                     {"batch_size", "32"},
-                     {"max_workers", "12"}}},
-                   {"lab", {}}}};
+  static const auto* spec = [] {
+    auto* spec = new FlagSpec{
+        .usage =
+            "all --results_dir=DIR [--profile=quick|lab] [flags]: the lab's driver; C2-C8 (C4-C8 "
+            "with C3's best workers), Q1-Q4, REPORT.md",
+        .trains = true,
+        .flags = {"profile"},
+        .profiles = {{"quick",
+                      {{"epochs", "2"},
+                       {"max_batches_per_epoch", "10"},
+                       {"batch_size", "32"},
+                       {"max_workers", "12"}}},
+                     {"lab", {}}}};
+    const std::vector<std::string> shared = FlagsTaken({});
+    for (const std::string& name : LabOrder()) {
+      absl::StatusOr<const Experiment*> e = ExperimentRegistry::Global().Find(name);
+      if (!e.ok()) continue;  // RunAll says so
+      for (const std::string& f : (*e)->cli.flags) {
+        if (std::find(shared.begin(), shared.end(), f) == shared.end() &&
+            std::find(spec->passed_on.begin(), spec->passed_on.end(), f) ==
+                spec->passed_on.end()) {
+          spec->passed_on.push_back(f);
+        }
+      }
+    }
+    return spec;
+  }();
   return *spec;
 }
 
@@ -51,9 +73,11 @@ const FlagSpec& AllSpec() {
 absl::Status RunAll(const ExperimentOptions& given, const FlagValues& values,
                     std::unique_ptr<Session>* stopped_in) {
   const FlagSpec& spec = AllSpec();
-  const std::vector<FlagDefault>& profile = spec.profiles.at(given.profile);
+  const std::string preset = values.Str("profile");
+  if (!spec.profiles.count(preset)) return FlagError("profile", preset, "must be quick or lab");
+  const std::vector<FlagDefault>& profile = spec.profiles.at(preset);
   TRAINLAB_ASSIGN_OR_RETURN(ExperimentOptions base_options,
-                            OptionsFor(values, "all", spec, given.profile, profile,
+                            OptionsFor(values, "all", spec, preset, profile,
                                        /*on_cpu=*/true, given.command_line));
   if (base_options.results_dir.empty()) {
     return absl::InvalidArgumentError(
@@ -66,15 +90,15 @@ absl::Status RunAll(const ExperimentOptions& given, const FlagValues& values,
   session_options.resume_auto = false;
   session_options.checkpoint_every = 0;
   TRAINLAB_ASSIGN_OR_RETURN(Session base, Session::Start(session_options));
-  std::printf("- Profile: %s; results and report in %s\n", given.profile.c_str(),
+  std::printf("- Profile: %s; results and report in %s\n", preset.c_str(),
               base.ResultsDir().c_str());
   for (const std::string& name : LabOrder()) {
     TRAINLAB_ASSIGN_OR_RETURN(const Experiment* experiment,
                               ExperimentRegistry::Global().Find(name));
     TRAINLAB_ASSIGN_OR_RETURN(ExperimentOptions o,
-                              OptionsFor(values, name, experiment->cli, given.profile, profile,
+                              OptionsFor(values, name, experiment->cli, preset, profile,
                                          base.device.is_cpu(), given.command_line));
-    o.settings["driver"] = absl::StrCat("all --profile=", given.profile);
+    o.settings["driver"] = absl::StrCat("all --profile=", preset);
     // --resume continues the experiments that had started; the others start afresh (whether
     // one had started is rank 0's to say, data-parallel: checkpointer.h).
     if (o.resume) {

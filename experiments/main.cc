@@ -1,6 +1,6 @@
 // main() of every experiment binary: the experiment's name comes from the BUILD rule
 // (local_defines TRAINLAB_EXPERIMENT="c3"), its code from the linked experiment library.
-#include "experiments/experiment_main.h"
+#include "experiments/harness/experiment_main.h"
 
 #ifndef TRAINLAB_EXPERIMENT
 #error "build with local_defines = ['TRAINLAB_EXPERIMENT=\"c3\"'] (see experiments/BUILD.bazel)"

@@ -12,9 +12,9 @@
 #include "core/cli.h"
 #include "core/files.h"
 #include "core/status_macros.h"
-#include "experiments/error_boundary.h"
-#include "experiments/report.h"
-#include "experiments/user_path.h"
+#include "experiments/harness/error_boundary.h"
+#include "experiments/reporting/report.h"
+#include "experiments/harness/user_path.h"
 
 DEFINE_string(compare, "",
               "Another results folder: also write DIR/COMPARISON.md with both side by side.");

@@ -155,7 +155,7 @@ bad "--target_accuracy: time_to_accuracy needs a target test top-1 % above 0" "$
 bad "--test_images=-5: must be >= 0 (0 = all)" "$TTA" "${TINY[@]}" --test_images=-5
 bad "--recipe=fast: --warmup_epochs=1: must be shorter than the run (--epochs=1)" "$TTA" "${TINY[@]}" --recipe=fast --warmup_epochs=1
 bad "--recipe=: empty item in the list" "$TTA" "${TINY[@]}" --recipe=
-bad "--recipe is not a flag of c2" "$C2" "${TINY[@]}" --recipe=fast
+bad "unknown flag --recipe (--help lists the flags)" "$C2" "${TINY[@]}" --recipe=fast
 bad "--model: unknown model 'resnet50'; known: resnet18, resnet18_no_bn, torchscript" "$C2" "${TINY[@]}" --model=resnet50
 bad "--model=torchscript needs --model_path=FILE" "$C2" "${TINY[@]}" --model=torchscript
 bad "/nonexistent/m.pt: no such TorchScript file" "$C2" "${TINY[@]}" --model=torchscript --model_path=/nonexistent/m.pt
@@ -181,7 +181,7 @@ grep -qE 'this build has no NCCL process group \(build with --config=cuda|NCCL r
   fail "the NCCL refusal names neither the build nor the device: $(cat "$tmp/err")"
 bad "--checkpoint_every needs --checkpoint_dir" "$C2" "${TINY[@]}" --checkpoint_every=5
 bad "--epochs is not a flag of q1_q4" "$Q1Q4" --epochs=3
-bad "--workers is not a flag of c2" "$C2" "${TINY[@]}" --workers=1
+bad "unknown flag --workers (--help lists the flags)" "$C2" "${TINY[@]}" --workers=1
 bad "unexpected argument 'extra'" "$C2" "${TINY[@]}" extra
 
 # --- special and hostile files: refused at once, never a wait or an unbounded read ----------------

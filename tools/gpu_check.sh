@@ -17,7 +17,7 @@
 # run checks that python3's torch is the version the bundle was built against, then writes
 # everything to one folder (default: $OUT when set, else ./gpu_check_out):
 #   env.txt        nvidia-smi, lscpu, torch's version and CUDA, the library path used
-#   tests/         gpu_test, graph_step_test, loader_test, core_test, op_trace_test (log + xml)
+#   tests/         gpu_test, graph_step_test, loader_test, core_test, layer_tracer_test (log + xml)
 #   c5/ c8/ c2/    each experiment's stdout/stderr and its results JSON/CSV
 #   profile/       the per-layer profile on the GPU (eager, channels_last, amp_bf16,
 #                  cudnn_autotune): roofs through cuBLAS/cuDNN and device memory, step times,
@@ -67,7 +67,7 @@ done
 
 # (strategies_test trains on the CPU only: CI covers it; the device's minutes go to the GPU.)
 tests=(tests/gpu_test plugins/compile/graph_step_test plugins/data/loader_test core/core_test
-       plugins/models/op_trace_test)
+       core/profiling/layer_tracer_test)
 programs=(experiments/c2 experiments/c5 experiments/c8 experiments/profile experiments/time_to_accuracy
           plugins/data/make_synthetic_cifar10 benchmarks/strategy_step_benchmark tools/dist_check)
 

@@ -18,7 +18,7 @@ status=0
 for c in "${configs[@]}"; do
   case "$c" in
     asan | ubsan) targets=("${all[@]}") ;;
-    tsan) targets=(//plugins/data:all //benchmarks:loader_benchmark_smoke_test //plugins/models:op_trace_test) ;;
+    tsan) targets=(//plugins/data:all //benchmarks:loader_benchmark_smoke_test //core/profiling:layer_tracer_test) ;;
     *) echo "sanitize.sh: unknown config $c (asan, ubsan or tsan)" >&2; exit 2 ;;
   esac
   log="$(mktemp)"

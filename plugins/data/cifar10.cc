@@ -3,10 +3,13 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "plugins/data/dataset_registry.h"
 #include "core/files.h"
 
 namespace trainlab::data {
@@ -108,5 +111,35 @@ absl::Status WriteCifar10File(const std::string& path, const uint8_t* pixels, co
   if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));
   return absl::OkStatus();
 }
+
+namespace {
+
+// --dataset=cifar10: DIR, or its cifar-10-batches-bin folder (where the archive unpacks).
+std::optional<std::string> FindCifar10(const std::string& dir) {
+  if (dir.empty()) return std::nullopt;
+  if (LooksLikeCifar10Dir(dir)) return dir;
+  const std::string unpacked = dir + "/cifar-10-batches-bin";
+  if (LooksLikeCifar10Dir(unpacked)) return unpacked;
+  return std::nullopt;
+}
+
+const bool kRegistered = DatasetRegistry::Global().Register(
+    "cifar10",
+    {.title = "CIFAR-10",
+     .auto_rank = 0,
+     .find = FindCifar10,
+     .load = [](const DatasetRequest& r) -> absl::StatusOr<TrainAndTest> {
+       if (r.dir.empty()) {
+         return absl::InvalidArgumentError(
+             "--dataset=cifar10 needs --data_dir (the cifar-10-batches-bin folder)");
+       }
+       const std::string dir = FindCifar10(r.dir).value_or(r.dir);
+       TrainAndTest out;
+       TRAINLAB_ASSIGN_OR_RETURN(out.train, ReadCifar10(dir, Split::kTrain));
+       TRAINLAB_ASSIGN_OR_RETURN(out.test, ReadCifar10(dir, Split::kTest));
+       return out;
+     }});
+
+}  // namespace
 
 }  // namespace trainlab::data

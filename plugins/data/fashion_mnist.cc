@@ -4,10 +4,13 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "plugins/data/dataset_registry.h"
 #include "core/files.h"
 
 namespace trainlab::data {
@@ -195,5 +198,32 @@ absl::StatusOr<ImageDataset> ParseFashionMnist(const std::vector<uint8_t>& image
   }
   return ds;
 }
+
+namespace {
+
+// --dataset=fashion_mnist: DIR when given, else Debian's dataset-fashion-mnist folder (auto's
+// fallback: the data that is there without a download).
+const bool kRegistered = DatasetRegistry::Global().Register(
+    "fashion_mnist",
+    {.title = "Fashion-MNIST",
+     .auto_rank = 1,
+     .find = [](const std::string&) -> std::optional<std::string> {
+       return std::string(kDebianFashionMnistDir);
+     },
+     .load = [](const DatasetRequest& r) -> absl::StatusOr<TrainAndTest> {
+       const std::string dir = r.dir.empty() ? std::string(kDebianFashionMnistDir) : r.dir;
+       if (!std::filesystem::exists(dir)) {
+         return absl::NotFoundError(absl::StrCat(
+             dir,
+             ": Fashion-MNIST not found; install Debian's dataset-fashion-mnist (./bazelw does) "
+             "or pass --data_dir with CIFAR-10"));
+       }
+       TrainAndTest out;
+       TRAINLAB_ASSIGN_OR_RETURN(out.train, ReadFashionMnist(dir, Split::kTrain));
+       TRAINLAB_ASSIGN_OR_RETURN(out.test, ReadFashionMnist(dir, Split::kTest));
+       return out;
+     }});
+
+}  // namespace
 
 }  // namespace trainlab::data

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "plugins/data/dataset_registry.h"
 #include "plugins/data/cifar10.h"
 #include "plugins/data/random.h"
 
@@ -75,5 +76,21 @@ absl::Status WriteSyntheticCifar10Dir(const std::string& dir, int64_t train_n, i
   return WriteCifar10File((std::filesystem::path(dir) / Cifar10Files(Split::kTest)[0]).string(),
                           test.image(0), test.labels.data(), test_n);
 }
+
+namespace {
+
+// --dataset=synthetic: generated images (for tests and benchmarks), never chosen by auto.
+const bool kRegistered = DatasetRegistry::Global().Register(
+    "synthetic",
+    {.title = "synthetic",
+     .load = [](const DatasetRequest& r) -> absl::StatusOr<TrainAndTest> {
+       TrainAndTest out{.train = MakeSyntheticDataset(r.synthetic_train, r.seed + 1000),
+                        .test = MakeSyntheticDataset(r.synthetic_test, r.seed + 2000)};
+       out.train.name = "synthetic/train (generated, not CIFAR-10)";
+       out.test.name = "synthetic/test (generated, not CIFAR-10)";
+       return out;
+     }});
+
+}  // namespace
 
 }  // namespace trainlab::data

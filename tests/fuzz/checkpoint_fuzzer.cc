@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <string>
 
-#include "experiments/checkpoint_format.h"
+#include "experiments/checkpoint/checkpoint_format.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string dir = [] {

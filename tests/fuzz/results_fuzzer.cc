@@ -5,9 +5,10 @@
 #include <cstdint>
 #include <string>
 
-#include "experiments/experiment_report.h"
-#include "experiments/results_file.h"
-#include "experiments/table.h"
+#include "experiments/reporting/experiment_report.h"
+#include "experiments/reporting/lab_order.h"
+#include "experiments/results/results_file.h"
+#include "experiments/reporting/table.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace trainlab::experiments;

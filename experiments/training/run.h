@@ -1,0 +1,54 @@
+// Running: one training run (RunTraining) and one variant of an experiment run --repeats times
+// (RunVariant), each returning the result model's data (result.h).
+//
+// Example (c7, in full):
+//   ExperimentResult result;
+//   for (bool bn : {true, false}) {
+//     Variant v{.label = bn ? "sgd with BN" : "sgd without BN", .config = session.DefaultRun()};
+//     v.config.model = bn ? "resnet18" : "resnet18_no_bn";
+//     TRAINLAB_ASSIGN_OR_RETURN(VariantResult r, RunVariant(session, v));
+//     result.variants.push_back(std::move(r));
+//   }
+#ifndef TRAINLAB_EXPERIMENTS_TRAINING_RUN_H_
+#define TRAINLAB_EXPERIMENTS_TRAINING_RUN_H_
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "experiments/harness/run_config.h"
+#include "experiments/results/result.h"
+#include "experiments/harness/session.h"
+
+namespace trainlab::experiments {
+
+// One variant of an experiment ("4 workers", "adam", "channels_last").
+struct Variant {
+  std::string label;
+  std::string header;  // the "##### ... #####" line before its blocks; empty: the label
+  RunConfig config;
+  nlohmann::json params = nlohmann::json::object();  // what distinguishes it: {"num_workers": 4}
+  bool announce = true;  // print the header line (c2, a single run, prints none)
+};
+
+// Trains `config.epochs` epochs, printing the lab's block per epoch when asked. A NaN or
+// infinite loss ends the run early with RunResult::diverged set (not an error). Before it
+// allocates anything it checks that the run fits in the machine's memory.
+absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config,
+                                      int repeat = 1);
+
+// Whether a run of `config` with a model of `parameters` fits in the memory this machine has left
+// (the check RunTraining makes before it allocates); the error names both figures.
+absl::Status CheckRunMemory(const Session& session, const RunConfig& config, int64_t parameters);
+
+// Prints "##### <label> #####" and runs `variant` --repeats times. With `can_skip`, a variant
+// whose compile strategy cannot run here (core/step.h: IsStrategyCannotRun) is returned with
+// `skipped` set; every other error is returned as it is. A stop asked for (Ctrl-C) between runs
+// ends it before the next one starts.
+absl::StatusOr<VariantResult> RunVariant(const Session& session, const Variant& variant,
+                                         bool can_skip = false);
+
+}  // namespace trainlab::experiments
+
+#endif  // TRAINLAB_EXPERIMENTS_TRAINING_RUN_H_
