@@ -17,6 +17,7 @@ EXPERIMENTS = [
     struct(name = "c6", package = "lab"),
     struct(name = "c7", package = "lab"),
     struct(name = "c8", package = "lab"),
+    struct(name = "batch_sweep", package = "lab"),
     struct(name = "profile", package = "profiling"),
     struct(name = "time_to_accuracy", package = "recipes"),
     struct(name = "q1_q4", package = "lab"),

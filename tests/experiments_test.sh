@@ -235,6 +235,28 @@ else
   fail "c8 exited non-zero: $(cat "$tmp/c8.err")"
 fi
 
+# --- batch_sweep: the rate scaled with the batch, a batch too large skipped, the answer; its own
+# flag in the checkpoint's fingerprint ----------------------------------------------------------
+SWEEP="${BIN[batch_sweep]}"
+if run sweep "$SWEEP" "${TINY[@]}" --epochs=1 --batch_sizes=4,8,64 --lr_base_batch=8 \
+     --checkpoint_dir="$tmp/sweepck" --results_dir="$tmp/sweep"; then
+  grep -q '^##### Batch size 4, lr 0.05 #####$' "$tmp/sweep.out" && grep -q '^##### Batch size 8, lr 0.1 #####$' "$tmp/sweep.out" \
+    && pass "batch_sweep scales the rate linearly" || fail "batch_sweep rates: $(grep '#####' "$tmp/sweep.out")"
+  grep -q '^Batch size 64 skipped: larger than the training set (48 images)$' "$tmp/sweep.out" \
+    || fail "batch_sweep did not skip batch 64: $(grep -i skip "$tmp/sweep.out")"
+  [[ $(grep -c '^- Test Loss: ' "$tmp/sweep.out") == 2 ]] || fail "batch_sweep: each batch size is evaluated"
+  grep -qE '^Answer: batch (4|8) trains fastest per image \([0-9.]+ ms, ' "$tmp/sweep.out" \
+    && pass "batch_sweep names the fastest batch" || fail "batch_sweep answer: $(grep -A2 '^Answer' "$tmp/sweep.out")"
+  [[ -s "$tmp/sweep/batch_sweep.json" ]] || fail "batch_sweep wrote no results"
+  # Its own flag is part of the checkpoint's fingerprint: another --lr_base_batch is another run.
+  run sweepbad "$SWEEP" "${TINY[@]}" --epochs=1 --batch_sizes=4,8,64 --lr_base_batch=16 \
+    --checkpoint_dir="$tmp/sweepck" --resume && fail "batch_sweep resumed a run of another --lr_base_batch"
+  grep -qF 'made with other settings: lr_base_batch was 8, now 16' "$tmp/sweepbad.err" \
+    && pass "batch_sweep's own flag refuses a mismatched resume" || fail "batch_sweep resume: $(cat "$tmp/sweepbad.err")"
+else
+  fail "batch_sweep exited non-zero: $(cat "$tmp/sweep.err")"
+fi
+
 # --- all: every experiment in one process, C3's best carried into C4-C8, then REPORT.md ----------
 if run all "$ALL" "${TINY[@]}" --epochs=1 --max_batches_per_epoch=1 --workers=0,1 --optimizers=sgd,adam \
      --strategies=eager,channels_last --results_dir="$tmp/all"; then
