@@ -13,6 +13,7 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
+#include "benchmarks/bench_main.h"
 #include "core/host.h"
 
 namespace {
@@ -74,12 +75,15 @@ BENCHMARK(BM_Triad)->Arg(64)->Arg(1 << 16)->Arg(1 << 20)->Arg(32 << 20)->UseReal
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// Our flag (--threads=N), taken out of argv before Google Benchmark sees the rest.
+absl::Status Setup(int& argc, char** argv) {
   int threads = trainlab::AllCores();
   int out = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      threads = std::stoi(argv[i] + 10);
+      absl::StatusOr<int> n = trainlab::bench::ThreadsFlag(argv[i] + 10);
+      if (!n.ok()) return n.status();
+      threads = *n;
     } else {
       argv[out++] = argv[i];
     }
@@ -87,9 +91,10 @@ int main(int argc, char** argv) {
   argc = out;
   at::set_num_threads(threads);
   benchmark::AddCustomContext("intra_op_threads", std::to_string(threads));
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return absl::OkStatus();
+}
+
+int main(int argc, char** argv) {
+  const absl::Status setup = Setup(argc, argv);
+  return trainlab::bench::Run("roofline_benchmark", setup, argc, argv);
 }

@@ -34,9 +34,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "benchmark/benchmark.h"
+#include "benchmarks/bench_main.h"
 #include "core/host.h"
 #include "core/kernels.h"
 #include "core/optimizer.h"
+#include "core/status_macros.h"
 #include "core/strategy.h"
 #include "core/timer.h"
 #include "core/trainer.h"
@@ -110,8 +112,8 @@ struct Flags {
   bool portable_kernels = false;
 };
 
-// Takes our flags out of argv; returns false (after one error line) on a bad value.
-bool ParseFlags(int& argc, char** argv, Flags& f) {
+// Takes our flags out of argv; a bad value is an error naming it.
+absl::Status ParseFlags(int& argc, char** argv, Flags& f) {
   int out = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -128,17 +130,15 @@ bool ParseFlags(int& argc, char** argv, Flags& f) {
     } else if (a == "--portable_kernels") {
       f.portable_kernels = true;
     } else if (const char* v = value("--threads=")) {
-      if (!absl::SimpleAtoi(v, &f.threads) || f.threads < 1) {
-        std::fprintf(
-            stderr, "strategy_step_benchmark: --threads must be a positive integer, got '%s'\n", v);
-        return false;
-      }
+      absl::StatusOr<int> n = bench::ThreadsFlag(v);
+      if (!n.ok()) return n.status();
+      f.threads = *n;
     } else {
       argv[out++] = argv[i];
     }
   }
   argc = out;
-  return true;
+  return absl::OkStatus();
 }
 
 // --help: our flags first, then Google Benchmark's own (benchmark::Initialize prints them).
@@ -159,7 +159,8 @@ void PrintOurHelp() {
       "Google Benchmark's flags:\n");
 }
 
-int Main(int argc, char** argv) {
+// Our flags and the process settings, then one benchmark per strategy, registered.
+absl::Status Setup(int& argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       PrintOurHelp();
@@ -168,28 +169,23 @@ int Main(int argc, char** argv) {
     }
   }
   Flags f;
-  if (!ParseFlags(argc, argv, f)) return 1;
+  TRAINLAB_RETURN_IF_ERROR(ParseFlags(argc, argv, f));
   // Before the first tensor operation: kernels are chosen there, once.
   if (f.portable_kernels) {
     if (absl::Status st = PinKernels(kPortableKernels); !st.ok()) {
-      std::fprintf(stderr, "strategy_step_benchmark: --portable_kernels: %s\n",
-                   std::string(st.message()).c_str());
-      return 1;
+      return absl::Status(st.code(), absl::StrCat("--portable_kernels: ", st.message()));
     }
   }
   c10::Device device = c10::kCPU;
   if (f.device == "cuda" || (f.device == "auto" && torch::cuda::is_available())) {
     if (!torch::cuda::is_available()) {
-      std::fprintf(
-          stderr,
-          "strategy_step_benchmark: --device=cuda, but CUDA is not available to this process\n");
-      return 1;
+      return absl::FailedPreconditionError(
+          "--device=cuda: CUDA is not available to this process");
     }
     device = c10::Device(c10::kCUDA, 0);
   } else if (f.device != "cpu" && f.device != "auto") {
-    std::fprintf(stderr, "strategy_step_benchmark: --device must be auto, cpu or cuda, got '%s'\n",
-                 f.device.c_str());
-    return 1;
+    return absl::InvalidArgumentError(
+        absl::StrCat("--device=", f.device, ": must be auto, cpu or cuda"));
   }
   std::vector<std::string> strategies;
   if (f.strategies.empty()) {
@@ -203,9 +199,7 @@ int Main(int argc, char** argv) {
   }
   // An unknown name is a typo, not a strategy that cannot run here: stop.
   if (absl::Status st = CheckStrategyNames(strategies); !st.ok()) {
-    std::fprintf(stderr, "strategy_step_benchmark: --strategies: %s\n",
-                 std::string(st.message()).c_str());
-    return 1;
+    return absl::Status(st.code(), absl::StrCat("--strategies: ", st.message()));
   }
   std::vector<int64_t> batches;
   const std::string sizes = !f.batch_sizes.empty() ? f.batch_sizes
@@ -214,10 +208,8 @@ int Main(int argc, char** argv) {
   for (const std::string& s : std::vector<std::string>(absl::StrSplit(sizes, ','))) {
     int64_t b = 0;
     if (!absl::SimpleAtoi(s, &b) || b < 1) {
-      std::fprintf(stderr,
-                   "strategy_step_benchmark: --batch_sizes: '%s' is not a positive integer\n",
-                   s.c_str());
-      return 1;
+      return absl::InvalidArgumentError(
+          absl::StrCat("--batch_sizes: '", s, "' is not a positive integer"));
     }
     batches.push_back(b);
   }
@@ -234,14 +226,13 @@ int Main(int argc, char** argv) {
     for (int64_t b : batches) bm->Arg(b);
     bm->Unit(benchmark::kMillisecond)->UseRealTime();
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return absl::OkStatus();
 }
 
 }  // namespace
 }  // namespace trainlab
 
-int main(int argc, char** argv) { return trainlab::Main(argc, argv); }
+int main(int argc, char** argv) {
+  const absl::Status setup = trainlab::Setup(argc, argv);
+  return trainlab::bench::Run("strategy_step_benchmark", setup, argc, argv);
+}

@@ -17,6 +17,8 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
+#include "absl/strings/str_cat.h"
+#include "benchmarks/bench_main.h"
 #include "core/host.h"
 #include "core/kernels.h"
 #include "core/profiling/layer_tracer.h"
@@ -79,8 +81,9 @@ BENCHMARK(BM_TrainStepTraced)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecon
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // Our own flags, removed before Google Benchmark sees the rest.
+// Our flags, taken out of argv before Google Benchmark sees the rest, and the process settings
+// they ask for (before the first tensor operation: kernels are chosen there, once).
+absl::Status Setup(int& argc, char** argv) {
   bool malloc_tuning = true;
   bool portable_kernels = false;
   int threads = trainlab::AllCores();
@@ -91,18 +94,17 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--portable_kernels") == 0) {
       portable_kernels = true;
     } else if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      threads = std::stoi(argv[i] + 10);
+      absl::StatusOr<int> n = trainlab::bench::ThreadsFlag(argv[i] + 10);
+      if (!n.ok()) return n.status();
+      threads = *n;
     } else {
       argv[out++] = argv[i];
     }
   }
   argc = out;
-  // Before the first tensor operation: kernels are chosen there, once.
   if (portable_kernels) {
     if (absl::Status st = trainlab::PinKernels(trainlab::kPortableKernels); !st.ok()) {
-      std::fprintf(stderr, "train_step_benchmark: --portable_kernels: %s\n",
-                   std::string(st.message()).c_str());
-      return 1;
+      return absl::Status(st.code(), absl::StrCat("--portable_kernels: ", st.message()));
     }
   }
   if (malloc_tuning) trainlab::KeepFreedHeapMemory();
@@ -110,9 +112,10 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("malloc_tuning", malloc_tuning ? "on" : "off");
   benchmark::AddCustomContext("intra_op_threads", std::to_string(threads));
   benchmark::AddCustomContext("cpu_kernels", trainlab::KernelsInUse().str());
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return absl::OkStatus();
+}
+
+int main(int argc, char** argv) {
+  const absl::Status setup = Setup(argc, argv);
+  return trainlab::bench::Run("train_step_benchmark", setup, argc, argv);
 }

@@ -118,59 +118,90 @@ TEST(Trainer, ANanLossIsReportedAsDivergenceAtItsBatch) {
   EXPECT_EQ(s->batches.size(), 3u);
 }
 
-// Data-parallel: the agreed verdict decides, not this rank's loss. Another rank's divergence
-// ends this rank's epoch at the same batch (with a NaN loss, as this rank's own was finite), and
-// another rank's stop request reaches after_batch; a failed agreement ends the epoch with its
-// Status.
-TEST(Trainer, TheAgreedVerdictDecidesDivergenceAndStops) {
+// An epoch batch by batch, as the run drives it: the caller sees each batch's record, ends the
+// epoch at the batch it chooses (another rank's divergence: a NaN loss here), and the epoch's
+// figures cover the batches trained; without an end, TrainBatch says when the batches are done.
+TEST(Trainer, BatchByBatchTheCallerEndsTheEpoch) {
   TinyNetImpl net;
   torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));
   VectorLoader loader(5);
-  int calls = 0;
-  std::vector<BatchVerdict> seen;
-  TrainerOptions o;
-  o.stop_requested = [] { return 0; };
-  o.agree = [&](const BatchVerdict& mine) -> absl::StatusOr<BatchVerdict> {
-    seen.push_back(mine);
-    ++calls;
-    return BatchVerdict{.diverged = calls == 2, .stop_signal = 0};  // "rank 1 diverged" at batch 2
-  };
-  Trainer trainer(net, sgd, loader, o);
-  absl::StatusOr<EpochStats> s = trainer.TrainEpoch(0);
+  Trainer trainer(net, sgd, loader, TrainerOptions{});
+  ASSERT_TRUE(trainer.BeginEpoch(0).ok());
+  std::vector<int64_t> seen;
+  for (;;) {
+    absl::StatusOr<const BatchRecord*> b = trainer.TrainBatch();
+    ASSERT_TRUE(b.ok()) << b.status();
+    ASSERT_NE(*b, nullptr);
+    seen.push_back((*b)->index);
+    EXPECT_EQ(trainer.SoFar().batches.size(), seen.size());
+    EXPECT_EQ(trainer.Progress().batches_done, static_cast<int64_t>(seen.size()));
+    if (seen.size() == 2) {  // "rank 1 diverged" at batch 2
+      trainer.Diverged(std::nan(""));
+      break;
+    }
+  }
+  absl::StatusOr<EpochStats> s = trainer.EndEpoch();
   ASSERT_TRUE(s.ok()) << s.status();
   ASSERT_TRUE(s->diverged.has_value());
   EXPECT_EQ(s->diverged->batch, 2);
   EXPECT_TRUE(std::isnan(s->diverged->loss));
   EXPECT_EQ(s->batches.size(), 2u);
-  ASSERT_EQ(seen.size(), 2u);
-  EXPECT_FALSE(seen[0].diverged);  // this rank's own verdict went in
-  EXPECT_EQ(seen[0].stop_signal, 0);
+  EXPECT_EQ(seen, (std::vector<int64_t>{0, 1}));
 
-  // Another rank was asked to stop at batch 3: after_batch sees the signal there, and its
-  // Status ends the epoch.
-  calls = 0;
-  std::vector<int> signals;
-  o.agree = [&](const BatchVerdict&) -> absl::StatusOr<BatchVerdict> {
-    ++calls;
-    return BatchVerdict{.diverged = false, .stop_signal = calls >= 3 ? 15 : 0};
-  };
-  o.after_batch = [&](const EpochStats&, int stop_signal) {
-    signals.push_back(stop_signal);
-    return stop_signal ? absl::CancelledError("stopped") : absl::OkStatus();
-  };
-  Trainer stopping(net, sgd, loader, o);
-  absl::StatusOr<EpochStats> stopped = stopping.TrainEpoch(0);
-  EXPECT_TRUE(absl::IsCancelled(stopped.status())) << stopped.status();
-  EXPECT_EQ(signals, (std::vector<int>{0, 0, 15}));
+  // The next epoch runs to its end: five batches, then none.
+  ASSERT_TRUE(trainer.BeginEpoch(1).ok());
+  int trained = 0;
+  for (;;) {
+    absl::StatusOr<const BatchRecord*> b = trainer.TrainBatch();
+    ASSERT_TRUE(b.ok()) << b.status();
+    if (*b == nullptr) break;
+    ++trained;
+  }
+  EXPECT_EQ(trained, 5);
+  absl::StatusOr<EpochStats> full = trainer.EndEpoch();
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->epoch, 2);
+  EXPECT_FALSE(full->diverged.has_value());
+}
 
-  // A peer that cannot be reached: the agreement's error is the epoch's.
-  o.agree = [](const BatchVerdict&) -> absl::StatusOr<BatchVerdict> {
-    return absl::UnavailableError("peer died");
-  };
-  o.after_batch = nullptr;
-  Trainer lost(net, sgd, loader, o);
-  absl::StatusOr<EpochStats> failed = lost.TrainEpoch(0);
-  EXPECT_TRUE(absl::IsUnavailable(failed.status())) << failed.status();
+// A resumed epoch goes on after the batches a checkpoint kept, and its figures cover them all.
+TEST(Trainer, AResumedEpochContinuesAfterItsBatches) {
+  TinyNetImpl net;
+  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));
+  VectorLoader loader(4);
+  Trainer trainer(net, sgd, loader, TrainerOptions{});
+  ASSERT_TRUE(trainer.BeginEpoch(0).ok());
+  ASSERT_TRUE(trainer.TrainBatch().ok());
+  ASSERT_TRUE(trainer.TrainBatch().ok());
+  const EpochStats kept = trainer.SoFar();  // as a checkpoint would keep it
+  ASSERT_TRUE(trainer.BeginEpoch(0, kept).ok());
+  EXPECT_EQ(trainer.NextStep(), 2);
+  absl::StatusOr<const BatchRecord*> third = trainer.TrainBatch();
+  ASSERT_TRUE(third.ok() && *third != nullptr);
+  EXPECT_EQ((*third)->index, 2);
+  ASSERT_TRUE(trainer.TrainBatch().ok());
+  absl::StatusOr<EpochStats> s = trainer.EndEpoch();
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(s->batches.size(), 4u);
+  EXPECT_EQ(s->samples, 4 * 16);
+  EXPECT_NEAR(s->loss,
+              (s->batches[0].loss + s->batches[1].loss + s->batches[2].loss + s->batches[3].loss) / 4,
+              1e-12);
+}
+
+// An exception thrown inside the step (LibTorch's: a shape error) is a Status naming the epoch
+// and batch, marked as a step's exception, not an exception through the caller.
+TEST(Trainer, AStepThatThrowsNamesItsEpochAndBatch) {
+  TinyNetImpl net;
+  torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));
+  VectorLoader loader(3);
+  loader.batches()[1].images = at::randn({16, 5, 8, 8});  // 5 channels: the conv refuses
+  Trainer trainer(net, sgd, loader, TrainerOptions{});
+  absl::StatusOr<EpochStats> s = trainer.TrainEpoch(0);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(IsStepException(s.status())) << s.status();
+  EXPECT_EQ(s.status().message().rfind("epoch 1, batch 2: ", 0), 0u) << s.status();
+  EXPECT_FALSE(IsStrategyCannotRun(s.status()));
 }
 
 TEST(Trainer, RecordsPhasesWhenAskedAndTheyFitInTheStep) {
@@ -190,37 +221,35 @@ TEST(Trainer, RecordsPhasesWhenAskedAndTheyFitInTheStep) {
   }
 }
 
-// The schedule's rate of each global step is on the optimizer when that batch trains, and in the
-// batch's record; a second epoch continues the count (epoch x batches per epoch + batch).
-TEST(Trainer, SetsTheScheduledRateBeforeEachBatch) {
+// The schedule's rate of each global step, set before its batch as the run does, is on the
+// optimizer when that batch trains and in the batch's record; NextStep continues the count in a
+// second epoch (epoch x batches per epoch + batch).
+TEST(Trainer, NextStepCountsTheScheduledSteps) {
   TinyNetImpl net;
   torch::optim::SGD sgd(net.parameters(), torch::optim::SGDOptions(0.1));
   VectorLoader loader(3);
   absl::StatusOr<LrSchedule> schedule = LrSchedule::Make(
       {.kind = "onecycle", .lr = 0.3, .warmup_epochs = 1, .epochs = 2, .steps_per_epoch = 3});
   ASSERT_TRUE(schedule.ok());
-  std::vector<double> seen;  // the optimizer's rate when each batch's step runs
-  TrainerOptions o;
-  o.set_learning_rate = [&](int64_t step) {
-    const double lr = schedule->At(step);
-    SetLearningRate(sgd, lr);
-    return lr;
-  };
-  o.on_batch = [&](const EpochProgress&) {
-    seen.push_back(sgd.param_groups()[0].options().get_lr());
-  };
-  Trainer trainer(net, sgd, loader, o);
-  absl::StatusOr<EpochStats> e1 = trainer.TrainEpoch(0);
-  absl::StatusOr<EpochStats> e2 = trainer.TrainEpoch(1);
-  ASSERT_TRUE(e1.ok() && e2.ok());
+  Trainer trainer(net, sgd, loader, TrainerOptions{});
+  std::vector<double> recorded;
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    ASSERT_TRUE(trainer.BeginEpoch(epoch).ok());
+    for (;;) {
+      const double lr = schedule->At(trainer.NextStep());
+      SetLearningRate(sgd, lr);
+      absl::StatusOr<const BatchRecord*> b = trainer.TrainBatch(lr);
+      ASSERT_TRUE(b.ok());
+      if (*b == nullptr) break;
+      EXPECT_EQ(sgd.param_groups()[0].options().get_lr(), lr);
+      recorded.push_back((*b)->lr);
+    }
+    ASSERT_TRUE(trainer.EndEpoch().ok());
+  }
   // Warm-up 0.1, 0.2, 0.3, then (6 - s) / 3 x 0.3: 0.3, 0.2, 0.1.
   const std::vector<double> want = {0.1, 0.2, 0.3, 0.3, 0.2, 0.1};
-  ASSERT_EQ(seen.size(), want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    EXPECT_NEAR(seen[i], want[i], 1e-12) << i;
-    const EpochStats& e = i < 3 ? *e1 : *e2;
-    EXPECT_NEAR(e.batches[i % 3].lr, want[i], 1e-12) << i;
-  }
+  ASSERT_EQ(recorded.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(recorded[i], want[i], 1e-12) << i;
 }
 
 // Label smoothing is PyTorch's: values torch 1.13 computed (F.cross_entropy(x, y,

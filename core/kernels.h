@@ -61,9 +61,13 @@ Fn* DnnlFunction(const char* name) {
   return lib != nullptr ? reinterpret_cast<Fn*>(dlsym(lib, name)) : nullptr;
 }
 
-// dnnl_cpu_isa_t (dnnl_types.h) <-> the names DNNL_MAX_CPU_ISA takes. The values are oneDNN
+// dnnl_cpu_isa_t (dnnl_types.h) <-> the names DNNL_MAX_CPU_ISA takes. The first six are oneDNN
 // 2.x's, checked against Debian's libdnnl 2.6 by setting each name and reading back
-// dnnl_get_effective_cpu_isa(); those listed here are the same in oneDNN 3.x.
+// dnnl_get_effective_cpu_isa(), and the same in oneDNN 3.x. Then the values that differ between
+// the two, for reading back only (a name maps to its first value here, which pins 2.x): AMX is
+// 0x3e7 in 2.x (seen on a Sapphire Rapids Xeon under LibTorch 1.13) and 0xfef in 3.x
+// (avx10_1_512_amx in PyTorch 2.x's dnnl_types.h); avx2_vnni is 0x407 in 2.x (0xf in 3.x, which
+// 2.x uses for avx512_mic, so it is not listed).
 struct IsaName {
   int value;
   const char* name;
@@ -75,6 +79,10 @@ inline constexpr IsaName kIsaNames[] = {
     {0x27, "avx512_core"},
     {0x67, "avx512_core_vnni"},
     {0xe7, "avx512_core_bf16"},
+    {0x3e7, "avx512_core_amx"},
+    {0x407, "avx2_vnni"},
+    {0xfef, "avx512_core_amx"},
+    {0x1fef, "avx512_core_amx_fp16"},
 };
 
 inline std::string IsaNameOf(int value) {

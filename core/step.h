@@ -207,6 +207,19 @@ inline bool IsStrategyCannotRun(const absl::Status& s) {
   return !s.ok() && s.GetPayload(kStrategyCannotRun).has_value();
 }
 
+// An exception thrown inside a step (LibTorch's: a TorchScript model's shape error; data-parallel,
+// an all-reduce that failed inside backward), as an Internal Status with this payload: the
+// Trainer adds the epoch and batch, and a data-parallel run says which peer may be to blame.
+inline constexpr char kStepException[] = "trainlab/step-exception";
+inline absl::Status StepException(const std::string& message) {
+  absl::Status s = absl::InternalError(message);
+  s.SetPayload(kStepException, absl::Cord("1"));
+  return s;
+}
+inline bool IsStepException(const absl::Status& s) {
+  return !s.ok() && s.GetPayload(kStepException).has_value();
+}
+
 // The runner the options ask for: the strategy's own, or eager.
 inline absl::StatusOr<std::unique_ptr<StepRunner>> MakeStepRunner(const StepFunctions& fns,
                                                                   const StepOptions& options) {

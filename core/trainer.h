@@ -1,15 +1,18 @@
-// Trainer: runs epochs of a Model with an Optimizer on batches from a Loader, and measures what
-// the lab measures (see stats.h for the definitions).
+// Trainer: trains a Model with an Optimizer on batches from a Loader, and measures what the lab
+// measures (see stats.h for the definitions).
 //
-// One epoch, per batch:   wait ── copy ── step (forward, loss, backward, optimizer) ── sync
+// One batch (TrainBatch):  wait ── copy ── step (forward, loss, backward, optimizer) ── sync
 //   wait: time blocked in loader.next()          -> load_s
 //   copy: batch to the device, non_blocking       -> copy_s (not part of load_s)
 //   step: through a StepRunner (eager or a strategy's), ended by a device synchronize -> train_s
-// The loss and hit count are read from the device after that synchronize, outside train_s.
-// A NaN or infinite loss ends the epoch and is reported in EpochStats::diverged.
-// Data-parallel, every rank must leave an epoch after the same batch: `agree` combines the ranks'
-// verdicts on each batch (diverged? stop asked for?) into the job's, one small all-reduce, timed
-// in the epoch's time but in none of load, copy or train.
+// The loss and hit count are read from the device after that synchronize, outside train_s. An
+// exception thrown by the step (a TorchScript model's shape error) comes back as a Status that
+// names the epoch and batch.
+//
+// An epoch is BeginEpoch, TrainBatch until it returns no batch, EndEpoch. A caller that does its
+// own work between batches (the run's schedule, agreement across ranks, checkpoints and stops:
+// experiments/training/epoch.cc) drives these itself; TrainEpoch is the plain loop, which ends
+// the epoch at a NaN or infinite loss.
 //
 // Example:
 //   Trainer trainer(*model, optimizer, loader, {.device = torch::kCPU});
@@ -34,15 +37,10 @@
 #include "core/stats.h"
 #include "core/step.h"
 #include "core/timer.h"
+#include "core/torch_error.h"
 #include "core/trace.h"
 
 namespace trainlab {
-
-// What a batch decides about the rest of the epoch; data-parallel, the same on every rank.
-struct BatchVerdict {
-  bool diverged = false;  // a NaN or infinite loss (on some rank)
-  int stop_signal = 0;    // a signal asked for a stop after this batch (on some rank), or 0
-};
 
 struct TrainerOptions {
   c10::Device device = c10::kCPU;
@@ -54,22 +52,6 @@ struct TrainerOptions {
   // Evaluate() averages the logits of each image and its mirror (test-time augmentation, as
   // airbench does): the horizontal flip the training augmentation also uses.
   bool tta_flip = false;
-  // Sets the learning rate of global step `step` (epoch x batches per epoch + batch, from 0)
-  // before the batch is fetched, outside every timed interval, and returns it for the batch's
-  // record (core/lr_schedule.h). Unset: the optimizer's rate is left as it is.
-  std::function<double(int64_t step)> set_learning_rate;
-  // Called after every batch with the epoch's progress (a progress line); nothing is timed in it
-  // that the lab's figures count, except the few microseconds it takes.
-  std::function<void(const EpochProgress&)> on_batch;
-  // This process's request to stop after the batch under way: a signal number, or 0 (Ctrl-C).
-  std::function<int()> stop_requested;
-  // Data-parallel: every rank's verdict on the batch in, the job's out (any rank's divergence or
-  // stop is every rank's). Unset: this process's verdict stands.
-  std::function<absl::StatusOr<BatchVerdict>(const BatchVerdict& mine)> agree;
-  // Called after every batch that did not diverge with the epoch so far (its batches, times, and
-  // epoch_s = the time elapsed) and the agreed stop signal (0: go on): where checkpoints are
-  // written and a stop takes effect. A non-OK Status ends the epoch and TrainEpoch returns it.
-  std::function<absl::Status(const EpochStats& so_far, int stop_signal)> after_batch;
 };
 
 // Applies `step` to `model` (cuDNN mode, weight memory format) and builds the step runner over
@@ -107,131 +89,161 @@ class Trainer {
   Trainer(M& model, O& optimizer, L& loader, TrainerOptions options)
       : model_(model), optimizer_(optimizer), loader_(loader), options_(std::move(options)) {}
 
-  // Trains one epoch (`epoch` is 0-based; EpochStats::epoch is 1-based as the lab prints it).
+  // Starts epoch `epoch` (0-based; EpochStats::epoch is 1-based as the lab prints it).
   // `resume`: the batches of this epoch trained before a stop (from a checkpoint); the epoch goes
-  // on after them, and the returned stats cover the whole epoch, as if it had not stopped.
-  absl::StatusOr<EpochStats> TrainEpoch(int64_t epoch, std::optional<EpochStats> resume = {}) {
+  // on after them, and its stats cover the whole epoch, as if it had not stopped.
+  absl::Status BeginEpoch(int64_t epoch, std::optional<EpochStats> resume = {}) {
     if (!runner_) {
       if (absl::Status s = Prepare(); !s.ok()) return s;
     }
+    if (options_.trace) options_.trace->NameThisThread("trainer");
+    model_.train();
+    stats_ = EpochStats{};
+    loss_sum_ = 0;
+    correct_ = 0;
+    earlier_s_ = 0;
+    if (resume) {
+      stats_ = std::move(*resume);
+      earlier_s_ = stats_.epoch_s;
+      for (const BatchRecord& r : stats_.batches) {
+        loss_sum_ += r.loss;
+        correct_ += r.correct;
+      }
+    }
+    stats_.epoch = epoch + 1;
+    loader_.start_epoch(epoch, static_cast<int64_t>(stats_.batches.size()));
+    epoch_start_ = Clock::now();
+    return absl::OkStatus();
+  }
+
+  // Trains the epoch's next batch and records it (`lr`: the rate it trained at, for its record);
+  // nullptr when the epoch has no batch left.
+  absl::StatusOr<const BatchRecord*> TrainBatch(double lr = 0) {
     const c10::Device device = options_.device;
     TraceRecorder* trace = options_.trace;
-    if (trace) trace->NameThisThread("trainer");
-    model_.train();
-    EpochStats stats;
-    stats.epoch = epoch + 1;
-    double loss_sum = 0;
-    int64_t correct = 0;
-    double earlier_s = 0;  // epoch time spent before a resume
-    if (resume) {
-      stats = std::move(*resume);
-      stats.epoch = epoch + 1;
-      earlier_s = stats.epoch_s;
-      for (const BatchRecord& r : stats.batches) {
-        loss_sum += r.loss;
-        correct += r.correct;
+    const Clock::time_point t0 = Clock::now();
+    std::optional<Batch> batch = loader_.next();
+    const Clock::time_point t1 = Clock::now();
+    if (!batch) return nullptr;
+    if (trace) trace->Span("wait for batch", "data", t0, t1);
+
+    const bool non_blocking = device.is_cuda();
+    at::Tensor x = batch->images.to(device, at::kFloat, non_blocking)
+                       .contiguous(options_.step.memory_format);
+    at::Tensor y = batch->labels.to(device, at::kLong, non_blocking);
+    const Clock::time_point t2 = SyncAndNow(device);
+    if (trace) trace->Span("host to device", "copy", t1, t2);
+
+    const bool want_phases = options_.record_phases || trace != nullptr;
+    PhaseTimes phases;
+    absl::StatusOr<StepOutput> step;
+    try {
+      step = runner_->Run(x, y, want_phases ? &phases : nullptr);
+    } catch (const std::exception& e) {
+      step = StepException(TorchErrorLine(e));
+    }
+    const Clock::time_point t3 = SyncAndNow(device);
+    if (!step.ok()) {
+      absl::Status named(step.status().code(),
+                         absl::StrCat("epoch ", stats_.epoch, ", batch ", batch->index + 1, ": ",
+                                      step.status().message()));
+      step.status().ForEachPayload(
+          [&named](absl::string_view url, const absl::Cord& p) { named.SetPayload(url, p); });
+      // A strategy's own runner failing (a capture) is that strategy not running here; an
+      // exception is a failure, wherever it came from.
+      return options_.step.make_runner && !IsStepException(named) ? StrategyCannotRun(named)
+                                                                   : named;
+    }
+    const StepOutput& out = *step;
+    if (trace) {
+      if (want_phases && !options_.step.make_runner) {
+        auto f_end = t2 + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(phases.forward_s));
+        auto b_end = f_end + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(phases.backward_s));
+        trace->Span("forward", "train", t2, f_end);
+        trace->Span("backward", "train", f_end, b_end);
+        trace->Span("optimizer step", "train", b_end, t3);
       }
+      trace->Span("train step", "train", t2, t3);
     }
 
-    loader_.start_epoch(epoch, static_cast<int64_t>(stats.batches.size()));
-    const Clock::time_point epoch_start = Clock::now();
-    for (;;) {
-      double lr = 0;
-      if (options_.set_learning_rate) {
-        lr = options_.set_learning_rate(epoch * loader_.batches_per_epoch() +
-                                        static_cast<int64_t>(stats.batches.size()));
-      }
-      const Clock::time_point t0 = Clock::now();
-      std::optional<Batch> batch = loader_.next();
-      const Clock::time_point t1 = Clock::now();
-      if (!batch) break;
-      if (trace) trace->Span("wait for batch", "data", t0, t1);
+    BatchRecord rec;
+    rec.index = batch->index;
+    rec.size = x.size(0);
+    rec.wait_s = Seconds(t1 - t0);
+    rec.copy_s = Seconds(t2 - t1);
+    rec.train_s = Seconds(t3 - t2);
+    rec.loss = out.loss.template item<double>();
+    rec.correct = out.correct.template item<int64_t>();
+    if (want_phases && !options_.step.make_runner) rec.phases = phases;
+    rec.lr = lr;
 
-      const bool non_blocking = device.is_cuda();
-      at::Tensor x = batch->images.to(device, at::kFloat, non_blocking)
-                         .contiguous(options_.step.memory_format);
-      at::Tensor y = batch->labels.to(device, at::kLong, non_blocking);
-      const Clock::time_point t2 = SyncAndNow(device);
-      if (trace) trace->Span("host to device", "copy", t1, t2);
+    stats_.load_s += rec.wait_s;
+    stats_.copy_s += rec.copy_s;
+    stats_.train_s += rec.train_s;
+    stats_.samples += rec.size;
+    loss_sum_ += rec.loss;
+    correct_ += rec.correct;
+    stats_.batches.push_back(rec);
+    return &stats_.batches.back();
+  }
 
-      const bool want_phases = options_.record_phases || trace != nullptr;
-      PhaseTimes phases;
-      absl::StatusOr<StepOutput> step = runner_->Run(x, y, want_phases ? &phases : nullptr);
-      const Clock::time_point t3 = SyncAndNow(device);
-      if (!step.ok()) {
-        absl::Status named(step.status().code(),
-                           absl::StrCat("epoch ", stats.epoch, ", batch ", batch->index + 1, ": ",
-                                        step.status().message()));
-        // A strategy's own runner failing (a capture) is that strategy not running here.
-        return options_.step.make_runner ? StrategyCannotRun(named) : named;
-      }
-      const StepOutput& out = *step;
-      if (trace) {
-        if (want_phases && !options_.step.make_runner) {
-          auto f_end = t2 + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double>(phases.forward_s));
-          auto b_end = f_end + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(phases.backward_s));
-          trace->Span("forward", "train", t2, f_end);
-          trace->Span("backward", "train", f_end, b_end);
-          trace->Span("optimizer step", "train", b_end, t3);
-        }
-        trace->Span("train step", "train", t2, t3);
-      }
+  // The epoch so far: its batches and times, epoch_s up to now.
+  const EpochStats& SoFar() {
+    stats_.epoch_s = earlier_s_ + Seconds(Clock::now() - epoch_start_);
+    return stats_;
+  }
+  // The epoch's progress, for a progress line.
+  EpochProgress Progress() const {
+    return EpochProgress{.epoch = stats_.epoch,
+                         .batches_done = static_cast<int64_t>(stats_.batches.size()),
+                         .batches_total = loader_.batches_per_epoch(),
+                         .samples = stats_.samples,
+                         .elapsed_s = Seconds(Clock::now() - epoch_start_),
+                         .running_loss = stats_.batches.empty()
+                                             ? 0.0
+                                             : loss_sum_ / static_cast<double>(stats_.batches.size())};
+  }
+  // The global step of the next batch: epoch x batches per epoch + batches done (from 0), the
+  // count a learning-rate schedule runs on.
+  int64_t NextStep() const {
+    return (stats_.epoch - 1) * loader_.batches_per_epoch() +
+           static_cast<int64_t>(stats_.batches.size());
+  }
+  // Ends the epoch after the batch just trained: its loss (or another rank's) is not finite.
+  // `loss`: this rank's loss when it is the one that diverged; NaN when another rank's did.
+  void Diverged(double loss) {
+    stats_.diverged =
+        Divergence{stats_.epoch, static_cast<int64_t>(stats_.batches.size()), loss};
+  }
 
-      BatchRecord rec;
-      rec.index = batch->index;
-      rec.size = x.size(0);
-      rec.wait_s = Seconds(t1 - t0);
-      rec.copy_s = Seconds(t2 - t1);
-      rec.train_s = Seconds(t3 - t2);
-      rec.loss = out.loss.template item<double>();
-      rec.correct = out.correct.template item<int64_t>();
-      if (want_phases && !options_.step.make_runner) rec.phases = phases;
-      rec.lr = lr;
-
-      stats.load_s += rec.wait_s;
-      stats.copy_s += rec.copy_s;
-      stats.train_s += rec.train_s;
-      stats.samples += rec.size;
-      loss_sum += rec.loss;
-      correct += rec.correct;
-      stats.batches.push_back(rec);
-      if (options_.on_batch) {
-        options_.on_batch(
-            EpochProgress{.epoch = stats.epoch,
-                          .batches_done = static_cast<int64_t>(stats.batches.size()),
-                          .batches_total = loader_.batches_per_epoch(),
-                          .samples = stats.samples,
-                          .elapsed_s = Seconds(Clock::now() - epoch_start),
-                          .running_loss = loss_sum / static_cast<double>(stats.batches.size())});
-      }
-      BatchVerdict verdict{.diverged = !std::isfinite(rec.loss),
-                           .stop_signal = options_.stop_requested ? options_.stop_requested() : 0};
-      if (options_.agree) {
-        absl::StatusOr<BatchVerdict> agreed = options_.agree(verdict);
-        if (!agreed.ok()) return agreed.status();
-        verdict = *agreed;
-      }
-      if (verdict.diverged) {
-        // This rank's loss when it is the one that diverged; NaN when another rank's did.
-        stats.diverged = Divergence{stats.epoch, static_cast<int64_t>(stats.batches.size()),
-                                    std::isfinite(rec.loss) ? std::nan("") : rec.loss};
-        break;
-      }
-      if (options_.after_batch) {
-        stats.epoch_s = earlier_s + Seconds(Clock::now() - epoch_start);
-        if (absl::Status s = options_.after_batch(stats, verdict.stop_signal); !s.ok()) return s;
-      }
-    }
-    stats.epoch_s = earlier_s + Seconds(Clock::now() - epoch_start);
+  // The epoch's figures: loss and top-1 over its batches, its times.
+  absl::StatusOr<EpochStats> EndEpoch() {
+    stats_.epoch_s = earlier_s_ + Seconds(Clock::now() - epoch_start_);
     if (absl::Status s = loader_.status(); !s.ok()) return s;
-    if (stats.batches.empty()) {
+    if (stats_.batches.empty()) {
       return absl::FailedPreconditionError("the loader gave no batch for this epoch");
     }
-    stats.loss = loss_sum / static_cast<double>(stats.batches.size());
-    stats.top1 = 100.0 * static_cast<double>(correct) / static_cast<double>(stats.samples);
-    return stats;
+    stats_.loss = loss_sum_ / static_cast<double>(stats_.batches.size());
+    stats_.top1 = 100.0 * static_cast<double>(correct_) / static_cast<double>(stats_.samples);
+    return std::move(stats_);
+  }
+
+  // One whole epoch with nothing between batches; a NaN or infinite loss ends it
+  // (EpochStats::diverged).
+  absl::StatusOr<EpochStats> TrainEpoch(int64_t epoch, std::optional<EpochStats> resume = {}) {
+    if (absl::Status s = BeginEpoch(epoch, std::move(resume)); !s.ok()) return s;
+    for (;;) {
+      absl::StatusOr<const BatchRecord*> b = TrainBatch();
+      if (!b.ok()) return b.status();
+      if (*b == nullptr) break;
+      if (!std::isfinite((*b)->loss)) {
+        Diverged((*b)->loss);
+        break;
+      }
+    }
+    return EndEpoch();
   }
 
   // Loss and top-1 over every batch of `test_loader` (no augmentation is the loader's business),
@@ -288,6 +300,12 @@ class Trainer {
   L& loader_;
   TrainerOptions options_;
   std::unique_ptr<StepRunner> runner_;
+  // The epoch under way.
+  EpochStats stats_;
+  double loss_sum_ = 0;
+  int64_t correct_ = 0;
+  double earlier_s_ = 0;  // epoch time spent before a resume
+  Clock::time_point epoch_start_;
 };
 
 }  // namespace trainlab

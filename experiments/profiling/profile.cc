@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/introspect.h"
 #include "core/model.h"
 #include "core/op_costs.h"
 #include "core/profiling/layer_tracer.h"
@@ -123,20 +124,14 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
                                                 const OneBatchOf& batch, int steps) {
   const RunConfig run = session.DefaultRun();
   const c10::Device device = run.device;
-  torch::manual_seed(run.seed);
-  TRAINLAB_ASSIGN_OR_RETURN(std::shared_ptr<ClassifierImpl> model,
-                            MakeModel(run.model, {.path = run.model_path}));
-  int64_t parameters = 0;
-  for (const at::Tensor& p : model->parameters()) parameters += p.numel();
-  RunConfig check = run;
-  check.num_workers = 0;
-  check.evaluate = false;
-  TRAINLAB_RETURN_IF_ERROR(CheckRunMemory(session, check, parameters));
-  model->to(device);
-  TRAINLAB_ASSIGN_OR_RETURN(const OptimizerEntry* entry,
-                            OptimizerRegistry::Global().Find(run.optimizer));
-  TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<torch::optim::Optimizer> optimizer,
-                            entry->make(model->parameters(), run.optimizer_settings));
+  RunConfig one_batch = run;  // no loader threads, no evaluation: one batch in memory
+  one_batch.num_workers = 0;
+  one_batch.evaluate = false;
+  TRAINLAB_ASSIGN_OR_RETURN(ModelAndOptimizer built, BuildModelAndOptimizer(session, one_batch));
+  std::shared_ptr<ClassifierImpl> model = std::move(built.model);
+  std::unique_ptr<torch::optim::Optimizer> optimizer = std::move(built.optimizer);
+  const OptimizerEntry* entry = built.optimizer_entry;
+  const int64_t parameters = CountTrainableParameters(*model);
   TRAINLAB_ASSIGN_OR_RETURN(std::unique_ptr<StepRunner> runner,
                             PrepareStepRunner(*model, *optimizer, device, entry->capturable, step));
   const at::Tensor x = batch.images.to(device).contiguous(step.memory_format);

@@ -17,11 +17,10 @@
 #include "core/status_macros.h"
 #include "core/strategy.h"
 #include "core/torch_error.h"
-#include "core/trainer.h"
-#include "experiments/harness/progress.h"
+#include "core/introspect.h"
 #include "experiments/harness/stop.h"
 #include "plugins/data/loader.h"
-#include "plugins/distributed/data_parallel.h"
+#include "experiments/training/epoch.h"
 #include "plugins/models/state_dict.h"
 
 namespace trainlab::experiments {
@@ -37,15 +36,6 @@ constexpr int64_t kResNet18BytesPerImage = 9'400'000;
 constexpr int64_t kBaseBytes = int64_t{320} << 20;
 
 std::string GiB(int64_t bytes) { return absl::StrFormat("%.1f GiB", bytes / 1073741824.0); }
-
-struct Training {
-  std::shared_ptr<ClassifierImpl> model;
-  const OptimizerEntry* optimizer_entry = nullptr;
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  StepOptions step;
-  std::unique_ptr<data::BatchLoader> loader, test_loader;
-  std::optional<LrSchedule> schedule;
-};
 
 data::LoaderOptions TrainLoaderOptions(const Session& session, const RunConfig& config) {
   data::LoaderOptions lo;
@@ -101,21 +91,15 @@ absl::Status CheckMemory(const RunConfig& config, int64_t parameters,
       " available; use a smaller --batch_size or fewer --num_workers"));
 }
 
-absl::StatusOr<Training> Build(const Session& session, const RunConfig& config) {
+absl::StatusOr<Training> BuildTraining(const Session& session, const RunConfig& config) {
   Training t;
-  torch::manual_seed(config.seed);
-  // A loaded model (TorchScript) starts from its file's weights; a built one from the seed.
-  TRAINLAB_ASSIGN_OR_RETURN(t.model, MakeModel(config.model, {.path = config.model_path}));
-  int64_t parameters = 0;
-  for (const at::Tensor& p : t.model->parameters()) parameters += p.numel();
-  const data::LoaderOptions lo = TrainLoaderOptions(session, config);
-  TRAINLAB_RETURN_IF_ERROR(CheckMemory(config, parameters, lo));
-  t.model->to(config.device);
-  TRAINLAB_ASSIGN_OR_RETURN(t.optimizer_entry, OptimizerRegistry::Global().Find(config.optimizer));
-  TRAINLAB_ASSIGN_OR_RETURN(
-      t.optimizer, t.optimizer_entry->make(t.model->parameters(), config.optimizer_settings));
+  TRAINLAB_ASSIGN_OR_RETURN(ModelAndOptimizer m, BuildModelAndOptimizer(session, config));
+  t.model = std::move(m.model);
+  t.optimizer_entry = m.optimizer_entry;
+  t.optimizer = std::move(m.optimizer);
   TRAINLAB_ASSIGN_OR_RETURN(t.step, ResolveStrategies(config.strategy, config.device));
   t.step.label_smoothing = config.label_smoothing;
+  const data::LoaderOptions lo = TrainLoaderOptions(session, config);
   TRAINLAB_ASSIGN_OR_RETURN(t.loader, data::BatchLoader::Create(session.train, lo));
   TRAINLAB_ASSIGN_OR_RETURN(
       t.schedule, LrSchedule::Make(ScheduleOptions(config, t.loader->batches_per_epoch())));
@@ -127,22 +111,6 @@ absl::StatusOr<Training> Build(const Session& session, const RunConfig& config) 
 }
 
 // --- What a run prints -------------------------------------------------------------------------
-
-// An epoch's block, its divergence and test lines, as a run prints them.
-void PrintEpoch(const RunConfig& config, const EpochStats& stats, const EvalStats* test) {
-  if (!config.print_blocks) return;
-  std::fputs(FormatLabBlock(stats).c_str(), stdout);
-  if (stats.diverged) {
-    std::printf("Diverged: %s, epoch %" PRId64 ", batch %" PRId64 ": loss %g; run stopped.\n",
-                config.label.c_str(), stats.diverged->epoch, stats.diverged->batch,
-                stats.diverged->loss);
-  }
-  if (test != nullptr) {
-    std::printf("- Test Loss: %.4f, Test Accuracy (Top-1): %.2f%% (%" PRId64 " images)\n",
-                test->loss, test->top1, test->samples);
-  }
-  std::fflush(stdout);
-}
 
 void PrintRun(const RunConfig& config, const RunResult& r) {
   for (size_t e = 0; e < r.epochs.size(); ++e) {
@@ -179,222 +147,21 @@ absl::StatusOr<RunResult> Restored(const Session& session, const RunConfig& conf
   return done;
 }
 
-// --- Training ------------------------------------------------------------------------------------
-
-// Loss and top-1 of the epoch over every rank's batches (the times stay this rank's).
-absl::Status ReduceOverRanks(distributed::Communicator& comm, EpochStats& stats) {
-  double correct = 0;
-  for (const BatchRecord& b : stats.batches) correct += static_cast<double>(b.correct);
-  const double batches = static_cast<double>(stats.batches.size());
-  TRAINLAB_ASSIGN_OR_RETURN(std::vector<double> sum,
-                            comm.SumOverRanks({stats.loss * batches, batches, correct,
-                                               static_cast<double>(stats.samples)}));
-  if (sum[1] > 0) stats.loss = sum[0] / sum[1];
-  if (sum[3] > 0) {
-    stats.top1 = 100.0 * sum[2] / sum[3];
-    stats.samples = static_cast<int64_t>(sum[3]);
-  }
-  return absl::OkStatus();
-}
-
-// The test loss and top-1 over every rank's share of the test set (each image once).
-absl::Status ReduceOverRanks(distributed::Communicator& comm, EvalStats& stats) {
-  const double n = static_cast<double>(stats.samples);
-  TRAINLAB_ASSIGN_OR_RETURN(
-      std::vector<double> sum,
-      comm.SumOverRanks({stats.loss * n, std::round(stats.top1 * n / 100.0), n}));
-  stats.samples = static_cast<int64_t>(sum[2]);
-  if (sum[2] > 0) {
-    stats.loss = sum[0] / sum[2];
-    stats.top1 = 100.0 * sum[1] / sum[2];
-  }
-  return absl::OkStatus();
-}
-
-// The batch's verdict over every rank: any rank's divergence or stop is every rank's.
-absl::StatusOr<BatchVerdict> AgreeOnBatch(distributed::Communicator& comm, const BatchVerdict& v) {
-  TRAINLAB_ASSIGN_OR_RETURN(
-      const std::vector<double> max,
-      comm.MaxOverRanks({v.diverged ? 1.0 : 0.0, static_cast<double>(v.stop_signal)}));
-  BatchVerdict agreed{.diverged = max[0] > 0, .stop_signal = static_cast<int>(max[1])};
-  if (agreed.stop_signal != 0) RequestStop(agreed.stop_signal);
-  return agreed;
-}
-
-// trainer.TrainEpoch; data-parallel, a failure of the gradient all-reduce inside backward (a
-// peer died or hung) comes back as an error that says so, not as LibTorch's bare exception.
-template <class T>
-absl::StatusOr<EpochStats> TrainEpochOnRank(const Session& session, T& trainer, int64_t epoch,
-                                            std::optional<EpochStats> partial) {
-  if (!session.comm) return trainer.TrainEpoch(epoch, std::move(partial));
-  try {
-    return trainer.TrainEpoch(epoch, std::move(partial));
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat(
-        "rank ", session.comm->rank(), " of ", session.comm->world_size(),
-        ": averaging gradients failed in epoch ", epoch + 1,
-        " (a peer rank died, or hung past --dist_timeout=", session.options.dist_timeout_s,
-        "s): ", TorchErrorLine(e)));
-  }
-}
-
-// The index of the epoch with the best test top-1 of `r` (the first of equals); `r` has a test.
-size_t BestTestEpoch(const RunResult& r) {
-  size_t best = 0;
-  for (size_t i = 1; i < r.test.size(); ++i) {
-    if (r.test[i].top1 > r.test[best].top1) best = i;
-  }
-  return best;
-}
-
-// --keep_best: writes the weights when the epoch just evaluated is the best so far, rank 0 alone.
-absl::Status KeepIfBest(const Session& session, const RunConfig& config, const RunResult& r,
-                        const ClassifierImpl& model) {
-  if (!config.keep_best || !session.writes() || r.test.empty()) return absl::OkStatus();
-  if (BestTestEpoch(r) + 1 != r.test.size()) return absl::OkStatus();
-  TRAINLAB_ASSIGN_OR_RETURN(const std::string bytes, models::StateDictBytes(model));
-  TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(config.save_model, bytes));
-  if (config.print_blocks) {
-    std::printf("Kept the weights of epoch %zu (best test top-1 so far, %.2f%%) in %s\n",
-                r.test.size(), r.test.back().top1, config.save_model.c_str());
-    std::fflush(stdout);
-  }
-  return absl::OkStatus();
-}
-
-// The target reached at the last epoch of `r`: the epochs' training time, and their wall time
-// plus every evaluation's.
-TargetReached Reached(const RunConfig& config, const RunResult& r) {
-  TargetReached t{.target = config.target_accuracy, .epoch = r.epochs.back().epoch};
-  for (const EpochStats& e : r.epochs) {
-    t.batches += static_cast<int64_t>(e.batches.size());
-    t.train_s += e.train_s;
-    t.wall_s += e.epoch_s;
-  }
-  for (const EvalStats& test : r.test) t.wall_s += test.seconds;
-  return t;
-}
-
-// Epochs [first_epoch, config.epochs) of the run, appended to `result`; `partial` is the epoch
-// the checkpoint stopped in. Checkpoints at each epoch end that is not the last, and every
-// --checkpoint_every batches; a stop asked for ends it after the batch under way (Cancelled),
-// except after the last batch: then the run finishes, and the stop takes effect before the next.
-absl::Status TrainEpochs(const Session& session, const RunConfig& config, const RunKey& key,
-                         Training& t, RunResult& result, int64_t first_epoch,
-                         std::optional<EpochStats> partial) {
-  Checkpointer* ckpt = session.checkpointer.get();
-  ProgressLine progress(session.progress,
-                        absl::StrCat(session.options.experiment, " ", config.label), config.epochs);
-  int64_t e = first_epoch;
-  const int64_t every = session.options.checkpoint_every;
-  TrainerOptions topts;
-  topts.device = config.device;
-  topts.step = t.step;
-  // A rate set per batch is a host scalar a captured graph would freeze at its capture value:
-  // under a schedule no optimizer step is capturable (cuda_graph refuses; c8 lists it skipped).
-  topts.optimizer_capturable = t.optimizer_entry->capturable && config.lr_schedule == "constant" &&
-                               config.warmup_epochs == 0;
-  topts.trace = config.record_trace ? session.trace.get() : nullptr;
-  topts.on_batch = [&progress](const EpochProgress& p) { progress.Update(p); };
-  topts.stop_requested = [] { return StopSignal(); };
-  topts.tta_flip = config.tta_flip;
-  // The rate of every batch, from the schedule (the lab's constant one included: recorded).
-  topts.set_learning_rate = [&t](int64_t step) {
-    const double lr = t.schedule->At(step);
-    SetLearningRate(*t.optimizer, lr);
-    return lr;
-  };
-  if (session.comm) {
-    topts.agree = [comm = session.comm](const BatchVerdict& v) { return AgreeOnBatch(*comm, v); };
-  }
-  topts.after_batch = [&](const EpochStats& so_far, int signal) -> absl::Status {
-    const bool due = every > 0 && static_cast<int64_t>(so_far.batches.size()) % every == 0;
-    if (ckpt != nullptr && (due || signal != 0)) {
-      TRAINLAB_RETURN_IF_ERROR(ckpt->Save(key, result, so_far, e, *t.model, *t.optimizer));
-    }
-    if (signal != 0 && session.comm) {
-      // No rank leaves before rank 0's checkpoint is on disk: torchrun ends the rest of a job
-      // once one worker has exited.
-      TRAINLAB_RETURN_IF_ERROR(session.comm->Barrier());
-    }
-    if (signal != 0) {
-      progress.Clear();
-      return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
-    }
-    return absl::OkStatus();
-  };
-  std::unique_ptr<distributed::DataParallel> data_parallel;
-  if (session.comm) {  // after any restore: rank 0's weights go to every rank
-    TRAINLAB_ASSIGN_OR_RETURN(data_parallel,
-                              distributed::DataParallel::Attach(*session.comm, *t.model));
-    topts.gradients = data_parallel->hooks();
-  }
-  Trainer<ClassifierImpl, torch::optim::Optimizer, data::BatchLoader> trainer(
-      *t.model, *t.optimizer, *t.loader, topts);
-  StopsAreGraceful();
-  for (; e < config.epochs; ++e) {
-    absl::StatusOr<EpochStats> epoch = TrainEpochOnRank(session, trainer, e, std::move(partial));
-    partial.reset();
-    progress.Clear();
-    TRAINLAB_RETURN_IF_ERROR(epoch.status());
-    EpochStats& stats = *epoch;
-    if (session.comm) TRAINLAB_RETURN_IF_ERROR(ReduceOverRanks(*session.comm, stats));
-    result.loader_stages.push_back(t.loader->stage_times());
-    result.total_s += stats.epoch_s;
-    const bool diverged = stats.diverged.has_value();
-    if (diverged) result.diverged = stats.diverged;
-    result.epochs.push_back(std::move(stats));
-    if (t.test_loader && !diverged) {
-      if (config.before_evaluate) config.before_evaluate(e);
-      // As DDP's forward: every rank evaluates with rank 0's batch-norm statistics.
-      if (data_parallel) TRAINLAB_RETURN_IF_ERROR(data_parallel->SyncBuffers());
-      TRAINLAB_ASSIGN_OR_RETURN(EvalStats test, trainer.Evaluate(*t.test_loader, e));
-      if (session.comm) TRAINLAB_RETURN_IF_ERROR(ReduceOverRanks(*session.comm, test));
-      result.test.push_back(test);
-      TRAINLAB_RETURN_IF_ERROR(KeepIfBest(session, config, result, *t.model));
-    }
-    PrintEpoch(config, result.epochs.back(),
-               result.test.size() == result.epochs.size() ? &result.test.back() : nullptr);
-    if (!diverged && config.target_accuracy > 0 && !result.test.empty() &&
-        result.test.back().top1 >= config.target_accuracy) {
-      result.target = Reached(config, result);
-      if (config.print_blocks) {
-        std::printf("Target reached: %.2f%% test top-1 >= %.2f%% after epoch %" PRId64 " (%" PRId64
-                    " batches): training time %.4fs, wall time with the "
-                    "evaluations %.4fs\n",
-                    result.test.back().top1, config.target_accuracy, result.target->epoch,
-                    result.target->batches, result.target->train_s, result.target->wall_s);
-        std::fflush(stdout);
-      }
-      break;
-    }
-    if (diverged || e + 1 == config.epochs) break;
-    if (ckpt != nullptr) {
-      TRAINLAB_RETURN_IF_ERROR(
-          ckpt->Save(key, result, std::nullopt, e + 1, *t.model, *t.optimizer));
-    }
-    TRAINLAB_ASSIGN_OR_RETURN(const int signal, session.AgreedStopSignal());
-    if (signal != 0) {
-      if (session.comm) TRAINLAB_RETURN_IF_ERROR(session.comm->Barrier());
-      return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
-    }
-  }
-  if (config.target_accuracy > 0 && !result.target && !result.diverged && config.print_blocks &&
-      !result.test.empty()) {
-    const size_t best = BestTestEpoch(result);
-    std::printf(
-        "Target not reached: %.2f%% test top-1 wanted; the best was %.2f%%, after epoch "
-        "%zu of %zu\n",
-        config.target_accuracy, result.test[best].top1, best + 1, result.test.size());
-    std::fflush(stdout);
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
-absl::Status CheckRunMemory(const Session& session, const RunConfig& config, int64_t parameters) {
-  return CheckMemory(config, parameters, TrainLoaderOptions(session, config));
+absl::StatusOr<ModelAndOptimizer> BuildModelAndOptimizer(const Session& session,
+                                                         const RunConfig& config) {
+  ModelAndOptimizer m;
+  torch::manual_seed(config.seed);
+  // A loaded model (TorchScript) starts from its file's weights; a built one from the seed.
+  TRAINLAB_ASSIGN_OR_RETURN(m.model, MakeModel(config.model, {.path = config.model_path}));
+  TRAINLAB_RETURN_IF_ERROR(CheckMemory(config, CountTrainableParameters(*m.model),
+                                       TrainLoaderOptions(session, config)));
+  m.model->to(config.device);
+  TRAINLAB_ASSIGN_OR_RETURN(m.optimizer_entry, OptimizerRegistry::Global().Find(config.optimizer));
+  TRAINLAB_ASSIGN_OR_RETURN(
+      m.optimizer, m.optimizer_entry->make(m.model->parameters(), config.optimizer_settings));
+  return m;
 }
 
 absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config, int repeat) {
@@ -405,7 +172,7 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
       return Restored(session, config, key, *done);
     }
   }
-  TRAINLAB_ASSIGN_OR_RETURN(Training t, Build(session, config));
+  TRAINLAB_ASSIGN_OR_RETURN(Training t, BuildTraining(session, config));
   RunResult result;
   result.repeat = repeat;
   int64_t first_epoch = 0;

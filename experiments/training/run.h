@@ -1,5 +1,6 @@
-// Running: one training run (RunTraining) and one variant of an experiment run --repeats times
-// (RunVariant), each returning the result model's data (result.h).
+// Running: one training run (RunTraining: what it trains with, built and checked, then its epochs
+// as epoch.h's procedure) and one variant of an experiment run --repeats times (RunVariant), each
+// returning the result model's data (results/result.h).
 //
 // Example (c7, in full):
 //   ExperimentResult result;
@@ -14,9 +15,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <torch/optim/optimizer.h>
+
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/model.h"
+#include "core/optimizer.h"
 #include "experiments/harness/run_config.h"
 #include "experiments/results/result.h"
 #include "experiments/harness/session.h"
@@ -38,9 +44,16 @@ struct Variant {
 absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& config,
                                       int repeat = 1);
 
-// Whether a run of `config` with a model of `parameters` fits in the memory this machine has left
-// (the check RunTraining makes before it allocates); the error names both figures.
-absl::Status CheckRunMemory(const Session& session, const RunConfig& config, int64_t parameters);
+// What every run trains, and the profile times: the model (built from the seed, or loaded from
+// its file) on the run's device and the optimizer over its parameters, after checking that the
+// run fits in the memory this machine has left (the error names both figures).
+struct ModelAndOptimizer {
+  std::shared_ptr<ClassifierImpl> model;
+  const OptimizerEntry* optimizer_entry = nullptr;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+};
+absl::StatusOr<ModelAndOptimizer> BuildModelAndOptimizer(const Session& session,
+                                                         const RunConfig& config);
 
 // Prints "##### <label> #####" and runs `variant` --repeats times. With `can_skip`, a variant
 // whose compile strategy cannot run here (core/step.h: IsStrategyCannotRun) is returned with
