@@ -35,6 +35,7 @@
 #include "absl/strings/str_split.h"
 #include "benchmark/benchmark.h"
 #include "benchmarks/bench_main.h"
+#include "core/device.h"
 #include "core/host.h"
 #include "core/kernels.h"
 #include "core/optimizer.h"
@@ -176,17 +177,7 @@ absl::Status Setup(int& argc, char** argv) {
       return absl::Status(st.code(), absl::StrCat("--portable_kernels: ", st.message()));
     }
   }
-  c10::Device device = c10::kCPU;
-  if (f.device == "cuda" || (f.device == "auto" && torch::cuda::is_available())) {
-    if (!torch::cuda::is_available()) {
-      return absl::FailedPreconditionError(
-          "--device=cuda: CUDA is not available to this process");
-    }
-    device = c10::Device(c10::kCUDA, 0);
-  } else if (f.device != "cpu" && f.device != "auto") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--device=", f.device, ": must be auto, cpu or cuda"));
-  }
+  TRAINLAB_ASSIGN_OR_RETURN(const c10::Device device, ChooseDevice(f.device));
   std::vector<std::string> strategies;
   if (f.strategies.empty()) {
     strategies = {"eager"};  // the baseline first, then the registry's others

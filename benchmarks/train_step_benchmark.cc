@@ -16,8 +16,8 @@
 #include <cstring>
 #include <string>
 
-#include "benchmark/benchmark.h"
 #include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
 #include "benchmarks/bench_main.h"
 #include "core/host.h"
 #include "core/kernels.h"
@@ -61,13 +61,13 @@ BENCHMARK(BM_TrainStep)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecond)->Us
 void BM_TrainStepTraced(benchmark::State& state) {
   const int64_t b = state.range(0);
   StepSetup s(b);
-  trainlab::OpTracer tracer(*s.model);
+  trainlab::LayerTracer tracer(*s.model);
   s.Step();
   double covered = 0, total = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
     {
-      trainlab::OpTracer::Recording r(tracer);
+      trainlab::LayerTracer::Recording r(tracer);
       s.Step();
     }
     total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -184,9 +184,10 @@ TEST(Trainer, AResumedEpochContinuesAfterItsBatches) {
   ASSERT_TRUE(s.ok());
   ASSERT_EQ(s->batches.size(), 4u);
   EXPECT_EQ(s->samples, 4 * 16);
-  EXPECT_NEAR(s->loss,
-              (s->batches[0].loss + s->batches[1].loss + s->batches[2].loss + s->batches[3].loss) / 4,
-              1e-12);
+  EXPECT_NEAR(
+      s->loss,
+      (s->batches[0].loss + s->batches[1].loss + s->batches[2].loss + s->batches[3].loss) / 4,
+      1e-12);
 }
 
 // An exception thrown inside the step (LibTorch's: a shape error) is a Status naming the epoch

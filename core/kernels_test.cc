@@ -57,9 +57,9 @@ TEST(Kernels, OneDnnIsaNamesRoundTrip) {
     // A name read back from 2.x and 3.x values pins its first (2.x) value.
     EXPECT_EQ(kernels_internal::IsaNameOf(kernels_internal::IsaValueOf(n.name)), n.name);
   }
-  EXPECT_EQ(kernels_internal::IsaNameOf(0x3e7), "avx512_core_amx");   // oneDNN 2.x's AMX
-  EXPECT_EQ(kernels_internal::IsaNameOf(0xfef), "avx512_core_amx");   // oneDNN 3.x's
-  EXPECT_EQ(kernels_internal::IsaNameOf(0x12345), "isa 0x12345");     // unknown: the number
+  EXPECT_EQ(kernels_internal::IsaNameOf(0x3e7), "avx512_core_amx");  // oneDNN 2.x's AMX
+  EXPECT_EQ(kernels_internal::IsaNameOf(0xfef), "avx512_core_amx");  // oneDNN 3.x's
+  EXPECT_EQ(kernels_internal::IsaNameOf(0x12345), "isa 0x12345");    // unknown: the number
 }
 
 TEST(Kernels, BlasIsNamed) { EXPECT_FALSE(LoadedBlas().empty()); }

@@ -1,6 +1,6 @@
 // The name a module's forward gives the RecordFunction user scope it opens, so that profilers
-// (core/profiling/layer_tracer.h) can name the parameter-free layers inside it (its ReLUs, a residual add)
-// after it. The prefix keeps these scopes apart from any other user scope.
+// (core/profiling/layer_tracer.h) can name the parameter-free layers inside it (its ReLUs, a
+// residual add) after it. The prefix keeps these scopes apart from any other user scope.
 //
 // Example (in a module's forward, with scope_ = ModuleScopeName("layer2.0") kept as a member so
 // that the name outlives the scope):

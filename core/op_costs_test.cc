@@ -73,10 +73,10 @@ TEST(OpTrace, SeesEachOpOnceWithItsShapesAndOwner) {
                     torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3).stride(2).padding(1)),
                     torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 4, 1).bias(false))));
   } net;
-  OpTracer tracer(net);
+  LayerTracer tracer(net);
   at::Tensor x = at::randn({2, 3, 8, 8});
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     at::Tensor y = at::relu(net.body->forward(x));  // (2, 4, 4, 4)
     at::Tensor z = y + y;
     (void)z;
@@ -102,10 +102,10 @@ TEST(OpTrace, SeesEachOpOnceWithItsShapesAndOwner) {
 
 TEST(OpTrace, LinearAndLossAreCountedOnce) {
   torch::nn::Linear head(16, 5);
-  OpTracer tracer(*head);
+  LayerTracer tracer(*head);
   at::Tensor x = at::randn({3, 16});
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     at::Tensor loss =
         torch::nn::functional::cross_entropy(head->forward(x), at::zeros({3}, at::kLong));
     (void)loss;
@@ -135,10 +135,10 @@ TEST(OpCosts, OptimizerStepPerElement) {
 // Each layer's forward and backward are spans too (the Chrome trace draws them).
 TEST(OpTrace, OptimizerScopeAndSpans) {
   torch::nn::Linear head(16, 5);
-  OpTracer tracer(*head);
+  LayerTracer tracer(*head);
   at::Tensor x = at::randn({3, 16});
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     at::Tensor loss =
         torch::nn::functional::cross_entropy(head->forward(x), at::zeros({3}, at::kLong));
     loss.backward();
@@ -166,10 +166,10 @@ TEST(OpTrace, OptimizerScopeAndSpans) {
 // at 2 bytes an element.
 TEST(OpTrace, AutocastCopiesAreCastRows) {
   torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3).padding(1).bias(false));
-  OpTracer tracer(*conv);
+  LayerTracer tracer(*conv);
   at::Tensor x = at::randn({2, 3, 8, 8});
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     AutocastGuard autocast(c10::DeviceType::CPU, at::kBFloat16);
     try {
       EXPECT_EQ(conv->forward(x).scalar_type(), at::kBFloat16);
@@ -202,10 +202,10 @@ TEST(OpTrace, AutocastCopiesAreCastRows) {
 // at bf16 although its recorded inputs are float32.
 TEST(OpTrace, AutocastLinearIsCountedAtItsDtype) {
   torch::nn::Linear head(16, 5);
-  OpTracer tracer(*head);
+  LayerTracer tracer(*head);
   at::Tensor x = at::randn({3, 16});
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     AutocastGuard autocast(c10::DeviceType::CPU, at::kBFloat16);
     EXPECT_EQ(head->forward(x).scalar_type(), at::kBFloat16);
   }

@@ -9,7 +9,7 @@
 //   const bool kRegistered = trainlab::OptimizerRegistry::Global().Register("adadelta", {...});
 //   }
 // and in a binary:
-//   absl::StatusOr<const OptimizerEntry*> e = OptimizerRegistry::Global().Find(FLAGS_optimizer);
+//   absl::StatusOr<const OptimizerEntry*> e = OptimizerRegistry::Global().Find(config.optimizer);
 #ifndef TRAINLAB_CORE_REGISTRY_H_
 #define TRAINLAB_CORE_REGISTRY_H_
 

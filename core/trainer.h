@@ -128,8 +128,8 @@ class Trainer {
     if (trace) trace->Span("wait for batch", "data", t0, t1);
 
     const bool non_blocking = device.is_cuda();
-    at::Tensor x = batch->images.to(device, at::kFloat, non_blocking)
-                       .contiguous(options_.step.memory_format);
+    at::Tensor x =
+        batch->images.to(device, at::kFloat, non_blocking).contiguous(options_.step.memory_format);
     at::Tensor y = batch->labels.to(device, at::kLong, non_blocking);
     const Clock::time_point t2 = SyncAndNow(device);
     if (trace) trace->Span("host to device", "copy", t1, t2);
@@ -152,7 +152,7 @@ class Trainer {
       // A strategy's own runner failing (a capture) is that strategy not running here; an
       // exception is a failure, wherever it came from.
       return options_.step.make_runner && !IsStepException(named) ? StrategyCannotRun(named)
-                                                                   : named;
+                                                                  : named;
     }
     const StepOutput& out = *step;
     if (trace) {
@@ -196,14 +196,14 @@ class Trainer {
   }
   // The epoch's progress, for a progress line.
   EpochProgress Progress() const {
-    return EpochProgress{.epoch = stats_.epoch,
-                         .batches_done = static_cast<int64_t>(stats_.batches.size()),
-                         .batches_total = loader_.batches_per_epoch(),
-                         .samples = stats_.samples,
-                         .elapsed_s = Seconds(Clock::now() - epoch_start_),
-                         .running_loss = stats_.batches.empty()
-                                             ? 0.0
-                                             : loss_sum_ / static_cast<double>(stats_.batches.size())};
+    return EpochProgress{
+        .epoch = stats_.epoch,
+        .batches_done = static_cast<int64_t>(stats_.batches.size()),
+        .batches_total = loader_.batches_per_epoch(),
+        .samples = stats_.samples,
+        .elapsed_s = Seconds(Clock::now() - epoch_start_),
+        .running_loss =
+            stats_.batches.empty() ? 0.0 : loss_sum_ / static_cast<double>(stats_.batches.size())};
   }
   // The global step of the next batch: epoch x batches per epoch + batches done (from 0), the
   // count a learning-rate schedule runs on.
@@ -214,8 +214,7 @@ class Trainer {
   // Ends the epoch after the batch just trained: its loss (or another rank's) is not finite.
   // `loss`: this rank's loss when it is the one that diverged; NaN when another rank's did.
   void Diverged(double loss) {
-    stats_.diverged =
-        Divergence{stats_.epoch, static_cast<int64_t>(stats_.batches.size()), loss};
+    stats_.diverged = Divergence{stats_.epoch, static_cast<int64_t>(stats_.batches.size()), loss};
   }
 
   // The epoch's figures: loss and top-1 over its batches, its times.

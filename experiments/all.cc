@@ -3,9 +3,9 @@
 // --results_dir as it finishes, then DIR/REPORT.md with its plots.
 //
 //   bazel run //experiments:all -- --results_dir=/tmp/r                  # quick: ~10 min, 2 cores
-//   bazel run //experiments:all -- --results_dir=/tmp/r --profile=lab    # the lab's settings
+//   bazel run //experiments:all -- --results_dir=/tmp/r --preset=lab    # the lab's settings
 //
-// --profile sets defaults (FlagSpec::profiles: the driver's here, an experiment's own in its
+// --preset sets defaults (FlagSpec::presets: the driver's here, an experiment's own in its
 // file, e.g. c8's); any flag given on the command line still wins (--data_dir, --device,
 // --epochs ...). quick: 2 epochs of 10 batches of 32 images (C8: 10 epochs of 4 batches, and on
 // a CPU only the strategies that can help there), C3 up to 12 workers. lab: 5 epochs (C8: 10) of
@@ -24,14 +24,14 @@
 #include "experiments/harness/error_boundary.h"
 #include "experiments/harness/experiment.h"
 #include "experiments/harness/experiment_main.h"
-#include "experiments/reporting/experiment_report.h"
-#include "experiments/reporting/lab_order.h"
 #include "experiments/harness/options.h"
-#include "experiments/reporting/report.h"
 #include "experiments/harness/stop.h"
 #include "experiments/harness/user_path.h"
+#include "experiments/reporting/experiment_report.h"
+#include "experiments/reporting/lab_order.h"
+#include "experiments/reporting/report.h"
 
-DEFINE_string(profile, "quick",
+DEFINE_string(preset, "quick",
               "quick: ~10 min on 2 cores (batch 32, short epochs); lab: the lab's.");
 
 namespace trainlab::experiments {
@@ -42,24 +42,23 @@ const FlagSpec& AllSpec() {
   static const auto* spec = [] {
     auto* spec = new FlagSpec{
         .usage =
-            "all --results_dir=DIR [--profile=quick|lab] [flags]: the lab's driver; C2-C8 (C4-C8 "
+            "all --results_dir=DIR [--preset=quick|lab] [flags]: the lab's driver; C2-C8 (C4-C8 "
             "with C3's best workers), Q1-Q4, REPORT.md",
         .trains = true,
-        .flags = {"profile"},
-        .profiles = {{"quick",
-                      {{"epochs", "2"},
-                       {"max_batches_per_epoch", "10"},
-                       {"batch_size", "32"},
-                       {"max_workers", "12"}}},
-                     {"lab", {}}}};
+        .flags = {"preset"},
+        .presets = {{"quick",
+                     {{"epochs", "2"},
+                      {"max_batches_per_epoch", "10"},
+                      {"batch_size", "32"},
+                      {"max_workers", "12"}}},
+                    {"lab", {}}}};
     const std::vector<std::string> shared = FlagsTaken({});
     for (const std::string& name : LabOrder()) {
       absl::StatusOr<const Experiment*> e = ExperimentRegistry::Global().Find(name);
       if (!e.ok()) continue;  // RunAll says so
       for (const std::string& f : (*e)->cli.flags) {
         if (std::find(shared.begin(), shared.end(), f) == shared.end() &&
-            std::find(spec->passed_on.begin(), spec->passed_on.end(), f) ==
-                spec->passed_on.end()) {
+            std::find(spec->passed_on.begin(), spec->passed_on.end(), f) == spec->passed_on.end()) {
           spec->passed_on.push_back(f);
         }
       }
@@ -73,11 +72,11 @@ const FlagSpec& AllSpec() {
 absl::Status RunAll(const ExperimentOptions& given, const FlagValues& values,
                     std::unique_ptr<Session>* stopped_in) {
   const FlagSpec& spec = AllSpec();
-  const std::string preset = values.Str("profile");
-  if (!spec.profiles.count(preset)) return FlagError("profile", preset, "must be quick or lab");
-  const std::vector<FlagDefault>& profile = spec.profiles.at(preset);
+  const std::string preset = values.Str("preset");
+  if (!spec.presets.count(preset)) return FlagError("preset", preset, "must be quick or lab");
+  const std::vector<FlagDefault>& defaults = spec.presets.at(preset);
   TRAINLAB_ASSIGN_OR_RETURN(ExperimentOptions base_options,
-                            OptionsFor(values, "all", spec, preset, profile,
+                            OptionsFor(values, "all", spec, preset, defaults,
                                        /*on_cpu=*/true, given.command_line));
   if (base_options.results_dir.empty()) {
     return absl::InvalidArgumentError(
@@ -90,15 +89,15 @@ absl::Status RunAll(const ExperimentOptions& given, const FlagValues& values,
   session_options.resume_auto = false;
   session_options.checkpoint_every = 0;
   TRAINLAB_ASSIGN_OR_RETURN(Session base, Session::Start(session_options));
-  std::printf("- Profile: %s; results and report in %s\n", preset.c_str(),
+  std::printf("- Preset: %s; results and report in %s\n", preset.c_str(),
               base.ResultsDir().c_str());
   for (const std::string& name : LabOrder()) {
     TRAINLAB_ASSIGN_OR_RETURN(const Experiment* experiment,
                               ExperimentRegistry::Global().Find(name));
     TRAINLAB_ASSIGN_OR_RETURN(ExperimentOptions o,
-                              OptionsFor(values, name, experiment->cli, preset, profile,
+                              OptionsFor(values, name, experiment->cli, preset, defaults,
                                          base.device.is_cpu(), given.command_line));
-    o.settings["driver"] = absl::StrCat("all --profile=", preset);
+    o.settings["driver"] = absl::StrCat("all --preset=", preset);
     // --resume continues the experiments that had started; the others start afresh (whether
     // one had started is rank 0's to say, data-parallel: checkpointer.h).
     if (o.resume) {
@@ -133,6 +132,15 @@ int main(int argc, char** argv) {
   using namespace trainlab::experiments;
   const std::string program = std::filesystem::path(argv[0]).filename().string();
   InstallStopHandlers();
+  // --profile=quick|lab was this flag's name before "profile" became an experiment's: still read.
+  std::vector<std::string> args(argv, argv + argc);
+  std::vector<char*> rewritten;
+  for (std::string& a : args) {
+    if (a.rfind("--profile=", 0) == 0) a = "--preset=" + a.substr(10);
+    rewritten.push_back(a.data());
+  }
+  rewritten.push_back(nullptr);
+  argv = rewritten.data();
   FlagValues values;
   absl::StatusOr<std::optional<ExperimentOptions>> options =
       ReadOptions(argc, argv, "all", AllSpec(), &values);

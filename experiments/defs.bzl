@@ -34,6 +34,7 @@ def experiment_library(name, deps = [], report_deps = []):
         visibility = ["//experiments:training_users"],
         deps = [
             ":" + name + "_report",
+            "//core:device",
             "//core:introspect",
             "//core:model",
             "//core:optimizer",

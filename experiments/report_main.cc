@@ -13,8 +13,9 @@
 #include "core/files.h"
 #include "core/status_macros.h"
 #include "experiments/harness/error_boundary.h"
-#include "experiments/reporting/report.h"
 #include "experiments/harness/user_path.h"
+#include "experiments/reporting/comparison.h"
+#include "experiments/reporting/report.h"
 
 DEFINE_string(compare, "",
               "Another results folder: also write DIR/COMPARISON.md with both side by side.");

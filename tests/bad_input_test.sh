@@ -135,7 +135,9 @@ bad "unknown strategy 'warp'" "$C2" "${TINY[@]}" --strategy=warp
 bad "unknown optimizer 'lamb'" "$C6" "${TINY[@]}" --optimizers=sgd,lamb
 bad "unknown strategy 'warp'" "$C8" "${TINY[@]}" --strategies=eager,warp
 bad "--progress=sometimes: must be auto, on or off" "$C2" "${TINY[@]}" --progress=sometimes
-bad "--profile=fast: must be quick or lab" "$ALL" "${TINY[@]}" --profile=fast --results_dir="$tmp/r"
+bad "--preset=fast: must be quick or lab" "$ALL" "${TINY[@]}" --preset=fast --results_dir="$tmp/r"
+# The flag's old spelling is still read.
+bad "--preset=fast: must be quick or lab" "$ALL" "${TINY[@]}" --profile=fast --results_dir="$tmp/r"
 
 # --- models ------------------------------------------------------------------------------------------
 M="tests/testdata/models"
@@ -222,7 +224,7 @@ sed -i -E 's/"best_workers_total": [0-9]+/"best_workers_total": "4"/' "$tmp/res_
 bad "$tmp/res_bad/c3.json: summary.best_workers_total: expected an integer, got the string \"4\"" \
   "$C4" "${TINY[@]}" --results_dir="$tmp/res_bad"
 sed -i -E 's/"best_workers_total": "4"/"best_workers_total": 100000/' "$tmp/res_bad/c3.json"
-bad "$tmp/res_bad/c3.json: summary.best_workers_total: 100000 is out of range (0 to 1024)" \
+bad "$tmp/res_bad/c3.json: summary.best_workers_total: 100000 is out of range (-1 to 1024)" \
   "$C4" "${TINY[@]}" --results_dir="$tmp/res_bad"
 bad "$tmp/res_bad/c3.json: summary.best_workers_total: 100000 is out of range (-1 to 1024)" "$REPORT" "$tmp/res_bad"
 

@@ -39,7 +39,7 @@ check "$C6" optimizers dataset epochs results_dir
 check "$C7" dataset epochs batch_norm results_dir
 check "$C8" strategies dataset epochs results_dir
 check "$Q1Q4" model model_path batch_norm results_dir
-check "$ALL" profile results_dir workers optimizers strategies
+check "$ALL" preset results_dir workers optimizers strategies
 check "$REPORT" compare
 check "$SSB" device strategies batch_sizes threads
 check "$MKDATA" out train test seed

@@ -38,19 +38,19 @@
 // record per mark); compare a step's time with and without a recording for the overhead.
 //
 // Example:
-//   OpTracer tracer(*model, device);
+//   LayerTracer tracer(*model, device);
 //   {
-//     OpTracer::Recording r(tracer);   // on this thread, until r goes out of scope
+//     LayerTracer::Recording r(tracer);   // on this thread, until r goes out of scope
 //     at::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
 //     loss.backward();
 //   }   // on a GPU, read after the step's work is done
 //   if (!tracer.status().ok()) ... the times are missing; the layers stand
 //   for (const TracedOp& op : tracer.ops()) ... op.module, op.forward_s, op.backward.flops
 //
-// This header is the tracer's API: OpTracer and its Recording, TracedOp, TracedSpan, the Timeline
-// interface and HostTimeline. Its internals are in core/profiling/internal/, which this header
-// includes (the slot table and per-thread state before the class, the definitions of its private
-// members after it):
+// This header is the tracer's API: LayerTracer and its Recording, TracedOp, TracedSpan, the
+// Timeline interface and HostTimeline. Its internals are in core/profiling/internal/, which this
+// header includes (the slot table and per-thread state before the class, the definitions of its
+// private members after it):
 //   slot_table.h       the process-wide slots of RecordFunction callbacks, one per recording
 //   thread_state.h     what a thread that runs recorded work is in the middle of
 //   device_timeline.h  DeviceTimeline (LibTorch 2.5 or newer), and the timeline for a device
@@ -107,7 +107,7 @@ struct TracedOp {
 // the device's, placed on the host's clock at the recording's first mark.
 struct TracedSpan {
   enum class Pass { kForward, kBackward, kOptimizer };
-  int op = -1;  // index into OpTracer::ops(), or -1
+  int op = -1;  // index into LayerTracer::ops(), or -1
   Pass pass = Pass::kForward;
   std::chrono::steady_clock::time_point start, end;
 };
@@ -152,13 +152,13 @@ class HostTimeline final : public Timeline {
   std::vector<std::chrono::steady_clock::time_point> marks_;
 };
 
-class OpTracer {
+class LayerTracer {
  public:
   // Times on `device`'s timeline: the host's clock for the CPU, the device's events otherwise.
   // Where it cannot (a device this LibTorch has no events for), status() says so after each
   // recording, and the layers and their arithmetic are still recorded.
-  explicit OpTracer(const torch::nn::Module& model, c10::Device device = c10::kCPU)
-      : OpTracer(model, nullptr) {
+  explicit LayerTracer(const torch::nn::Module& model, c10::Device device = c10::kCPU)
+      : LayerTracer(model, nullptr) {
     absl::StatusOr<std::unique_ptr<Timeline>> timeline = MakeTimeline(device);
     if (timeline.ok()) {
       timeline_ = *std::move(timeline);
@@ -167,7 +167,7 @@ class OpTracer {
     }
   }
   // Times on the timeline given (a test's).
-  OpTracer(const torch::nn::Module& model, std::unique_ptr<Timeline> timeline)
+  LayerTracer(const torch::nn::Module& model, std::unique_ptr<Timeline> timeline)
       : timeline_(std::move(timeline)) {
     for (const auto& item : model.named_parameters(/*recurse=*/true)) {
       const std::string& key = item.key();  // "layer2.0.conv1.weight"
@@ -175,8 +175,8 @@ class OpTracer {
       owner_[item.value().data_ptr()] = dot == std::string::npos ? "" : key.substr(0, dot);
     }
   }
-  OpTracer(const OpTracer&) = delete;
-  OpTracer& operator=(const OpTracer&) = delete;
+  LayerTracer(const LayerTracer&) = delete;
+  LayerTracer& operator=(const LayerTracer&) = delete;
 
   // Records, while it lives, the ops this thread runs and those that threads working for it run:
   // the callbacks are thread-local, and the autograd engine hands a thread's callbacks to the
@@ -185,7 +185,7 @@ class OpTracer {
   // a time: a second one while the first lives records nothing, and the tracer's status() says so.
   class Recording {
    public:
-    explicit Recording(OpTracer& tracer) : tracer_(tracer) {
+    explicit Recording(LayerTracer& tracer) : tracer_(tracer) {
       {
         std::lock_guard<std::mutex> lock(tracer.mu_);
         if (tracer.recording_) {
@@ -239,7 +239,7 @@ class OpTracer {
     Recording& operator=(const Recording&) = delete;
 
    private:
-    OpTracer& tracer_;
+    LayerTracer& tracer_;
     bool owner_ = false;  // this recording started the tracer's (not a refused second one)
     int slot_ = -1;
     at::CallbackHandle handle_ = 0, backward_handle_ = 0;
@@ -277,7 +277,7 @@ class OpTracer {
  private:
   // The slots' callbacks (internal/slot_table.h) call OnStart, OnEnd, OnBackwardStart and
   // OnBackwardEnd on the tracer in their slot.
-  using SlotTable = profiling_internal::SlotTable<OpTracer, kSlots>;
+  using SlotTable = profiling_internal::SlotTable<LayerTracer, kSlots>;
   friend SlotTable;
   using ThreadState = profiling_internal::ThreadState;  // internal/thread_state.h
   static constexpr size_t kNoMark = profiling_internal::kNoMark;

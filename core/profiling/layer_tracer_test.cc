@@ -45,10 +45,10 @@ TEST(OpTraceResNet18, ForwardFlopsMatchTheArchitecturesCount) {
   // 1,769,472 + 150,994,944 + 3 x 134,217,728 + 5,120.
   ASSERT_EQ(ArchitectureMacs(), 555422720.0);
   ResNet18 net;
-  OpTracer tracer(*net);
+  LayerTracer tracer(*net);
   const int64_t batch = 2;
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     at::Tensor loss = torch::nn::functional::cross_entropy(
         net->forward(at::randn({batch, 3, 32, 32})), at::zeros({batch}, at::kLong));
     (void)loss;
@@ -77,9 +77,9 @@ TEST(OpTraceResNet18, ForwardFlopsMatchTheArchitecturesCount) {
 
 TEST(OpTraceResNet18, EveryModuleAppearsUnderItsName) {
   ResNet18 net;
-  OpTracer tracer(*net);
+  LayerTracer tracer(*net);
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     at::Tensor loss = torch::nn::functional::cross_entropy(net->forward(at::randn({2, 3, 32, 32})),
                                                            at::zeros({2}, at::kLong));
     (void)loss;
@@ -122,10 +122,10 @@ TEST(OpTraceResNet18, EveryModuleAppearsUnderItsName) {
 // backward time of its own, and the attributed times fit inside the pass that contains them.
 TEST(OpTraceResNet18, TiesEachBackwardNodeToItsForwardLayer) {
   ResNet18 net;
-  OpTracer tracer(*net);
+  LayerTracer tracer(*net);
   const auto t0 = std::chrono::steady_clock::now();
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     at::Tensor loss = torch::nn::functional::cross_entropy(net->forward(at::randn({2, 3, 32, 32})),
                                                            at::zeros({2}, at::kLong));
     loss.backward();
@@ -148,7 +148,7 @@ TEST(OpTraceResNet18, TiesEachBackwardNodeToItsForwardLayer) {
   EXPECT_GT(tracer.unattributed_backward_s(), 0);
   // A second recording starts afresh.
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     (void)net->forward(at::randn({1, 3, 32, 32}));
   }
   EXPECT_EQ(tracer.ops().size(), 41u + 17 + 8 + 1);
@@ -175,10 +175,10 @@ at::Tensor Loss(ResNet18& net, const at::Tensor& x) {
 // timed, inside the recording's wall time.
 TEST(OpTraceResNet18, TimesABackwardThatRunsOnAnotherThread) {
   ResNet18 net;
-  OpTracer tracer(*net);
+  LayerTracer tracer(*net);
   const auto t0 = std::chrono::steady_clock::now();
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     BackwardOnAnotherThread(Loss(net, at::randn({2, 3, 32, 32})));
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -226,11 +226,11 @@ TEST(OpTraceTimeline, TimesComeFromTheTimelineOnEveryThread) {
   ResNet18 net;
   auto owned = std::make_unique<CountingTimeline>();
   CountingTimeline* timeline = owned.get();
-  OpTracer tracer(*net, std::move(owned));
+  LayerTracer tracer(*net, std::move(owned));
   EXPECT_EQ(tracer.timeline_name(), "counting");
   const auto t0 = std::chrono::steady_clock::now();
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     BackwardOnAnotherThread(Loss(net, at::randn({2, 3, 32, 32})));
     EXPECT_EQ(timeline->resolved, 0);
   }
@@ -268,9 +268,9 @@ TEST(OpTraceTimeline, AnUnreadableTimelineIsAnErrorNotZeroTimes) {
     auto owned = std::make_unique<CountingTimeline>();
     owned->throw_on_mark = throw_on_mark;
     owned->fail_resolve = !throw_on_mark;
-    OpTracer tracer(*net, std::move(owned));
+    LayerTracer tracer(*net, std::move(owned));
     {
-      OpTracer::Recording r(tracer);
+      LayerTracer::Recording r(tracer);
       (void)Loss(net, at::randn({1, 3, 32, 32}));
     }
     EXPECT_FALSE(tracer.status().ok());
@@ -286,14 +286,15 @@ TEST(OpTraceTimeline, AnUnreadableTimelineIsAnErrorNotZeroTimes) {
 // is refused by name, not mixed up with another.
 TEST(OpTraceTimeline, RecordingsAtOnceEachGetTheirOwn) {
   ResNet18 net;
-  std::vector<std::unique_ptr<OpTracer>> tracers;
-  for (int i = 0; i <= OpTracer::kSlots; ++i) tracers.push_back(std::make_unique<OpTracer>(*net));
+  std::vector<std::unique_ptr<LayerTracer>> tracers;
+  for (int i = 0; i <= LayerTracer::kSlots; ++i)
+    tracers.push_back(std::make_unique<LayerTracer>(*net));
   {
-    std::vector<std::unique_ptr<OpTracer::Recording>> recordings;
-    for (auto& t : tracers) recordings.push_back(std::make_unique<OpTracer::Recording>(*t));
+    std::vector<std::unique_ptr<LayerTracer::Recording>> recordings;
+    for (auto& t : tracers) recordings.push_back(std::make_unique<LayerTracer::Recording>(*t));
     (void)Loss(net, at::randn({1, 3, 32, 32}));
   }
-  for (int i = 0; i < OpTracer::kSlots; ++i) {
+  for (int i = 0; i < LayerTracer::kSlots; ++i) {
     EXPECT_TRUE(tracers[static_cast<size_t>(i)]->status().ok());
     EXPECT_EQ(tracers[static_cast<size_t>(i)]->ops().size(), 41u + 17 + 8 + 1 + 1);
   }
@@ -305,12 +306,12 @@ TEST(OpTraceTimeline, RecordingsAtOnceEachGetTheirOwn) {
 // first's layers nor counts them twice.
 TEST(OpTraceTimeline, ASecondRecordingOfOneTracerIsRefused) {
   ResNet18 net;
-  OpTracer tracer(*net);
+  LayerTracer tracer(*net);
   {
-    OpTracer::Recording first(tracer);
+    LayerTracer::Recording first(tracer);
     (void)Loss(net, at::randn({1, 3, 32, 32}));
     {
-      OpTracer::Recording second(tracer);
+      LayerTracer::Recording second(tracer);
       (void)Loss(net, at::randn({1, 3, 32, 32}));
     }
   }
@@ -318,7 +319,7 @@ TEST(OpTraceTimeline, ASecondRecordingOfOneTracerIsRefused) {
   EXPECT_EQ(tracer.ops().size(), 2 * (41u + 17 + 8 + 1 + 1)) << "each op once, both passes";
   // And the tracer records again once both are gone.
   {
-    OpTracer::Recording again(tracer);
+    LayerTracer::Recording again(tracer);
     (void)Loss(net, at::randn({1, 3, 32, 32}));
   }
   EXPECT_TRUE(tracer.status().ok()) << tracer.status();
@@ -331,9 +332,9 @@ TEST(OpTraceTimeline, ASecondRecordingOfOneTracerIsRefused) {
 TEST(OpTraceTimeline, ADeviceThatCannotBeTimedIsNamed) {
   if (torch::cuda::is_available()) GTEST_SKIP() << "a GPU is here: OpTraceGpu covers it";
   ResNet18 net;
-  OpTracer tracer(*net, c10::Device(c10::kCUDA, 0));
+  LayerTracer tracer(*net, c10::Device(c10::kCUDA, 0));
   {
-    OpTracer::Recording r(tracer);
+    LayerTracer::Recording r(tracer);
     (void)Loss(net, at::randn({1, 3, 32, 32}));
   }
   EXPECT_FALSE(tracer.status().ok());
@@ -365,7 +366,7 @@ void ExpectEveryLayerTimedOnTheDevice(const c10::Device& cuda, bool pool_stream)
   // not on (which complete as soon as they are queued) would read as the launch time, far below
   // the kernels'.
   const at::Tensor x = at::randn({256, 3, 32, 32}).to(cuda);
-  OpTracer tracer(*net, cuda);
+  LayerTracer tracer(*net, cuda);
   std::optional<c10::StreamGuard> on_pool;
 #ifdef TRAINLAB_DEVICE_TIMELINE
   if (pool_stream) {
@@ -376,7 +377,7 @@ void ExpectEveryLayerTimedOnTheDevice(const c10::Device& cuda, bool pool_stream)
     torch::cuda::synchronize(cuda.index());
     const auto t0 = std::chrono::steady_clock::now();
     {
-      OpTracer::Recording r(tracer);
+      LayerTracer::Recording r(tracer);
       Loss(net, x).backward();
       torch::cuda::synchronize(cuda.index());
     }

@@ -33,11 +33,11 @@ uint32_t Crc32(const std::string& bytes) {
   return static_cast<uint32_t>(crc);
 }
 
-absl::Status Corrupt(const std::string& path, absl::string_view what) {
+}  // namespace
+
+absl::Status CorruptCheckpoint(const std::string& path, absl::string_view what) {
   return absl::DataLossError(absl::StrCat(path, ": not a usable checkpoint (", what, ")"));
 }
-
-}  // namespace
 
 std::string RunKey::str() const { return absl::StrCat(variant, " #", repeat); }
 
@@ -113,19 +113,19 @@ std::string FrameCheckpoint(const std::string& archive) {
 
 absl::StatusOr<std::string> UnframeCheckpoint(const std::string& file, const std::string& path) {
   if (file.size() < kHeaderBytes || std::memcmp(file.data(), kMagic, 8) != 0) {
-    return Corrupt(path, "not a trainlab checkpoint file: no TLCKPT01 header");
+    return CorruptCheckpoint(path, "not a trainlab checkpoint file: no TLCKPT01 header");
   }
   uint64_t length = 0;
   uint32_t crc = 0;
   for (int i = 0; i < 8; ++i) length |= uint64_t{static_cast<uint8_t>(file[8 + i])} << (8 * i);
   for (int i = 0; i < 4; ++i) crc |= uint32_t{static_cast<uint8_t>(file[16 + i])} << (8 * i);
   if (length != file.size() - kHeaderBytes) {
-    return Corrupt(path,
-                   absl::StrCat("truncated or extended: the header says ", length,
-                                " bytes of archive, the file has ", file.size() - kHeaderBytes));
+    return CorruptCheckpoint(
+        path, absl::StrCat("truncated or extended: the header says ", length,
+                           " bytes of archive, the file has ", file.size() - kHeaderBytes));
   }
   std::string payload = file.substr(kHeaderBytes);
-  if (Crc32(payload) != crc) return Corrupt(path, "corrupted: CRC-32 mismatch");
+  if (Crc32(payload) != crc) return CorruptCheckpoint(path, "corrupted: CRC-32 mismatch");
   return payload;
 }
 
@@ -146,15 +146,17 @@ absl::StatusOr<CheckpointFile> ParseCheckpointArchive(std::string archive,
     torch::serialize::InputArchive archive;
     archive.load_from(in);
     c10::IValue meta;
-    if (!archive.try_read("meta", meta) || !meta.isString()) return Corrupt(path, "no metadata");
+    if (!archive.try_read("meta", meta) || !meta.isString())
+      return CorruptCheckpoint(path, "no metadata");
     meta_text = meta.toStringRef();
   } catch (const std::exception& e) {
-    return Corrupt(path, absl::StrCat("LibTorch: ", TorchErrorLine(e)));
+    return CorruptCheckpoint(path, absl::StrCat("LibTorch: ", TorchErrorLine(e)));
   }
   const json meta = json::parse(meta_text, nullptr, /*allow_exceptions=*/false);
-  if (meta.is_discarded() || !meta.is_object()) return Corrupt(path, "its metadata is not JSON");
+  if (meta.is_discarded() || !meta.is_object())
+    return CorruptCheckpoint(path, "its metadata is not JSON");
   absl::StatusOr<CheckpointMeta> m = MetaFromJson(JsonReader(meta, "meta"));
-  if (!m.ok()) return Corrupt(path, m.status().message());
+  if (!m.ok()) return CorruptCheckpoint(path, m.status().message());
   if (m->format_version != kCheckpointFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         path, ": checkpoint format version ", m->format_version, ", this build reads version ",

@@ -95,6 +95,9 @@ absl::StatusOr<std::string> CheckpointBytes(
     const CheckpointMeta& meta,
     const std::function<void(torch::serialize::OutputArchive&)>& states);
 
+// "PATH: not a usable checkpoint (WHAT)": a file that is there but cannot be resumed from.
+absl::Status CorruptCheckpoint(const std::string& path, absl::string_view what);
+
 // How a checkpoint's fingerprint compares with this run's.
 struct FingerprintMatch {
   std::vector<std::string> differences;  // "lr was 0.1, now 0.05"; empty: it may resume

@@ -31,10 +31,6 @@ namespace {
 using torch::serialize::InputArchive;
 using torch::serialize::OutputArchive;
 
-absl::Status Corrupt(const std::string& path, absl::string_view what) {
-  return absl::DataLossError(absl::StrCat(path, ": not a usable checkpoint (", what, ")"));
-}
-
 // LibTorch's default generators: the CPU's and each CUDA device's.
 std::vector<std::pair<std::string, at::Generator>> Generators() {
   std::vector<std::pair<std::string, at::Generator>> out;
@@ -72,7 +68,7 @@ absl::Status ReadStates(const std::string& archive_bytes, const std::string& pat
     InputArchive m, o, rng;
     if (!archive.try_read("model", m) ||
         (optimizer != nullptr && !archive.try_read("optimizer", o))) {
-      return Corrupt(path, "no model or optimizer state for the run");
+      return CorruptCheckpoint(path, "no model or optimizer state for the run");
     }
     model.load(m);
     if (optimizer != nullptr) optimizer->load(o);
@@ -85,7 +81,7 @@ absl::Status ReadStates(const std::string& archive_bytes, const std::string& pat
       }
     }
   } catch (const std::exception& e) {
-    return Corrupt(path, absl::StrCat("LibTorch: ", TorchErrorLine(e)));
+    return CorruptCheckpoint(path, absl::StrCat("LibTorch: ", TorchErrorLine(e)));
   }
   return absl::OkStatus();
 }

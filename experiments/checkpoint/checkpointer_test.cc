@@ -18,8 +18,8 @@
 #include <sstream>
 
 #include "core/files.h"
-#include "tests/test_dir.h"
 #include "plugins/models/resnet18.h"
+#include "tests/test_dir.h"
 
 namespace trainlab::experiments {
 namespace {
@@ -192,6 +192,26 @@ TEST(Checkpoint, TemporariesOfDeadProcessesAreRemoved) {
   ASSERT_TRUE(Checkpointer::Open(Opts(dir, "c2", {{"lr", 0.1}}, false)).ok());
   EXPECT_FALSE(std::filesystem::exists(dead));
   EXPECT_TRUE(std::filesystem::exists(alive));
+}
+
+// A checkpoint whose settings were recorded in another form (fingerprint version 1: before the
+// fingerprint was derived from every setting) is refused by one line that says so, not by a list
+// of every key that differs; the same version resumes.
+TEST(Checkpoint, RefusesAFingerprintOfAnotherVersion) {
+  const std::string dir = FreshTestDir("ckpt_version");
+  Training a(1);
+  ASSERT_TRUE((*Checkpointer::Open(Opts(dir, "c2", {{"lr", 0.1}, {"workers", {0, 1}}}, false)))
+                  ->Finish({"sgd", 1}, SomeRun(), *a.model, *a.sgd)
+                  .ok());
+  auto v2 = Checkpointer::Open(
+      Opts(dir, "c2", {{"lr", 0.1}, {"workers", "0,1"}, {"fingerprint_version", 2}}, true));
+  ASSERT_FALSE(v2.ok());
+  EXPECT_EQ(v2.status().message(),
+            dir +
+                "/c2.ckpt: its settings were recorded in another form (fingerprint version 1; "
+                "this trainlab writes version 2): finish it with the trainlab that made it, or "
+                "start afresh");
+  EXPECT_TRUE(Checkpointer::Open(Opts(dir, "c2", {{"lr", 0.1}, {"workers", {0, 1}}}, true)).ok());
 }
 
 TEST(Checkpoint, RefusesWhatItCannotResume) {

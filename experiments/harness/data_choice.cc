@@ -45,9 +45,9 @@ absl::StatusOr<ChosenData> ChooseData(const ExperimentOptions& c) {
       }
     }
     if (dataset == nullptr) {
-      return absl::NotFoundError(absl::StrCat(
-          "--dataset=auto: no dataset found", dir.empty() ? "" : absl::StrCat(" in ", dir),
-          "; name one with --dataset"));
+      return absl::NotFoundError(absl::StrCat("--dataset=auto: no dataset found",
+                                              dir.empty() ? "" : absl::StrCat(" in ", dir),
+                                              "; name one with --dataset"));
     }
   } else {
     absl::StatusOr<const data::DatasetEntry*> d = data::DatasetRegistry::Global().Find(c.dataset);

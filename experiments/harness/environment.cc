@@ -1,4 +1,4 @@
-// EnvironmentJson (session.h): what a results file records of the machine and the session.
+// EnvironmentJson (environment.h): what a results file records of the machine and the session.
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -13,7 +13,7 @@
 #include "core/host.h"
 #include "core/kernels.h"
 #include "core/subprocess.h"
-#include "experiments/harness/session.h"
+#include "experiments/harness/environment.h"
 
 namespace trainlab::experiments {
 namespace {

@@ -1,5 +1,5 @@
 // An experiment of the lab, registered by name like the plugins: the flags it takes (its
-// FlagSpec, with its defaults and profiles), how it reads its own flags into its own struct, and
+// FlagSpec, with its defaults and presets), how it reads its own flags into its own struct, and
 // the function that runs it in a Session and returns its result. Its title, question and section
 // are its report part (reporting/experiment_report.h), registered under the same name. The
 // binaries c2 ... c8 and q1_q4 are each main.cc with a name; the `all` driver runs them all in one

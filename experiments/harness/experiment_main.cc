@@ -8,12 +8,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "experiments/harness/environment.h"
 #include "experiments/harness/error_boundary.h"
 #include "experiments/harness/experiment.h"
+#include "experiments/harness/stop.h"
 #include "experiments/reporting/experiment_report.h"
 #include "experiments/results/json_reader.h"
 #include "experiments/results/results_file.h"
-#include "experiments/harness/stop.h"
 
 namespace trainlab::experiments {
 

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "experiments/results/result.h"
 #include "experiments/harness/session.h"
+#include "experiments/results/result.h"
 
 namespace trainlab::experiments {
 

@@ -13,8 +13,7 @@
 
 namespace trainlab::experiments {
 
-absl::Status FlagError(const std::string& flag, const std::string& value,
-                       const std::string& want) {
+absl::Status FlagError(const std::string& flag, const std::string& value, const std::string& want) {
   return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", value, ": ", want));
 }
 
@@ -29,12 +28,12 @@ FlagValues FlagValues::Current(const std::vector<std::string>& names) {
 }
 
 void FlagValues::ApplyDefaults(const std::vector<FlagDefault>& defaults, bool on_cpu,
-                               bool from_profile) {
+                               bool from_preset) {
   for (const FlagDefault& d : defaults) {
     auto it = values_.find(d.flag);
     if (it == values_.end() || it->second.given || (d.cpu_only && !on_cpu)) continue;
     it->second.text = d.value;
-    it->second.from_profile = from_profile;
+    it->second.from_preset = from_preset;
   }
 }
 
@@ -61,7 +60,8 @@ absl::StatusOr<int64_t> FlagValues::Int(const std::string& flag) const {
 absl::StatusOr<int64_t> FlagValues::IntIn(const std::string& flag, int64_t min, int64_t max,
                                           const std::string& want) const {
   TRAINLAB_ASSIGN_OR_RETURN(const int64_t n, Int(flag));
-  if (n < min) return FlagError(flag, at(flag).text, want.empty() ? absl::StrCat("must be >= ", min) : want);
+  if (n < min)
+    return FlagError(flag, at(flag).text, want.empty() ? absl::StrCat("must be >= ", min) : want);
   if (n > max) return FlagError(flag, at(flag).text, absl::StrCat("must be <= ", max));
   return n;
 }

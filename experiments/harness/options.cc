@@ -165,19 +165,19 @@ std::vector<FlagGroup> GroupsOf(const std::string& name, const FlagSpec& spec) {
   return groups;
 }
 
-// The profiles of `spec` for --help, one line: "Profiles: lab = the flags' defaults; quick =
+// The presets of `spec` for --help, one line: "Presets: lab = the flags' defaults; quick =
 // --epochs=2 --batch_size=32 ...".
-std::string ProfileHelp(const FlagSpec& spec) {
-  std::vector<std::string> profiles;
-  for (const auto& [name, defaults] : spec.profiles) {
+std::string PresetHelp(const FlagSpec& spec) {
+  std::vector<std::string> presets;
+  for (const auto& [name, defaults] : spec.presets) {
     std::vector<std::string> parts;
     for (const FlagDefault& d : defaults) {
       parts.push_back(absl::StrCat("--", d.flag, "=", d.value, d.cpu_only ? " (on a CPU)" : ""));
     }
-    profiles.push_back(absl::StrCat(
+    presets.push_back(absl::StrCat(
         name, " = ", parts.empty() ? "the flags' defaults" : absl::StrJoin(parts, " ")));
   }
-  return profiles.empty() ? "" : absl::StrCat("Profiles: ", absl::StrJoin(profiles, "; "), "\n");
+  return presets.empty() ? "" : absl::StrCat("Presets: ", absl::StrJoin(presets, "; "), "\n");
 }
 
 // Reads typed values out of FlagValues; a value that does not parse is our own bug (gflags
@@ -213,7 +213,7 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   for (const std::string& f : FlagsTaken(spec)) {
     c.settings[f] = values.Typed(f);
     if (values.given(f)) c.given_flags.insert(f);
-    if (values.at(f).from_profile) c.profile_flags.insert(f);
+    if (values.at(f).from_preset) c.preset_flags.insert(f);
   }
   Reader r(values);
   c.dataset = r.Str("dataset");
@@ -340,9 +340,7 @@ std::vector<std::string> KnownFlags(const FlagSpec& spec) {
 
 }  // namespace
 
-std::vector<std::string> FlagsTaken(const FlagSpec& spec) {
-  return FlagsIn(GroupsOf("", spec));
-}
+std::vector<std::string> FlagsTaken(const FlagSpec& spec) { return FlagsIn(GroupsOf("", spec)); }
 
 const std::vector<FlagGroup>& TrainingFlagGroups() {
   static const auto* groups = new std::vector<FlagGroup>{
@@ -394,9 +392,9 @@ absl::StatusOr<std::optional<ExperimentOptions>> ReadOptions(int argc, char** ar
   }
   const bool picks_model =
       spec.trains || std::find(spec.flags.begin(), spec.flags.end(), "model") != spec.flags.end();
-  const bool takes_profile =
-      std::find(spec.flags.begin(), spec.flags.end(), "profile") != spec.flags.end();
-  const std::string epilogue = absl::StrCat(takes_profile ? ProfileHelp(spec) : "",
+  const bool takes_preset =
+      std::find(spec.flags.begin(), spec.flags.end(), "preset") != spec.flags.end();
+  const std::string epilogue = absl::StrCat(takes_preset ? PresetHelp(spec) : "",
                                             picks_model ? PluginHelp(spec.trains) : "");
   TRAINLAB_ASSIGN_OR_RETURN(const Parsed parsed,
                             ParseFlags(&argc, &argv, spec.usage, groups, epilogue));
@@ -423,13 +421,13 @@ absl::StatusOr<std::optional<ExperimentOptions>> ReadOptions(int argc, char** ar
 }
 
 absl::StatusOr<ExperimentOptions> OptionsFor(FlagValues values, const std::string& name,
-                                             const FlagSpec& spec, const std::string& profile,
-                                             const std::vector<FlagDefault>& driver_profile,
+                                             const FlagSpec& spec, const std::string& preset,
+                                             const std::vector<FlagDefault>& driver_preset,
                                              bool on_cpu, std::vector<std::string> command_line) {
-  values.ApplyDefaults(driver_profile, on_cpu, /*from_profile=*/true);
+  values.ApplyDefaults(driver_preset, on_cpu, /*from_preset=*/true);
   values.ApplyDefaults(spec.defaults, on_cpu);
-  if (auto it = spec.profiles.find(profile); it != spec.profiles.end()) {
-    values.ApplyDefaults(it->second, on_cpu, /*from_profile=*/true);
+  if (auto it = spec.presets.find(preset); it != spec.presets.end()) {
+    values.ApplyDefaults(it->second, on_cpu, /*from_preset=*/true);
   }
   return Build(values, name, spec, std::move(command_line));
 }

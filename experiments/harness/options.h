@@ -8,7 +8,7 @@
 //
 // The command line is parsed once into FlagValues (each flag's text, its type, and whether the
 // user gave it). An experiment's ExperimentOptions are a pure function of those values and its
-// FlagSpec (the flags it takes, its own defaults, its profile defaults), so the `all` driver
+// FlagSpec (the flags it takes, its own defaults, its preset defaults), so the `all` driver
 // makes the options of every experiment from one command line, and a flag given by the user
 // always wins. Nothing below main() reads a FLAGS_ variable.
 //
@@ -35,7 +35,7 @@
 
 namespace trainlab::experiments {
 
-// A default of one experiment or profile for a flag the user did not give.
+// A default of one experiment or preset for a flag the user did not give.
 struct FlagDefault {
   std::string flag, value;
   bool cpu_only = false;  // only when the session trains on the CPU (`all` knows the device)
@@ -48,14 +48,14 @@ class FlagValues {
     std::string text;  // as gflags holds it
     std::string type;  // gflags' type name: "int32", "bool", "string", ...
     bool given = false;
-    bool from_profile = false;  // set by a --profile (a recipe does not override it)
+    bool from_preset = false;  // set by `all --preset` (a recipe does not override it)
   };
   // The flags named (those this binary defines), as they are now (after ParseFlags).
   static FlagValues Current(const std::vector<std::string>& names);
   // Sets each default whose flag the user did not give (cpu_only ones only when `on_cpu`);
-  // `from_profile` marks the values a --profile chose.
+  // `from_preset` marks the values `all --preset` chose.
   void ApplyDefaults(const std::vector<FlagDefault>& defaults, bool on_cpu,
-                     bool from_profile = false);
+                     bool from_preset = false);
   // Sets `flag` as if the user had typed --flag=text (tests and drivers).
   void Set(const std::string& flag, const std::string& text);
 
@@ -85,15 +85,15 @@ class FlagValues {
 
 // The flags an experiment takes and its defaults, declared next to its code.
 struct FlagSpec {
-  std::string usage;                  // --help's first lines
-  bool trains = true;                 // takes the training flags and needs the data
-  std::vector<std::string> flags;     // its own flags, beyond the training ones
+  std::string usage;               // --help's first lines
+  bool trains = true;              // takes the training flags and needs the data
+  std::vector<std::string> flags;  // its own flags, beyond the training ones
   // A driver's (`all`): the experiments' own flags it takes and passes on to each, listed by
   // --help as one paragraph.
   std::vector<std::string> passed_on;
   std::vector<FlagDefault> defaults;  // e.g. c8: {"epochs", "10"}
-  // Under `all --profile=NAME`, on top of the driver's profile: e.g. c8's quick profile.
-  std::map<std::string, std::vector<FlagDefault>> profiles;
+  // Under `all --preset=NAME`, on top of the driver's preset: e.g. c8's quick preset.
+  std::map<std::string, std::vector<FlagDefault>> presets;
   // Reads and checks the experiment's own flags into its own struct (experiment.h's
   // RegisterExperiment sets it); unset: it has none beyond the shared ones.
   std::function<absl::StatusOr<std::any>(const FlagValues&)> read_own;
@@ -104,7 +104,7 @@ struct ExperimentOptions {
   std::string experiment;                 // "c3"
   std::vector<std::string> command_line;  // argv as given
   std::set<std::string> given_flags;      // flags given on the command line
-  std::set<std::string> profile_flags;    // flags whose value `all --profile` chose
+  std::set<std::string> preset_flags;     // flags whose value `all --preset` chose
 
   // Data
   std::string dataset = "auto";
@@ -136,9 +136,9 @@ struct ExperimentOptions {
   std::any own;  // the experiment's own flags, read by FlagSpec::read_own (experiment.h)
 
   bool IsGiven(const std::string& flag) const { return given_flags.count(flag) > 0; }
-  // Given, or chosen by a profile: what a recipe (time_to_accuracy) leaves as it is.
+  // Given, or chosen by a preset: what a recipe (time_to_accuracy) leaves as it is.
   bool IsChosen(const std::string& flag) const {
-    return IsGiven(flag) || profile_flags.count(flag) > 0;
+    return IsGiven(flag) || preset_flags.count(flag) > 0;
   }
 };
 
@@ -157,12 +157,12 @@ absl::StatusOr<std::optional<ExperimentOptions>> ReadOptions(int argc, char** ar
                                                              const FlagSpec& spec,
                                                              FlagValues* values = nullptr);
 
-// The options of experiment `name` from flag values read once: `driver_profile` (the driver's
-// profile defaults), then the experiment's own defaults, then its profile's, each for the flags
+// The options of experiment `name` from flag values read once: `driver_preset` (the driver's
+// preset defaults), then the experiment's own defaults, then its preset's, each for the flags
 // the user did not give. `command_line` is the driver's.
 absl::StatusOr<ExperimentOptions> OptionsFor(FlagValues values, const std::string& name,
-                                             const FlagSpec& spec, const std::string& profile,
-                                             const std::vector<FlagDefault>& driver_profile,
+                                             const FlagSpec& spec, const std::string& preset,
+                                             const std::vector<FlagDefault>& driver_preset,
                                              bool on_cpu, std::vector<std::string> command_line);
 
 // Parses "a,b,c" into names; empty items and duplicates are errors naming the flag.
@@ -170,8 +170,7 @@ absl::StatusOr<std::vector<std::string>> SplitList(const std::string& flag,
                                                    const std::string& value);
 
 // "--flag=value: want", the one form of a bad flag's error.
-absl::Status FlagError(const std::string& flag, const std::string& value,
-                       const std::string& want);
+absl::Status FlagError(const std::string& flag, const std::string& value, const std::string& want);
 
 }  // namespace trainlab::experiments
 

@@ -14,37 +14,24 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/device.h"
 #include "core/files.h"
 #include "core/hash.h"
 #include "core/host.h"
 #include "core/model.h"
 #include "core/status_macros.h"
-#include "experiments/results/json_reader.h"
 #include "experiments/harness/session_steps.h"
 #include "experiments/harness/stop.h"
 #include "experiments/harness/user_path.h"
+#include "experiments/results/json_reader.h"
 #include "plugins/data/dataset_registry.h"
 
 namespace trainlab::experiments {
 namespace {
 
-// The device to train on; data-parallel on CUDA, this rank's GPU (LOCAL_RANK), as torchrun's
-// one-process-per-GPU layout expects.
+// The device to train on (core/device.h); data-parallel on CUDA, this rank's GPU.
 absl::StatusOr<c10::Device> ChooseDevice(const ExperimentOptions& c, int local_rank = 0) {
-  const bool cuda = torch::cuda::is_available();
-  const bool want_cuda = c.device == "cuda" || (c.device == "auto" && cuda && !c.disable_cuda);
-  if (c.device == "cuda" && !cuda) {
-    return absl::FailedPreconditionError("--device=cuda: no CUDA device is available");
-  }
-  if (!want_cuda) return c10::Device(c10::kCPU);
-  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
-  if (local_rank >= count) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("LOCAL_RANK=", local_rank, ": this machine has ", count,
-                     " CUDA device(s); run at most one rank per GPU (--nproc_per_node=", count,
-                     ") or pass --device=cpu"));
-  }
-  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+  return trainlab::ChooseDevice(c.device, c.disable_cuda, local_rank);
 }
 
 int LocalRank(const Session& s) { return s.comm ? s.comm->env().local_rank : 0; }
@@ -103,12 +90,6 @@ bool WantProgress(const std::string& mode) {
 }
 
 }  // namespace
-
-std::vector<c10::Device> AvailableDevices(bool disable_cuda) {
-  std::vector<c10::Device> devices = {c10::Device(c10::kCPU)};
-  if (torch::cuda::is_available() && !disable_cuda) devices.emplace_back(c10::kCUDA, 0);
-  return devices;
-}
 
 namespace {
 
@@ -201,7 +182,8 @@ absl::StatusOr<Session> Session::Start(ExperimentOptions options) {
   TRAINLAB_RETURN_IF_ERROR(CheckModel(s.options.run));
   SetUpProcess(s);
   TRAINLAB_RETURN_IF_ERROR(LoadData(s));
-  if (s.comm) TRAINLAB_RETURN_IF_ERROR(internal::AgreeOnSettings(s));  // every rank the same, or stop
+  if (s.comm)
+    TRAINLAB_RETURN_IF_ERROR(internal::AgreeOnSettings(s));  // every rank the same, or stop
   TRAINLAB_RETURN_IF_ERROR(OpenCheckpointer(s));
   internal::PrintSettings(s);
   return s;

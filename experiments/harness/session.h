@@ -20,8 +20,8 @@
 #include "core/kernels.h"
 #include "core/trace.h"
 #include "experiments/checkpoint/checkpointer.h"
-#include "experiments/harness/run_config.h"
 #include "experiments/harness/options.h"
+#include "experiments/harness/run_config.h"
 #include "plugins/data/dataset.h"
 #include "plugins/distributed/communicator.h"
 
@@ -33,9 +33,6 @@ struct ChosenData {
   std::string note;  // "auto chose CIFAR-10 from DIR", ... (empty when --dataset named it)
 };
 absl::StatusOr<ChosenData> ChooseData(const ExperimentOptions& options);
-
-// The devices this process can train on: CPU, and CUDA when available and not disabled.
-std::vector<c10::Device> AvailableDevices(bool disable_cuda);
 
 // The form of Session::Fingerprint. 2: every recorded setting, derived (1, before 2026-12-07:
 // a list kept by hand). A checkpoint of another form is refused with a line that says so.
@@ -86,10 +83,6 @@ struct Session {
   // The stop asked for on any rank (SIGINT/SIGTERM), or 0, the same on every rank.
   absl::StatusOr<int> AgreedStopSignal() const;
 };
-
-// What a results file records of the machine and the session: CPU, cores, threads, allocator,
-// CPU kernels, LibTorch, CUDA and cuDNN, GPUs, the workspace's git commit, the date.
-nlohmann::json EnvironmentJson(const Session& session);
 
 }  // namespace trainlab::experiments
 

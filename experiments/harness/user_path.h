@@ -3,7 +3,7 @@
 // `--results_dir=out` means the user's out/, not the runfiles'.
 //
 // Example:
-//   std::string dir = UserPath(FLAGS_results_dir);  // "/home/me/out" for "out" under bazel run
+//   std::string dir = UserPath(options.results_dir);  // "/home/me/out" for "out" under bazel run
 #ifndef TRAINLAB_EXPERIMENTS_HARNESS_USER_PATH_H_
 #define TRAINLAB_EXPERIMENTS_HARNESS_USER_PATH_H_
 

@@ -46,16 +46,17 @@ absl::StatusOr<BatchSweepFlags> ReadBatchSweepFlags(const FlagValues& f) {
 absl::StatusOr<ExperimentResult> RunBatchSweep(Session& session, const BatchSweepFlags& flags) {
   TRAINLAB_ASSIGN_OR_RETURN(const RunConfig base, RunWithChosenWorkers(session));
   const double lr = base.optimizer_settings.lr;
-  std::printf("Learning rate: %s, warm-up over %g epochs\n",
-              flags.lr_base_batch > 0
-                  ? absl::StrCat(lr, " x batch / ", flags.lr_base_batch, " (linear scaling)").c_str()
-                  : absl::StrCat(lr, " at every batch size").c_str(),
-              base.warmup_epochs);
+  std::printf(
+      "Learning rate: %s, warm-up over %g epochs\n",
+      flags.lr_base_batch > 0
+          ? absl::StrCat(lr, " x batch / ", flags.lr_base_batch, " (linear scaling)").c_str()
+          : absl::StrCat(lr, " at every batch size").c_str(),
+      base.warmup_epochs);
   ExperimentResult result;
   for (const int64_t b : flags.batch_sizes) {
-    const double scaled = flags.lr_base_batch > 0
-                              ? lr * static_cast<double>(b) / static_cast<double>(flags.lr_base_batch)
-                              : lr;
+    const double scaled = flags.lr_base_batch > 0 ? lr * static_cast<double>(b) /
+                                                        static_cast<double>(flags.lr_base_batch)
+                                                  : lr;
     Variant v{.label = absl::StrCat("batch ", b),
               .header = absl::StrCat("Batch size ", b, ", lr ", scaled),
               .config = base,
@@ -63,14 +64,10 @@ absl::StatusOr<ExperimentResult> RunBatchSweep(Session& session, const BatchSwee
     v.config.batch_size = b;
     v.config.optimizer_settings.lr = scaled;
     if (b > session.train->size) {  // a batch the data cannot fill once
-      VariantResult skipped{.label = v.label, .params = v.params};
-      skipped.setup = {base.optimizer, base.strategy, base.model, base.device.str(),
-                       base.num_workers};
-      skipped.skipped = absl::StrCat("larger than the training set (", session.train->size,
-                                     " images)");
+      result.variants.push_back(SkippedVariant(
+          v, absl::StrCat("larger than the training set (", session.train->size, " images)")));
       std::printf("Batch size %lld skipped: %s\n", static_cast<long long>(b),
-                  skipped.skipped.c_str());
-      result.variants.push_back(std::move(skipped));
+                  result.variants.back().skipped.c_str());
       continue;
     }
     TRAINLAB_ASSIGN_OR_RETURN(VariantResult r, RunVariant(session, v));
@@ -87,8 +84,8 @@ const bool kRegistered = RegisterExperiment<BatchSweepFlags>(
               "accuracy.",
      .flags = {"batch_sizes", "lr_base_batch"},
      .defaults = {{"evaluate", "true"}, {"warmup_epochs", "1"}},
-     // `all --profile=quick`: three sizes that fit a 2-core machine's quick run.
-     .profiles = {{"quick", {{"batch_sizes", "16,32,64"}, {"max_batches_per_epoch", "4"}}}}},
+     // `all --preset=quick`: three sizes that fit a 2-core machine's quick run.
+     .presets = {{"quick", {{"batch_sizes", "16,32,64"}, {"max_batches_per_epoch", "4"}}}}},
     ReadBatchSweepFlags, RunBatchSweep);
 
 }  // namespace

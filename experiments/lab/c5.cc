@@ -10,6 +10,7 @@
 //   bazel run //experiments:c5 -- --max_batches_per_epoch=5 --epochs=1
 #include <cstdio>
 
+#include "core/device.h"
 #include "core/status_macros.h"
 #include "experiments/harness/experiment.h"
 #include "experiments/training/run.h"

@@ -44,10 +44,7 @@ absl::StatusOr<ExperimentResult> RunC8(Session& session, const C8Flags& flags) {
     v.config.strategy = name;
     if (absl::StatusOr<StepOptions> o = ResolveStrategies(name, session.device); !o.ok()) {
       if (!IsStrategyCannotRun(o.status())) return o.status();
-      VariantResult skipped{.label = name, .params = v.params};
-      skipped.setup = {base.optimizer, name, base.model, base.device.str(), base.num_workers};
-      skipped.skipped = std::string(o.status().message());
-      result.variants.push_back(std::move(skipped));
+      result.variants.push_back(SkippedVariant(v, std::string(o.status().message())));
       continue;
     }
     // e.g. cuda_graph refusing a non-capturable optimizer: that strategy is skipped, not c8.
@@ -66,11 +63,11 @@ const bool kRegistered = RegisterExperiment<C8Flags>(
               "reason.",
      .flags = {"strategies"},
      .defaults = {{"epochs", "10"}},
-     // `all --profile=quick`: short epochs, and on a CPU only the strategies that can help
+     // `all --preset=quick`: short epochs, and on a CPU only the strategies that can help
      // there (amp_bf16 without native bf16 is ~30x slower; the CUDA ones cannot run).
-     .profiles = {{"quick",
-                   {{"max_batches_per_epoch", "4"},
-                    {"strategies", "eager,channels_last", /*cpu_only=*/true}}}}},
+     .presets = {{"quick",
+                  {{"max_batches_per_epoch", "4"},
+                   {"strategies", "eager,channels_last", /*cpu_only=*/true}}}}},
     ReadC8Flags, RunC8);
 
 }  // namespace

@@ -1,11 +1,11 @@
 // Profile: where a training step's time goes, per layer and pass, against the roofs this machine
 // measurably reaches. For each strategy of --strategies that can run here, on one real batch of
 // the training set: warm-up steps, --profile_steps plain steps (the step's wall time, nothing
-// listening), then --profile_steps instrumented steps (core/profiling/layer_tracer.h: every layer's forward and
-// backward from LibTorch's RecordFunction events, the optimizer step as its own row). Each row's
-// FLOPs and bytes come from the shapes (core/op_costs.h); its achieved rates are set against the
-// measured compute roof of its dtype and the measured bandwidth (roofs.h). Everything the
-// section shows is computed here, once, into the summary (profile_summary.h; profile_report.cc
+// listening), then --profile_steps instrumented steps (core/profiling/layer_tracer.h: every layer's
+// forward and backward from LibTorch's RecordFunction events, the optimizer step as its own row).
+// Each row's FLOPs and bytes come from the shapes (core/op_costs.h); its achieved rates are set
+// against the measured compute roof of its dtype and the measured bandwidth (roofs.h). Everything
+// the section shows is computed here, once, into the summary (profile_summary.h; profile_report.cc
 // renders it).
 //
 //   bazel run //experiments:profile -- --strategies=eager,channels_last,amp_bf16 --batch_size=128
@@ -24,19 +24,19 @@
 #include "core/introspect.h"
 #include "core/model.h"
 #include "core/op_costs.h"
-#include "core/profiling/layer_tracer.h"
 #include "core/optimizer.h"
+#include "core/profiling/layer_tracer.h"
 #include "core/status_macros.h"
 #include "core/strategy.h"
 #include "core/timer.h"
 #include "core/trainer.h"
 #include "experiments/harness/experiment.h"
+#include "experiments/harness/stop.h"
 #include "experiments/profiling/profile_summary.h"
 #include "experiments/profiling/roofs.h"
+#include "experiments/results/spread.h"
 #include "experiments/training/run.h"
 #include "experiments/training/strategies_flag.h"
-#include "experiments/results/spread.h"
-#include "experiments/harness/stop.h"
 #include "plugins/data/loader.h"
 
 DEFINE_int32(profile_steps, 5, "Steps timed per strategy, plain then instrumented (medians).");
@@ -103,7 +103,7 @@ absl::StatusOr<OneBatchOf> OneBatch(const Session& session, const RunConfig& run
 }
 
 // The layers' names and passes of one traced step, as spans of the Chrome trace.
-void TraceSpans(TraceRecorder* trace, const std::string& strategy, const OpTracer& tracer) {
+void TraceSpans(TraceRecorder* trace, const std::string& strategy, const LayerTracer& tracer) {
   if (trace == nullptr) return;
   // On a GPU the spans are the device's times (its events), drawn on the host's clock from the
   // step's first mark.
@@ -150,10 +150,10 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
       return absl::CancelledError(absl::StrCat("stopped by ", SignalName(signal)));
     }
   }
-  // Instrumented steps, timed on the device's own timeline (core/profiling/layer_tracer.h: the host's clock on
-  // a CPU, events on the stream on a GPU, read after each step). Where it cannot be read, the
-  // layers keep their arithmetic and lose their times, and a note says why.
-  OpTracer tracer(*model, device);
+  // Instrumented steps, timed on the device's own timeline (core/profiling/layer_tracer.h: the
+  // host's clock on a CPU, events on the stream on a GPU, read after each step). Where it cannot be
+  // read, the layers keep their arithmetic and lose their times, and a note says why.
+  LayerTracer tracer(*model, device);
   absl::Status timing = absl::OkStatus();
   std::vector<RowTimes> forward, backward;
   RowTimes optimizer_s, loose_s;
@@ -162,7 +162,7 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
   for (int i = 0; i < steps; ++i) {
     absl::StatusOr<double> s;
     {
-      OpTracer::Recording recording(tracer);
+      LayerTracer::Recording recording(tracer);
       s = one();
     }
     if (!s.ok()) return s.status();
@@ -342,10 +342,10 @@ const bool kRegistered = RegisterExperiment<ProfileFlags>(
               "strategy.",
      .flags = {"strategies", "profile_steps"},
      .defaults = {{"strategies", "eager,channels_last,amp_bf16,cudnn_autotune"}},
-     // `all --profile=quick`: two strategies that help on a CPU, few steps.
-     .profiles = {{"quick",
-                   {{"profile_steps", "2"},
-                    {"strategies", "eager,channels_last", /*cpu_only=*/true}}}}},
+     // `all --preset=quick`: two strategies that help on a CPU, few steps.
+     .presets = {{"quick",
+                  {{"profile_steps", "2"},
+                   {"strategies", "eager,channels_last", /*cpu_only=*/true}}}}},
     ReadProfileFlags, RunProfile);
 
 }  // namespace

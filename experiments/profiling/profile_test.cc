@@ -77,9 +77,9 @@ TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
   ExperimentOptions o = Tiny();
   const std::vector<std::string> strategies = {"eager", "channels_last", "amp_bf16",
                                                "cudnn_autotune", "cuda_graph"};
-  ASSERT_TRUE(SetOwnFlags(o, {{"profile_steps", "1"},
-                              {"strategies", absl::StrJoin(strategies, ",")}})
-                  .ok());
+  ASSERT_TRUE(
+      SetOwnFlags(o, {{"profile_steps", "1"}, {"strategies", absl::StrJoin(strategies, ",")}})
+          .ok());
   o.trace = dir + "/trace.json";
   absl::StatusOr<Session> s = Session::Start(o);
   ASSERT_TRUE(s.ok()) << s.status();

@@ -1,5 +1,5 @@
 // Training recipes for time_to_accuracy: named sets of settings a run takes unless the user gave
-// the flag (or `all --profile` chose it): any flag given wins over the recipe.
+// the flag (or `all --preset` chose it): any flag given wins over the recipe.
 //
 //   lab    the lab's settings, as the flags' defaults have them: SGD (momentum 0.9, weight decay
 //          5e-4) at a constant lr 0.1, batch 128, no label smoothing, no test-time augmentation,
@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "experiments/harness/run_config.h"
 #include "experiments/harness/options.h"
+#include "experiments/harness/run_config.h"
 
 namespace trainlab::experiments {
 

@@ -1,5 +1,5 @@
 // The recipes of time_to_accuracy: what `fast` sets, that any flag given (or chosen by
-// `all --profile`) wins over it, that the lr follows the batch the run ends up with, and that a
+// `all --preset`) wins over it, that the lr follows the batch the run ends up with, and that a
 // bad recipe or combination is one error naming it.
 #include "experiments/recipes/recipe.h"
 
@@ -12,14 +12,12 @@ namespace trainlab::experiments {
 namespace {
 
 // time_to_accuracy's flags, as its FlagSpec has them (without linking the experiment).
-FlagSpec Spec() {
-  return {.usage = "test", .defaults = {{"epochs", "20"}}};
-}
+FlagSpec Spec() { return {.usage = "test", .defaults = {{"epochs", "20"}}}; }
 
-ExperimentOptions Options(const std::vector<FlagDefault>& driver_profile = {}) {
-  absl::StatusOr<ExperimentOptions> o =
-      OptionsFor(FlagValues::Current(FlagsTaken(Spec())), "time_to_accuracy", Spec(), "quick", driver_profile,
-                 /*on_cpu=*/true, {});
+ExperimentOptions Options(const std::vector<FlagDefault>& driver_preset = {}) {
+  absl::StatusOr<ExperimentOptions> o = OptionsFor(
+      FlagValues::Current(FlagsTaken(Spec())), "time_to_accuracy", Spec(), "quick", driver_preset,
+      /*on_cpu=*/true, {});
   EXPECT_TRUE(o.ok()) << o.status();
   return *o;
 }
@@ -92,7 +90,7 @@ TEST_F(Recipe, AFlagGivenWinsAndTheLrFollowsTheBatch) {
 }
 
 TEST_F(Recipe, AProfilesChoiceWinsButNotAnExperimentsDefault) {
-  // `all --profile=quick` chose batch 32: the fast recipe keeps it and scales the lr from it;
+  // `all --preset=quick` chose batch 32: the fast recipe keeps it and scales the lr from it;
   // the spec's default epochs (20) is no choice of the user's, and the recipe's warm-up follows.
   const ExperimentOptions o = Options({{"batch_size", "32"}, {"max_batches_per_epoch", "10"}});
   EXPECT_TRUE(o.IsChosen("batch_size"));
@@ -114,8 +112,9 @@ TEST_F(Recipe, AnUnknownRecipeIsOneErrorNamingTheKnownOnes) {
 
 TEST_F(Recipe, AWarmUpPastTheEpochsIsRefusedByName) {
   gflags::SetCommandLineOption("warmup_epochs", "30");  // past the 20 epochs
-  absl::StatusOr<ExperimentOptions> o = OptionsFor(FlagValues::Current(FlagsTaken(Spec())), "time_to_accuracy",
-                                                   Spec(), "quick", {}, /*on_cpu=*/true, {});
+  absl::StatusOr<ExperimentOptions> o =
+      OptionsFor(FlagValues::Current(FlagsTaken(Spec())), "time_to_accuracy", Spec(), "quick", {},
+                 /*on_cpu=*/true, {});
   if (!o.ok()) {  // the flags' own check refused it first: also one line naming the flag
     EXPECT_NE(o.status().message().find("warmup_epochs"), std::string::npos) << o.status();
     return;

@@ -29,7 +29,7 @@
 DEFINE_string(recipe, "lab,fast",
               "Recipes to train to --target_accuracy, in order: lab (the lab's settings), fast.");
 DEFINE_int64(test_images, 0,
-             "Evaluate on the first N test images (0: all); --profile=quick's shortcut.");
+             "Evaluate on the first N test images (0: all); --preset=quick's shortcut.");
 
 namespace trainlab::experiments {
 namespace {
@@ -43,8 +43,8 @@ absl::StatusOr<TimeToAccuracyFlags> ReadTimeToAccuracyFlags(const FlagValues& f)
   TimeToAccuracyFlags t;
   TRAINLAB_ASSIGN_OR_RETURN(t.recipes, f.List("recipe"));
   TRAINLAB_ASSIGN_OR_RETURN(
-      t.test_images, f.IntIn("test_images", 0, std::numeric_limits<int64_t>::max(),
-                             "must be >= 0 (0 = all)"));
+      t.test_images,
+      f.IntIn("test_images", 0, std::numeric_limits<int64_t>::max(), "must be >= 0 (0 = all)"));
   return t;
 }
 
@@ -93,10 +93,7 @@ absl::StatusOr<ExperimentResult> RunTimeToAccuracy(Session& session,
               .params = {{"recipe", name}, {"settings", settings}, {"recipe_set", set}}};
     if (absl::StatusOr<StepOptions> o = ResolveStrategies(run.strategy, session.device); !o.ok()) {
       if (!IsStrategyCannotRun(o.status())) return o.status();
-      VariantResult skipped{.label = name, .params = v.params};
-      skipped.setup = {run.optimizer, run.strategy, run.model, run.device.str(), run.num_workers};
-      skipped.skipped = std::string(o.status().message());
-      result.variants.push_back(std::move(skipped));
+      result.variants.push_back(SkippedVariant(v, std::string(o.status().message())));
       continue;
     }
     std::printf("Recipe %s sets: %s\n", name.c_str(), RecipeLine(set, settings).c_str());
@@ -109,15 +106,14 @@ absl::StatusOr<ExperimentResult> RunTimeToAccuracy(Session& session,
 const bool kRegistered = RegisterExperiment<TimeToAccuracyFlags>(
     "time_to_accuracy",
     {.usage = "time_to_accuracy: each --recipe (lab, fast) trained to --target_accuracy "
-                      "test top-1: time to target\n"
-                      "(wall and training alone), epochs, final top-1; any flag given wins over "
-                      "the recipe.",
-             .flags = {"recipe", "test_images"},
-             .defaults = {{"epochs", "20"}, {"target_accuracy", "94"}},
-             // `all --profile=quick`: 3 short epochs, evaluated on 1,000 test images (a full
-             // flip evaluation of 10,000 takes minutes on 2 cores), to a target they can reach.
-             .profiles = {{"quick",
-                           {{"epochs", "3"}, {"target_accuracy", "60"}, {"test_images", "1000"}}}}},
+              "test top-1: time to target\n"
+              "(wall and training alone), epochs, final top-1; any flag given wins over "
+              "the recipe.",
+     .flags = {"recipe", "test_images"},
+     .defaults = {{"epochs", "20"}, {"target_accuracy", "94"}},
+     // `all --preset=quick`: 3 short epochs, evaluated on 1,000 test images (a full
+     // flip evaluation of 10,000 takes minutes on 2 cores), to a target they can reach.
+     .presets = {{"quick", {{"epochs", "3"}, {"target_accuracy", "60"}, {"test_images", "1000"}}}}},
     ReadTimeToAccuracyFlags, RunTimeToAccuracy);
 
 }  // namespace

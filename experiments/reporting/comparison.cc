@@ -1,4 +1,5 @@
-// RenderComparison (report.h): two result sets side by side.
+// RenderComparison (comparison.h): two result sets side by side.
+#include "experiments/reporting/comparison.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "experiments/reporting/experiment_report.h"

@@ -17,9 +17,9 @@
 
 #include "absl/status/status.h"
 #include "core/registry.h"
+#include "experiments/reporting/section.h"
 #include "experiments/results/json_reader.h"
 #include "experiments/results/result.h"
-#include "experiments/reporting/section.h"
 
 namespace trainlab::experiments {
 

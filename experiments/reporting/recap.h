@@ -9,8 +9,8 @@
 
 #include <string>
 
-#include "experiments/results/result.h"
 #include "experiments/reporting/section.h"
+#include "experiments/results/result.h"
 
 namespace trainlab::experiments {
 

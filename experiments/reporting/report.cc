@@ -8,9 +8,9 @@
 #include "core/status_macros.h"
 #include "experiments/reporting/experiment_report.h"
 #include "experiments/reporting/lab_order.h"
-#include "experiments/results/json_reader.h"
 #include "experiments/reporting/markdown.h"
 #include "experiments/reporting/plot.h"
+#include "experiments/results/json_reader.h"
 
 namespace trainlab::experiments {
 namespace {

@@ -9,7 +9,6 @@
 //
 // Example:
 //   absl::StatusOr<ReportFiles> r = RenderReport("/tmp/r");            // /tmp/r/REPORT.md, *.svg
-//   absl::StatusOr<std::string> md = RenderComparison("/tmp/cpu", "/tmp/gpu");
 #ifndef TRAINLAB_EXPERIMENTS_REPORTING_REPORT_H_
 #define TRAINLAB_EXPERIMENTS_REPORTING_REPORT_H_
 
@@ -34,10 +33,6 @@ absl::StatusOr<std::map<std::string, ResultsFile>> ReadResultSets(const std::str
 
 // Reads every results file in `dir` and writes DIR/REPORT.md and the plots.
 absl::StatusOr<ReportFiles> RenderReport(const std::string& dir);
-
-// Markdown putting two result sets side by side: per experiment and variant, mean epoch,
-// training and data-loading time, last loss and top-1, and the ratio other / this.
-absl::StatusOr<std::string> RenderComparison(const std::string& dir, const std::string& other_dir);
 
 }  // namespace trainlab::experiments
 

@@ -7,9 +7,9 @@
 #include <regex>
 
 #include "absl/strings/str_split.h"
+#include "experiments/profiling/profile_summary.h"
 #include "experiments/reporting/experiment_report.h"
 #include "experiments/reporting/lab_order.h"
-#include "experiments/profiling/profile_summary.h"
 #include "experiments/reporting/markdown.h"
 
 namespace trainlab::experiments {
@@ -117,7 +117,10 @@ ExperimentResult Result(const std::string& name) {
         {"adam", {{"parameters", 11173962}, {"gradients", 11173962}, {"state", 22347924}}}};
   }
   if (name == "profile") {  // one strategy, 17 rows: the top 15 and the other 2 summed
-    ProfileSummary p{.model = "resnet18", .optimizer = "sgd", .device = "cpu", .batch_size = 8,
+    ProfileSummary p{.model = "resnet18",
+                     .optimizer = "sgd",
+                     .device = "cpu",
+                     .batch_size = 8,
                      .warmup_steps = 2};
     p.roofs = ProfileRoofs{.flops_per_s = {.float32 = 2e11},
                            .matmul_flops_per_s = {.float32 = 2e11},

@@ -206,8 +206,8 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
   RunTrainer trainer(*t.model, *t.optimizer, *t.loader, topts);
   StopsAreGraceful();
   for (int64_t e = first_epoch; e < config.epochs; ++e) {
-    absl::StatusOr<EpochStats> epoch = TrainOneEpoch(session, config, key, t, trainer, progress,
-                                                     result, e, std::move(partial));
+    absl::StatusOr<EpochStats> epoch =
+        TrainOneEpoch(session, config, key, t, trainer, progress, result, e, std::move(partial));
     partial.reset();
     progress.Clear();
     TRAINLAB_RETURN_IF_ERROR(epoch.status());

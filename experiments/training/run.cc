@@ -11,16 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/files.h"
+#include "core/introspect.h"
 #include "core/memory.h"
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "core/status_macros.h"
 #include "core/strategy.h"
 #include "core/torch_error.h"
-#include "core/introspect.h"
 #include "experiments/harness/stop.h"
-#include "plugins/data/loader.h"
 #include "experiments/training/epoch.h"
+#include "plugins/data/loader.h"
 #include "plugins/models/state_dict.h"
 
 namespace trainlab::experiments {
@@ -155,8 +155,8 @@ absl::StatusOr<ModelAndOptimizer> BuildModelAndOptimizer(const Session& session,
   torch::manual_seed(config.seed);
   // A loaded model (TorchScript) starts from its file's weights; a built one from the seed.
   TRAINLAB_ASSIGN_OR_RETURN(m.model, MakeModel(config.model, {.path = config.model_path}));
-  TRAINLAB_RETURN_IF_ERROR(CheckMemory(config, CountTrainableParameters(*m.model),
-                                       TrainLoaderOptions(session, config)));
+  TRAINLAB_RETURN_IF_ERROR(
+      CheckMemory(config, CountTrainableParameters(*m.model), TrainLoaderOptions(session, config)));
   m.model->to(config.device);
   TRAINLAB_ASSIGN_OR_RETURN(m.optimizer_entry, OptimizerRegistry::Global().Find(config.optimizer));
   TRAINLAB_ASSIGN_OR_RETURN(
@@ -213,13 +213,28 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
   return result;
 }
 
+namespace {
+
+// A variant's result before it runs: its label, what distinguishes it, what it trains with.
+VariantResult Unrun(const Variant& variant) {
+  const RunConfig& c = variant.config;
+  return {.label = variant.label,
+          .params = variant.params,
+          .setup = {c.optimizer, c.strategy, c.model, c.device.str(), c.num_workers}};
+}
+
+}  // namespace
+
+VariantResult SkippedVariant(const Variant& variant, std::string reason) {
+  VariantResult out = Unrun(variant);
+  out.skipped = std::move(reason);
+  return out;
+}
+
 absl::StatusOr<VariantResult> RunVariant(const Session& session, const Variant& variant,
                                          bool can_skip) {
-  VariantResult out;
-  out.label = variant.label;
-  out.params = variant.params;
+  VariantResult out = Unrun(variant);
   const RunConfig& c = variant.config;
-  out.setup = {c.optimizer, c.strategy, c.model, c.device.str(), c.num_workers};
   RunConfig config = c;
   config.label = variant.label;
   const int n = session.options.repeats;

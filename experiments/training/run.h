@@ -2,10 +2,11 @@
 // as epoch.h's procedure) and one variant of an experiment run --repeats times (RunVariant), each
 // returning the result model's data (results/result.h).
 //
-// Example (c7, in full):
-//   ExperimentResult result;
+// Example (lab/c7.cc's loop):
+//   TRAINLAB_ASSIGN_OR_RETURN(const RunConfig base, RunWithChosenWorkers(session));
 //   for (bool bn : {true, false}) {
-//     Variant v{.label = bn ? "sgd with BN" : "sgd without BN", .config = session.DefaultRun()};
+//     Variant v{.label = absl::StrCat(base.optimizer, bn ? " with BN" : " without BN"),
+//               .config = base, .params = {{"batch_norm", bn}}};
 //     v.config.model = bn ? "resnet18" : "resnet18_no_bn";
 //     TRAINLAB_ASSIGN_OR_RETURN(VariantResult r, RunVariant(session, v));
 //     result.variants.push_back(std::move(r));
@@ -24,8 +25,8 @@
 #include "core/model.h"
 #include "core/optimizer.h"
 #include "experiments/harness/run_config.h"
-#include "experiments/results/result.h"
 #include "experiments/harness/session.h"
+#include "experiments/results/result.h"
 
 namespace trainlab::experiments {
 
@@ -54,6 +55,10 @@ struct ModelAndOptimizer {
 };
 absl::StatusOr<ModelAndOptimizer> BuildModelAndOptimizer(const Session& session,
                                                          const RunConfig& config);
+
+// `variant` listed as not run here, with the reason (a strategy that cannot run on this device, a
+// batch larger than the data): its results record it, its section lists it.
+VariantResult SkippedVariant(const Variant& variant, std::string reason);
 
 // Prints "##### <label> #####" and runs `variant` --repeats times. With `can_skip`, a variant
 // whose compile strategy cannot run here (core/step.h: IsStrategyCannotRun) is returned with

@@ -18,11 +18,13 @@ absl::StatusOr<std::optional<int>> ReadC3BestWorkers(const Session& session) {
                             ReadResultsFile(session.ResultsDir(), "c3"));
   if (!c3) return std::optional<int>();
   const JsonReader summary(c3->result.summary, "summary");
-  absl::StatusOr<int64_t> best = summary.Int("best_workers_total", 0, kMaxThreads);
+  // The range c3_report.cc checks: -1 when no worker count ran (an empty sweep): no best then.
+  absl::StatusOr<int64_t> best = summary.Int("best_workers_total", -1, kMaxThreads);
   if (!best.ok()) {
     return absl::DataLossError(
         absl::StrCat(ResultsJsonPath(session.ResultsDir(), "c3"), ": ", best.status().message()));
   }
+  if (*best < 0) return std::optional<int>();
   return std::optional<int>(static_cast<int>(*best));
 }
 

@@ -3,14 +3,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <optional>
 #include <fstream>
+#include <optional>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "core/files.h"
 #include "core/status_macros.h"
 #include "plugins/data/dataset_registry.h"
-#include "core/files.h"
 
 namespace trainlab::data {
 
@@ -124,21 +124,20 @@ std::optional<std::string> FindCifar10(const std::string& dir) {
 }
 
 const bool kRegistered = DatasetRegistry::Global().Register(
-    "cifar10",
-    {.title = "CIFAR-10",
-     .auto_rank = 0,
-     .find = FindCifar10,
-     .load = [](const DatasetRequest& r) -> absl::StatusOr<TrainAndTest> {
-       if (r.dir.empty()) {
-         return absl::InvalidArgumentError(
-             "--dataset=cifar10 needs --data_dir (the cifar-10-batches-bin folder)");
-       }
-       const std::string dir = FindCifar10(r.dir).value_or(r.dir);
-       TrainAndTest out;
-       TRAINLAB_ASSIGN_OR_RETURN(out.train, ReadCifar10(dir, Split::kTrain));
-       TRAINLAB_ASSIGN_OR_RETURN(out.test, ReadCifar10(dir, Split::kTest));
-       return out;
-     }});
+    "cifar10", {.title = "CIFAR-10",
+                .auto_rank = 0,
+                .find = FindCifar10,
+                .load = [](const DatasetRequest& r) -> absl::StatusOr<TrainAndTest> {
+                  if (r.dir.empty()) {
+                    return absl::InvalidArgumentError(
+                        "--dataset=cifar10 needs --data_dir (the cifar-10-batches-bin folder)");
+                  }
+                  const std::string dir = FindCifar10(r.dir).value_or(r.dir);
+                  TrainAndTest out;
+                  TRAINLAB_ASSIGN_OR_RETURN(out.train, ReadCifar10(dir, Split::kTrain));
+                  TRAINLAB_ASSIGN_OR_RETURN(out.test, ReadCifar10(dir, Split::kTest));
+                  return out;
+                }});
 
 }  // namespace
 

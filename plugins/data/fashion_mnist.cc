@@ -4,14 +4,14 @@
 
 #include <chrono>
 #include <filesystem>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/files.h"
 #include "core/status_macros.h"
 #include "plugins/data/dataset_registry.h"
-#include "core/files.h"
 
 namespace trainlab::data {
 namespace {

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "plugins/data/dataset_registry.h"
 #include "plugins/data/cifar10.h"
+#include "plugins/data/dataset_registry.h"
 #include "plugins/data/random.h"
 
 namespace trainlab::data {
@@ -82,8 +82,7 @@ namespace {
 // --dataset=synthetic: generated images (for tests and benchmarks), never chosen by auto.
 const bool kRegistered = DatasetRegistry::Global().Register(
     "synthetic",
-    {.title = "synthetic",
-     .load = [](const DatasetRequest& r) -> absl::StatusOr<TrainAndTest> {
+    {.title = "synthetic", .load = [](const DatasetRequest& r) -> absl::StatusOr<TrainAndTest> {
        TrainAndTest out{.train = MakeSyntheticDataset(r.synthetic_train, r.seed + 1000),
                         .test = MakeSyntheticDataset(r.synthetic_test, r.seed + 2000)};
        out.train.name = "synthetic/train (generated, not CIFAR-10)";

@@ -43,7 +43,8 @@ class BasicBlockImpl : public torch::nn::Module {
   // x: (B, in_planes, H, W) -> (B, planes, H/stride, W/stride)
   at::Tensor forward(const at::Tensor& x);
   // Its name in the model ("layer2.0"): the scope its forward opens for profilers
-  // (core/module_scope.h's ModuleScope, read by core/profiling/layer_tracer.h), so its ReLUs and residual add are named after it.
+  // (core/module_scope.h's ModuleScope, read by core/profiling/layer_tracer.h), so its ReLUs and
+  // residual add are named after it.
   void set_scope(const std::string& name) { scope_ = ModuleScopeName(name); }
 
  private:

@@ -7,8 +7,8 @@
 
 #include "experiments/reporting/experiment_report.h"
 #include "experiments/reporting/lab_order.h"
-#include "experiments/results/results_file.h"
 #include "experiments/reporting/table.h"
+#include "experiments/results/results_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace trainlab::experiments;

@@ -1,6 +1,6 @@
 // The op tracer's (core/profiling/layer_tracer.h) timeline on a device: DeviceTimeline, where
 // this LibTorch's events can time (2.5 or newer: c10::Event::elapsedTime; TRAINLAB_DEVICE_TIMELINE
-// says it is there), and OpTracer::MakeTimeline, which picks the host's clock for the CPU and
+// says it is there), and LayerTracer::MakeTimeline, which picks the host's clock for the CPU and
 // this for any other device, or says why there is none. Included by layer_tracer.h, after the
 // class.
 #ifndef TRAINLAB_CORE_PROFILING_INTERNAL_DEVICE_TIMELINE_H_
@@ -86,7 +86,7 @@ class DeviceTimeline final : public Timeline {
 };
 #endif
 
-inline absl::StatusOr<std::unique_ptr<Timeline>> OpTracer::MakeTimeline(c10::Device device) {
+inline absl::StatusOr<std::unique_ptr<Timeline>> LayerTracer::MakeTimeline(c10::Device device) {
   if (device.is_cpu()) return std::make_unique<HostTimeline>();
 #ifdef TRAINLAB_DEVICE_TIMELINE
   try {

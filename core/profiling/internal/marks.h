@@ -22,7 +22,7 @@
 namespace trainlab {
 
 // A mark on the timeline, and the host's time of it (marks are numbered 0, 1, ...).
-inline size_t OpTracer::MarkNow() {
+inline size_t LayerTracer::MarkNow() {
   if (timeline_ == nullptr || !mark_error_.empty()) return kNoMark;  // after an error: no more
   try {
     const size_t mark = timeline_->Mark();
@@ -38,7 +38,7 @@ inline size_t OpTracer::MarkNow() {
   }
 }
 
-inline void OpTracer::Begin() {
+inline void LayerTracer::Begin() {
   std::lock_guard<std::mutex> lock(mu_);
   ops_.clear();
   unnamed_.clear();
@@ -71,7 +71,7 @@ inline void OpTracer::Begin() {
 }
 
 // Reads the timeline into the layers' times and the spans (after the recorded work).
-inline void OpTracer::Finish() {
+inline void LayerTracer::Finish() {
   std::lock_guard<std::mutex> lock(mu_);
   if (timeline_ == nullptr || !status_.ok()) return;
   if (!mark_error_.empty()) {

@@ -24,17 +24,17 @@
 namespace trainlab {
 
 // A module's user scope: its name (without the prefix), or nullopt for any other op.
-inline std::optional<std::string> OpTracer::ModuleScope(const at::RecordFunction& fn) {
+inline std::optional<std::string> LayerTracer::ModuleScope(const at::RecordFunction& fn) {
   if (fn.scope() != at::RecordScope::USER_SCOPE) return std::nullopt;
   const std::string_view name = fn.name();
   if (name.substr(0, kModuleScopePrefix.size()) != kModuleScopePrefix) return std::nullopt;
   return std::string(name.substr(kModuleScopePrefix.size()));
 }
-inline bool OpTracer::IsOptimizerScope(const at::RecordFunction& fn) {
+inline bool LayerTracer::IsOptimizerScope(const at::RecordFunction& fn) {
   return std::strcmp(fn.name(), kOptimizerStepScope) == 0;
 }
 
-inline void OpTracer::OnStart(const at::RecordFunction& fn) {
+inline void LayerTracer::OnStart(const at::RecordFunction& fn) {
   std::lock_guard<std::mutex> lock(mu_);
   const bool own_thread = std::this_thread::get_id() == recording_thread_;
   if (fn.scope() == at::RecordScope::USER_SCOPE) {
@@ -75,7 +75,7 @@ inline void OpTracer::OnStart(const at::RecordFunction& fn) {
     }
   }
 }
-inline void OpTracer::OnEnd(const at::RecordFunction& fn) {
+inline void LayerTracer::OnEnd(const at::RecordFunction& fn) {
   std::lock_guard<std::mutex> lock(mu_);
   const bool own_thread = std::this_thread::get_id() == recording_thread_;
   if (fn.scope() == at::RecordScope::USER_SCOPE) {
@@ -117,7 +117,7 @@ inline void OpTracer::OnEnd(const at::RecordFunction& fn) {
   --ts.depth;
 }
 
-inline void OpTracer::OnBackwardStart(const at::RecordFunction& fn) {
+inline void LayerTracer::OnBackwardStart(const at::RecordFunction& fn) {
   std::lock_guard<std::mutex> lock(mu_);
   ThreadState& ts = threads_[std::this_thread::get_id()];
   in_backward_ = true;
@@ -127,7 +127,7 @@ inline void OpTracer::OnBackwardStart(const at::RecordFunction& fn) {
   // Inside the engine's wrapper, the wrapper's marks time the node: none needed here.
   ts.backward.push_back({fn.seqNr(), ts.wrappers.empty() ? MarkNow() : kNoMark});
 }
-inline void OpTracer::OnBackwardEnd() {
+inline void LayerTracer::OnBackwardEnd() {
   std::lock_guard<std::mutex> lock(mu_);
   ThreadState& ts = threads_[std::this_thread::get_id()];
   if (ts.backward.empty()) return;
@@ -139,13 +139,13 @@ inline void OpTracer::OnBackwardEnd() {
 
 // LibTorch's engine opens a FUNCTION-scope "autograd::engine::evaluate_function: <node>"
 // around each node it runs (the node's own BACKWARD_FUNCTION record inside it).
-inline bool OpTracer::IsEngineWrapper(const at::RecordFunction& fn) {
+inline bool LayerTracer::IsEngineWrapper(const at::RecordFunction& fn) {
   static constexpr std::string_view kWrapper = "autograd::engine::evaluate_function";
   return std::string_view(fn.name()).substr(0, kWrapper.size()) == kWrapper;
 }
 
 // Notes the backward interval [start, end) of the layer whose forward created node `seq`.
-inline void OpTracer::Attribute(int64_t seq, size_t start, size_t end) {
+inline void LayerTracer::Attribute(int64_t seq, size_t start, size_t end) {
   for (size_t i = 0; i < ops_.size(); ++i) {
     const TracedOp& op = ops_[i];
     if (seq >= 0 && static_cast<uint64_t>(seq) >= op.first_sequence_nr &&

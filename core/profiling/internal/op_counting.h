@@ -26,7 +26,7 @@
 namespace trainlab {
 
 // The name of the module that owns `weight`, or of the module before.
-inline std::string OpTracer::NameFor(const at::Tensor* weight, const std::string& op) {
+inline std::string LayerTracer::NameFor(const at::Tensor* weight, const std::string& op) {
   if (weight != nullptr) {
     for (const std::map<const void*, std::string>* owners : {&owner_, &copy_owner_}) {
       auto it = owners->find(weight->data_ptr());
@@ -52,7 +52,7 @@ inline std::string OpTracer::NameFor(const at::Tensor* weight, const std::string
 
 // The dtype autocast will run an op on float32 `t` in, when autocast is on for its device at
 // this level of the dispatch; nullopt otherwise.
-inline std::optional<c10::ScalarType> OpTracer::AutocastTarget(const at::Tensor& t) {
+inline std::optional<c10::ScalarType> LayerTracer::AutocastTarget(const at::Tensor& t) {
   if (t.scalar_type() != at::kFloat) return std::nullopt;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   const c10::DeviceType device = t.device().type();
@@ -68,9 +68,9 @@ inline std::optional<c10::ScalarType> OpTracer::AutocastTarget(const at::Tensor&
 #endif
 }
 
-inline void OpTracer::Add(const char* aten, std::string op, const at::Tensor& input,
-                          const at::Tensor* weight, OpCost forward, OpCost backward,
-                          std::optional<c10::ScalarType> dtype) {
+inline void LayerTracer::Add(const char* aten, std::string op, const at::Tensor& input,
+                             const at::Tensor* weight, OpCost forward, OpCost backward,
+                             std::optional<c10::ScalarType> dtype) {
   ops_.push_back({.module = NameFor(weight, op),
                   .op = std::move(op),
                   .aten = aten,
@@ -81,7 +81,7 @@ inline void OpTracer::Add(const char* aten, std::string op, const at::Tensor& in
 }
 
 // Whether `fn` is an op we count (then it is recorded).
-inline bool OpTracer::Count(const at::RecordFunction& fn) {
+inline bool LayerTracer::Count(const at::RecordFunction& fn) {
   const char* name = fn.name();
   c10::ArrayRef<const c10::IValue> in = fn.inputs();
   auto is = [&](const char* n) { return std::strcmp(name, n) == 0; };

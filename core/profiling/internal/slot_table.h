@@ -24,7 +24,7 @@ namespace trainlab::profiling_internal {
 // thread finishing a node as an error unwinds the caller) before the tracer may go away; slots
 // are claimed round-robin, so a released one is not the next one claimed.
 //
-// `Tracer` (OpTracer, which befriends its table) has the callbacks' work: OnStart, OnEnd,
+// `Tracer` (LayerTracer, which befriends its table) has the callbacks' work: OnStart, OnEnd,
 // OnBackwardStart and OnBackwardEnd.
 template <typename Tracer, int kSlots>
 class SlotTable {
