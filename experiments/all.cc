@@ -1,6 +1,7 @@
-// all: the lab's driver (its driver.py). Runs C2, C3, then C4 to C8 with C3's best worker count,
-// and Q1-Q4, in one process over one copy of the data, writing each experiment's results into
-// --results_dir as it finishes, then DIR/REPORT.md with its plots.
+// all: the lab's driver (its driver.py). Runs every experiment of experiments.bzl in the lab's
+// order (C2, C3, then C4 to C8 with C3's best worker count, batch_sweep, the profile,
+// time_to_accuracy, Q1-Q4) in one process over one copy of the data, writing each experiment's
+// results into --results_dir as it finishes, then DIR/REPORT.md with its plots.
 //
 //   bazel run //experiments:all -- --results_dir=/tmp/r                  # quick: ~10 min, 2 cores
 //   bazel run //experiments:all -- --results_dir=/tmp/r --preset=lab    # the lab's settings
@@ -42,8 +43,10 @@ const FlagSpec& AllSpec() {
   static const auto* spec = [] {
     auto* spec = new FlagSpec{
         .usage =
-            "all --results_dir=DIR [--preset=quick|lab] [flags]: the lab's driver; C2-C8 (C4-C8 "
-            "with C3's best workers), Q1-Q4, REPORT.md",
+            "all --results_dir=DIR [--preset=quick|lab] [flags]: the lab's driver; every "
+            "experiment "
+            "of\n"
+            "experiments.bzl in the lab's order (C4-C8 with C3's best workers), then REPORT.md",
         .trains = true,
         .flags = {"preset"},
         .presets = {{"quick",
