@@ -52,7 +52,7 @@ bool RegisterExperiment(const std::string& name, FlagSpec cli,
   const std::vector<std::string> own_flags = cli.flags;
   return ExperimentRegistry::Global().Register(
       name, {.cli = std::move(cli), .run = [run, read, own_flags](Session& session) {
-               // Options made by hand (a test's), without ReadOwnFlags: the flags' defaults.
+               // Options made by hand (a test's), without SetOwnFlags: the flags' defaults.
                if (!session.options.own.has_value()) {
                  absl::StatusOr<Flags> flags = read(FlagValues::Current(own_flags));
                  if (!flags.ok()) return absl::StatusOr<ExperimentResult>(flags.status());

@@ -1,7 +1,6 @@
 #include "experiments/harness/session.h"
 
 #include <ATen/Parallel.h>
-#include <torch/cuda.h>
 #include <unistd.h>
 
 #include <algorithm>

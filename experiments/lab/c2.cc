@@ -23,14 +23,14 @@ absl::StatusOr<ExperimentResult> RunC2(Session& session) {
   return result;
 }
 
-const bool kRegistered = ExperimentRegistry::Global().Register(
+const bool kRegistered = RegisterExperiment(
     "c2",
-    {.cli = {.usage = "c2: trains ResNet-18 and prints the lab's per-epoch summary (C2).\n"
-                      "  c2 [--dataset=auto|cifar10|fashion_mnist|synthetic] [--data_dir=DIR] "
-                      "[--epochs=5]\n"
-                      "     [--max_batches_per_epoch=N] [--model=NAME] [--save_model=FILE] ...",
-             .flags = {"save_model", "keep_best"}},
-     .run = RunC2});
+    {.usage = "c2: trains ResNet-18 and prints the lab's per-epoch summary (C2).\n"
+              "  c2 [--dataset=auto|cifar10|fashion_mnist|synthetic] [--data_dir=DIR] "
+              "[--epochs=5]\n"
+              "     [--max_batches_per_epoch=N] [--model=NAME] [--save_model=FILE] ...",
+     .flags = {"save_model", "keep_best"}},
+    RunC2);
 
 }  // namespace
 }  // namespace trainlab::experiments

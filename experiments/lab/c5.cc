@@ -39,12 +39,12 @@ absl::StatusOr<ExperimentResult> RunC5(Session& session) {
   return result;
 }
 
-const bool kRegistered = ExperimentRegistry::Global().Register(
+const bool kRegistered = RegisterExperiment(
     "c5",
-    {.cli = {.usage = "c5: the same training on the CPU and, when there is one, the GPU (C5); "
-                      "mean epoch\n"
-                      "time per device and the ratio."},
-     .run = RunC5});
+    {.usage = "c5: the same training on the CPU and, when there is one, the GPU (C5); "
+              "mean epoch\n"
+              "time per device and the ratio."},
+    RunC5);
 
 }  // namespace
 }  // namespace trainlab::experiments

@@ -30,10 +30,11 @@ absl::StatusOr<ExperimentResult> RunC7(Session& session) {
   return result;
 }
 
-const bool kRegistered = ExperimentRegistry::Global().Register(
-    "c7", {.cli = {.usage = "c7: ResNet-18 with and without batch norm (C7), then the same recap "
-                            "as c6."},
-           .run = RunC7});
+const bool kRegistered = RegisterExperiment(
+    "c7",
+    {.usage = "c7: ResNet-18 with and without batch norm (C7), then the same recap "
+              "as c6."},
+    RunC7);
 
 }  // namespace
 }  // namespace trainlab::experiments

@@ -102,13 +102,14 @@ absl::StatusOr<ExperimentResult> RunQ1Q4(Session& session) {
   return result;
 }
 
-const bool kRegistered = ExperimentRegistry::Global().Register(
-    "q1_q4", {.cli = {.usage = "q1_q4: counts a model's layers, parameters and gradients (Q1-Q4) "
-                               "from the model itself\n"
-                               "  (ResNet-18 unless --model says otherwise).",
-                      .trains = false,
-                      .flags = {"model", "model_path", "batch_norm", "results_dir"}},
-              .run = RunQ1Q4});
+const bool kRegistered =
+    RegisterExperiment("q1_q4",
+                       {.usage = "q1_q4: counts a model's layers, parameters and gradients (Q1-Q4) "
+                                 "from the model itself\n"
+                                 "  (ResNet-18 unless --model says otherwise).",
+                        .trains = false,
+                        .flags = {"model", "model_path", "batch_norm", "results_dir"}},
+                       RunQ1Q4);
 
 }  // namespace
 }  // namespace trainlab::experiments
