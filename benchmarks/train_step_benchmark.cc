@@ -6,6 +6,7 @@
 // timing.
 //
 //   bazel run -c opt //benchmarks:train_step_benchmark -- --benchmark_filter=BM_TrainStep/128
+//   ... -- --benchmark_filter=BM_TrainStepNvtx/32 --benchmark_repetitions=5   (--nvtx's cost)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/nn/functional/loss.h>
@@ -14,6 +15,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -21,7 +24,10 @@
 #include "benchmarks/bench_main.h"
 #include "core/host.h"
 #include "core/kernels.h"
+#include "core/nvtx.h"
 #include "core/profiling/layer_tracer.h"
+#include "core/profiling/nvtx_layers.h"
+#include "core/step.h"
 #include "plugins/models/resnet18.h"
 
 namespace {
@@ -78,6 +84,43 @@ void BM_TrainStepTraced(benchmark::State& state) {
   state.counters["coverage"] = total > 0 ? covered / total : 0;
 }
 BENCHMARK(BM_TrainStepTraced)->Arg(8)->Arg(32)->Arg(128)->Unit(benchmark::kSecond)->UseRealTime();
+
+// BM_TrainStepNvtx/B/L: the eager step of the experiments (core/step.h) inside a "step" range,
+// with --nvtx off (L=0), phases (1) or layers (2: a names-only tracer recording each step, its
+// listener pushing each layer's range). Against L=0, what the ranges cost: with no tool attached,
+// NVTX's own design says nothing; with one, what the tool does with them
+// (NVTX_INJECTION64_PATH=bazel-bin/tests/nvtx/libnvtx_recorder.so: its cheapest form, recording
+// nothing, unless NVTX_RECORD_FILE names a file).
+void BM_TrainStepNvtx(benchmark::State& state) {
+  const int64_t b = state.range(0);
+  const auto level = static_cast<trainlab::nvtx::Level>(state.range(1));
+  StepSetup s(b);
+  trainlab::StepFunctions fns;
+  fns.module = s.model.get();
+  fns.forward = [&s](const at::Tensor& x) { return s.model->forward(x); };
+  fns.zero_grad = [&s] { s.sgd.zero_grad(); };
+  fns.optimizer_step = [&s] { s.sgd.step(); };
+  const trainlab::StepOptions options;
+  trainlab::NvtxLayerRanges ranges;
+  trainlab::LayerTracer tracer(*s.model, std::unique_ptr<trainlab::Timeline>());
+  tracer.set_listener(&ranges);
+  trainlab::nvtx::SetLevel(level);
+  auto step = [&] {
+    std::optional<trainlab::LayerTracer::Recording> layers;
+    if (level == trainlab::nvtx::Level::kLayers) layers.emplace(tracer);
+    trainlab::nvtx::PhaseRange range(trainlab::nvtx::Phase::kStep);
+    benchmark::DoNotOptimize(trainlab::EagerStep(fns, options, s.x, s.y, nullptr).loss);
+  };
+  step();  // warm-up; and NVTX's first call, which loads a tool when one is named
+  for (auto _ : state) step();
+  trainlab::nvtx::SetLevel(trainlab::nvtx::Level::kOff);
+  state.SetItemsProcessed(state.iterations() * b);
+  state.SetLabel(trainlab::nvtx::LevelName(level));
+}
+BENCHMARK(BM_TrainStepNvtx)
+    ->ArgsProduct({{8, 32, 128}, {0, 1, 2}})
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -32,6 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/module_scope.h"
+#include "core/nvtx.h"
 #include "core/stats.h"
 #include "core/timer.h"
 
@@ -149,8 +150,13 @@ inline std::pair<at::Tensor, at::Tensor> ForwardAndLoss(const StepFunctions& fns
                                                         const at::Tensor& x, const at::Tensor& y) {
   std::optional<AutocastGuard> autocast;
   if (options.autocast_dtype) autocast.emplace(fns.device.type(), *options.autocast_dtype);
-  at::Tensor logits = fns.forward(x);
+  at::Tensor logits;
+  {
+    nvtx::PhaseRange range(nvtx::Phase::kForward);
+    logits = fns.forward(x);
+  }
   // Cross-entropy in float32 whatever the autocast dtype (autocast does the same for it).
+  nvtx::PhaseRange range(nvtx::Phase::kLoss);
   at::Tensor loss = torch::nn::functional::cross_entropy(
       logits.to(at::kFloat), y,
       torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
@@ -158,17 +164,25 @@ inline std::pair<at::Tensor, at::Tensor> ForwardAndLoss(const StepFunctions& fns
 }
 
 // zero_grad, forward, loss, backward, optimizer step: the plain step every strategy builds on.
+// Each part is an NVTX range when --nvtx is on (core/nvtx.h).
 inline StepOutput EagerStep(const StepFunctions& fns, const StepOptions& options,
                             const at::Tensor& x, const at::Tensor& y, PhaseTimes* phases) {
   Clock::time_point t0 = phases ? Clock::now() : Clock::time_point{};
-  fns.zero_grad();
+  {
+    nvtx::PhaseRange range(nvtx::Phase::kZeroGrad);
+    fns.zero_grad();
+  }
   if (fns.gradients.before_forward) fns.gradients.before_forward();
   auto [loss, logits] = ForwardAndLoss(fns, options, x, y);
   Clock::time_point t1 = phases ? SyncAndNow(fns.device) : t0;
-  if (fns.gradients.before_backward) fns.gradients.before_backward(loss);
-  loss.backward();
+  {
+    nvtx::PhaseRange range(nvtx::Phase::kBackward);
+    if (fns.gradients.before_backward) fns.gradients.before_backward(loss);
+    loss.backward();
+  }
   Clock::time_point t2 = phases ? SyncAndNow(fns.device) : t0;
   {
+    nvtx::PhaseRange range(nvtx::Phase::kOptimizerStep);
     // A user scope (free when no profile listens) gives the optimizer its own row in one.
     RECORD_USER_SCOPE(kOptimizerStepScope);
     fns.optimizer_step();

@@ -7,7 +7,8 @@
 //   step: through a StepRunner (eager or a strategy's), ended by a device synchronize -> train_s
 // The loss and hit count are read from the device after that synchronize, outside train_s. An
 // exception thrown by the step (a TorchScript model's shape error) comes back as a Status that
-// names the epoch and batch.
+// names the epoch and batch. With --nvtx, each of these is an NVTX range (core/nvtx.h: epoch,
+// wait, copy, step and its parts, sync, evaluation); with a `layers` tracer, every layer too.
 //
 // An epoch is BeginEpoch, TrainBatch until it returns no batch, EndEpoch. A caller that does its
 // own work between batches (the run's schedule, agreement across ranks, checkpoints and stops:
@@ -34,6 +35,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "core/concepts.h"
+#include "core/nvtx.h"
+#include "core/profiling/layer_tracer.h"
 #include "core/stats.h"
 #include "core/step.h"
 #include "core/timer.h"
@@ -52,6 +55,9 @@ struct TrainerOptions {
   // Evaluate() averages the logits of each image and its mirror (test-time augmentation, as
   // airbench does): the horizontal flip the training augmentation also uses.
   bool tta_flip = false;
+  // When set, each training step and each test batch is one recording of it (the layers of one
+  // pass): --nvtx=layers gives it a listener that draws every layer (core/profiling/nvtx_layers.h).
+  LayerTracer* layers = nullptr;
 };
 
 // Applies `step` to `model` (cuDNN mode, weight memory format) and builds the step runner over
@@ -111,6 +117,7 @@ class Trainer {
       }
     }
     stats_.epoch = epoch + 1;
+    epoch_range_.Start(nvtx::Phase::kEpoch, static_cast<uint64_t>(stats_.epoch));
     loader_.start_epoch(epoch, static_cast<int64_t>(stats_.batches.size()));
     epoch_start_ = Clock::now();
     return absl::OkStatus();
@@ -121,28 +128,41 @@ class Trainer {
   absl::StatusOr<const BatchRecord*> TrainBatch(double lr = 0) {
     const c10::Device device = options_.device;
     TraceRecorder* trace = options_.trace;
+    const uint64_t number = stats_.batches.size() + 1;  // the NVTX ranges' payload
+    std::optional<nvtx::PhaseRange> wait(std::in_place, nvtx::Phase::kWait, number);
     const Clock::time_point t0 = Clock::now();
     std::optional<Batch> batch = loader_.next();
     const Clock::time_point t1 = Clock::now();
+    wait.reset();
     if (!batch) return nullptr;
     if (trace) trace->Span("wait for batch", "data", t0, t1);
 
+    std::optional<nvtx::PhaseRange> copy(std::in_place, nvtx::Phase::kCopy, number);
     const bool non_blocking = device.is_cuda();
     at::Tensor x =
         batch->images.to(device, at::kFloat, non_blocking).contiguous(options_.step.memory_format);
     at::Tensor y = batch->labels.to(device, at::kLong, non_blocking);
     const Clock::time_point t2 = SyncAndNow(device);
+    copy.reset();
     if (trace) trace->Span("host to device", "copy", t1, t2);
 
     const bool want_phases = options_.record_phases || trace != nullptr;
     PhaseTimes phases;
     absl::StatusOr<StepOutput> step;
+    std::optional<nvtx::PhaseRange> step_range(std::in_place, nvtx::Phase::kStep, number);
     try {
+      std::optional<LayerTracer::Recording> layers;
+      if (options_.layers != nullptr) layers.emplace(*options_.layers);
       step = runner_->Run(x, y, want_phases ? &phases : nullptr);
     } catch (const std::exception& e) {
       step = StepException(TorchErrorLine(e));
     }
-    const Clock::time_point t3 = SyncAndNow(device);
+    Clock::time_point t3;
+    {
+      nvtx::PhaseRange sync(nvtx::Phase::kSync);
+      t3 = SyncAndNow(device);
+    }
+    step_range.reset();
     if (!step.ok()) {
       absl::Status named(step.status().code(),
                          absl::StrCat("epoch ", stats_.epoch, ", batch ", batch->index + 1, ": ",
@@ -220,6 +240,7 @@ class Trainer {
   // The epoch's figures: loss and top-1 over its batches, its times.
   absl::StatusOr<EpochStats> EndEpoch() {
     stats_.epoch_s = earlier_s_ + Seconds(Clock::now() - epoch_start_);
+    epoch_range_.End();
     if (absl::Status s = loader_.status(); !s.ok()) return s;
     if (stats_.batches.empty()) {
       return absl::FailedPreconditionError("the loader gave no batch for this epoch");
@@ -251,6 +272,7 @@ class Trainer {
   absl::StatusOr<EvalStats> Evaluate(TL& test_loader, int64_t epoch = 0) {
     torch::NoGradGuard no_grad;
     model_.eval();
+    nvtx::PhaseRange range(nvtx::Phase::kEvaluation, static_cast<uint64_t>(epoch + 1));
     const Clock::time_point start = SyncAndNow(options_.device);
     EvalStats stats;
     double loss_sum = 0;
@@ -263,8 +285,14 @@ class Trainer {
       std::optional<AutocastGuard> autocast;
       if (options_.step.autocast_dtype)
         autocast.emplace(options_.device.type(), *options_.step.autocast_dtype);
-      at::Tensor logits = model_.forward(x).to(at::kFloat);
-      if (options_.tta_flip) logits = (logits + model_.forward(x.flip({3})).to(at::kFloat)) / 2;
+      // One pass of the model: with a layers tracer, one recording (its layers named as in a step).
+      auto forward = [this](const at::Tensor& images) {
+        std::optional<LayerTracer::Recording> layers;
+        if (options_.layers != nullptr) layers.emplace(*options_.layers);
+        return model_.forward(images).to(at::kFloat);
+      };
+      at::Tensor logits = forward(x);
+      if (options_.tta_flip) logits = (logits + forward(x.flip({3}))) / 2;
       // Sum, not mean, so a smaller last batch weighs by its size.
       loss_sum +=
           torch::nn::functional::cross_entropy(
@@ -305,6 +333,7 @@ class Trainer {
   int64_t correct_ = 0;
   double earlier_s_ = 0;  // epoch time spent before a resume
   Clock::time_point epoch_start_;
+  nvtx::SpanRange epoch_range_;  // the epoch's NVTX range, BeginEpoch to EndEpoch
 };
 
 }  // namespace trainlab

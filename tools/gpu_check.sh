@@ -27,6 +27,9 @@
 #                  --cifar_dir=DIR (the field's bar: 20 epochs at most), else on the synthetic
 #                  CIFAR-format set (5 epochs; its accuracy says nothing of CIFAR-10's, the times
 #                  per epoch and to target and the plumbing do)
+#   nvtx/          c2 --nvtx recorded through tests/nvtx's injection library and checked; c2 under
+#                  `nsys profile` with --nvtx=layers (c2.nsys-rep, and nsys stats' NVTX summary),
+#                  when nsys is on the machine (SUMMARY.txt says when it is not)
 #   dist/          NCCL: dist_check allreduce and train on one rank (cuda:0); c2 on two ranks
 #                  under torchrun where the machine has two GPUs
 #   bench/         strategy_step_benchmark (console and JSON)
@@ -69,7 +72,8 @@ done
 tests=(tests/gpu_test plugins/compile/graph_step_test plugins/data/loader_test core/core_test
        core/profiling/layer_tracer_test)
 programs=(experiments/c2 experiments/c5 experiments/c8 experiments/profile experiments/time_to_accuracy
-          plugins/data/make_synthetic_cifar10 benchmarks/strategy_step_benchmark tools/dist_check)
+          plugins/data/make_synthetic_cifar10 benchmarks/strategy_step_benchmark tools/dist_check
+          tests/nvtx/libnvtx_recorder.so tests/nvtx/check_nvtx)
 
 pack() {
   local bazel=(./bazelw)
@@ -200,7 +204,7 @@ run() {
     cxx="the bundle's (this machine's libstdc++ lacks $need)"
   fi
 
-  mkdir -p "$out"/{tests,c2,c5,c8,profile,time_to_accuracy,dist,bench,data}
+  mkdir -p "$out"/{tests,c2,c5,c8,profile,time_to_accuracy,dist,bench,data,nvtx}
   : >"$out/SUMMARY.txt"
   {
     echo "== bundle"; cat "$bundle/BUILT"
@@ -256,6 +260,25 @@ run() {
   fi
   step "c2 (GPU, eager)" 300 "$out/c2/console.txt" \
     "$bin/c2" "${common[@]}" --epochs="$c2_epochs" --results_dir="$out/c2"
+  # NVTX (issue 42): the phases recorded through NVTX's injection interface and checked (on the
+  # GPU every range is still the training thread's), then c2 under Nsight Systems with every
+  # layer, its report kept (nvtx/c2.nsys-rep) and its NVTX summary printed.
+  step "c2 --nvtx (recorded, checked)" 120 "$out/nvtx/recorded.txt" bash -c '
+    NVTX_INJECTION64_PATH="$1/libnvtx_recorder.so" NVTX_RECORD_FILE="$2/phases.tsv" \
+      "$1/c2" "${@:3}" --epochs=1 --max_batches_per_epoch=3 --nvtx &&
+    "$1/check_nvtx" --mode=phases --batches=3 --epochs=1 "$2/phases.tsv"' _ "$bin" "$out/nvtx" \
+    "${common[@]}"
+  if command -v nsys >/dev/null; then
+    step "c2 under nsys (--nvtx=layers)" 240 "$out/nvtx/nsys.txt" \
+      nsys profile --trace=cuda,nvtx,osrt --sample=none --force-overwrite=true \
+      --output="$out/nvtx/c2" "$bin/c2" "${common[@]}" --epochs=1 --max_batches_per_epoch=20 \
+      --nvtx=layers
+    step "nsys stats: NVTX ranges" 120 "$out/nvtx/nvtx_sum.txt" \
+      nsys stats --report nvtx_sum --format table "$out/nvtx/c2.nsys-rep"
+  else
+    printf '%-34s not run: no nsys on this machine (Nsight Systems)\n' "c2 under nsys" |
+      tee -a "$out/SUMMARY.txt"
+  fi
   step "c5 (GPU against CPU)" 420 "$out/c5/console.txt" \
     "$bin/c5" --max_batches_per_epoch=20 "${common[@]}" --epochs=2 --results_dir="$out/c5"
   step "c8 (every strategy, $epochs epochs)" 480 "$out/c8/console.txt" \

@@ -112,6 +112,19 @@ struct TracedSpan {
   std::chrono::steady_clock::time_point start, end;
 };
 
+// Told when each layer's forward and each autograd node of a backward starts and ends, on the
+// thread that runs it, in the order it runs them (so Begin and End nest per thread), under the
+// tracer's lock: core/profiling/nvtx_layers.h draws them as NVTX ranges.
+class LayerListener {
+ public:
+  virtual ~LayerListener() = default;
+  // `layer`: the layer (its forward, or the layer whose forward created this backward node), or
+  // nullptr for a backward node no counted op created; `node`: the ATen op or autograd node
+  // ("aten::convolution", "torch::autograd::AccumulateGrad").
+  virtual void Begin(TracedSpan::Pass pass, const TracedOp* layer, const char* node) = 0;
+  virtual void End(TracedSpan::Pass pass) = 0;
+};
+
 // Where a recording's times come from. Mark() notes "now" on the calling thread's timeline and
 // returns the mark's number (0, 1, ...); once the recording is over, Resolve() gives every mark's
 // time since mark 0, in seconds, waiting for the device where it must. The tracer calls these one
@@ -245,6 +258,13 @@ class LayerTracer {
     at::CallbackHandle handle_ = 0, backward_handle_ = 0;
   };
 
+  // Tells `listener` (or nobody: nullptr) of every layer as it runs, from the next recording on;
+  // it must outlive the recordings.
+  void set_listener(LayerListener* listener) {
+    std::lock_guard<std::mutex> lock(mu_);
+    listener_ = listener;
+  }
+
   // Whether the last recording went right: its timeline could be read, a slot was free. When it
   // did not, the layers and their arithmetic stand and the times are zero.
   const absl::Status& status() const { return status_; }
@@ -306,6 +326,7 @@ class LayerTracer {
   void OnBackwardEnd();
   static bool IsEngineWrapper(const at::RecordFunction& fn);
   void Attribute(int64_t seq, size_t start, size_t end);
+  const TracedOp* CreatorOf(int64_t seq) const;
 
   // Which ops are layers, and what they are (internal/op_counting.h).
   static std::vector<int64_t> Sizes(const at::Tensor& t) { return t.sizes().vec(); }
@@ -341,6 +362,7 @@ class LayerTracer {
   bool in_backward_ = false;  // a backward node has run in this recording
   double unattributed_backward_s_ = 0, unattributed_backward_host_s_ = 0;
   std::vector<std::chrono::steady_clock::time_point> host_marks_;  // each mark's, on the host
+  LayerListener* listener_ = nullptr;
 };
 
 }  // namespace trainlab

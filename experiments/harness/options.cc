@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "core/host.h"
 #include "core/model.h"
+#include "core/nvtx.h"
 #include "core/status_macros.h"
 #include "core/strategy.h"
 #include "experiments/harness/user_path.h"
@@ -66,6 +67,9 @@ DEFINE_bool(malloc_tuning, true,
 DEFINE_string(results_dir, "", "Write <experiment>.json and <experiment>_batches.csv here.");
 DEFINE_string(progress, "auto", "auto | on | off: progress line on stderr (auto: on a terminal).");
 DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this file.");
+DEFINE_string(nvtx, "off",
+              "off | phases | layers: NVTX ranges for Nsight Systems (docs/gpu.md); --nvtx alone: "
+              "phases.");
 DEFINE_string(checkpoint_dir, "",
               "Save <experiment>.ckpt here each epoch (and --checkpoint_every).");
 DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
@@ -114,6 +118,7 @@ absl::Status Validate(const ExperimentOptions& c) {
   if (r.num_workers > kMaxThreads) {
     return Bad("num_workers", r.num_workers, absl::StrCat("must be <= ", kMaxThreads));
   }
+  if (!nvtx::ParseLevel(c.nvtx)) return Bad("nvtx", c.nvtx, "must be off, phases or layers");
   if (c.progress != "auto" && c.progress != "on" && c.progress != "off") {
     return Bad("progress", c.progress, "must be auto, on or off");
   }
@@ -226,6 +231,7 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   c.malloc_tuning = r.Bool("malloc_tuning");
   c.portable_kernels = r.Bool("portable_kernels");
   c.trace = r.Str("trace");
+  c.nvtx = r.Str("nvtx");
   c.results_dir = r.Str("results_dir");
   c.progress = r.Str("progress");
   c.repeats = static_cast<int>(r.Int("repeats"));
@@ -350,7 +356,7 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
       {"Training",
        {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
         "batch_norm", "seed"}},
-      {"Output", {"results_dir", "repeats", "progress", "trace"}},
+      {"Output", {"results_dir", "repeats", "progress", "trace", "nvtx"}},
       {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels"}},
       // Compact groups (one paragraph each; --helpfull describes every flag): settings with a
       // page of their own, and the learning rate (the lab trains at a constant one).
@@ -374,12 +380,15 @@ absl::StatusOr<std::optional<ExperimentOptions>> ReadOptions(int argc, char** ar
   for (int i = 0; i < argc; ++i) command_line.emplace_back(argv[i]);
   const std::vector<FlagGroup> groups = GroupsOf(name, spec);
   // --resume was a switch, and still is: --resume alone means --resume=yes, --noresume no.
+  // --nvtx alone means --nvtx=phases, --nonvtx off.
   static std::vector<std::string> rewritten;
   static std::vector<char*> rewritten_argv;
   rewritten.assign(argv, argv + argc);
   for (std::string& a : rewritten) {
     if (a == "--resume" || a == "-resume") a = "--resume=yes";
     if (a == "--noresume" || a == "-noresume") a = "--resume=no";
+    if (a == "--nvtx" || a == "-nvtx") a = "--nvtx=phases";
+    if (a == "--nonvtx" || a == "-nonvtx") a = "--nvtx=off";
   }
   rewritten_argv.clear();
   for (std::string& a : rewritten) rewritten_argv.push_back(a.data());

@@ -18,6 +18,7 @@
 #include "core/hash.h"
 #include "core/host.h"
 #include "core/model.h"
+#include "core/nvtx.h"
 #include "core/status_macros.h"
 #include "experiments/harness/session_steps.h"
 #include "experiments/harness/stop.h"
@@ -158,6 +159,7 @@ void SetUpProcess(Session& s) {
   }
   s.progress = WantProgress(c.progress);
   if (!c.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
+  nvtx::SetLevel(nvtx::ParseLevel(c.nvtx).value_or(nvtx::Level::kOff));  // checked with the flags
 }
 
 // The training and test sets, shared by every run of the session.

@@ -45,6 +45,11 @@ void PrintSettings(const Session& s) {
   std::printf("- Intra-op threads: %d; allocator: %s\n", at::get_num_threads(),
               s.allocator.c_str());
   std::printf("- CPU kernels: %s\n", KernelsLine(s).c_str());
+  if (c.nvtx != "off") {
+    std::printf(
+        "- NVTX ranges (--nvtx=%s): each batch's phases%s, for nsys profile (docs/gpu.md)\n",
+        c.nvtx.c_str(), c.nvtx == "layers" ? " and every layer" : "");
+  }
   std::printf("- Batch size %" PRId64
               ", loader workers %d, lr %g, weight decay %g, momentum %g, seed %" PRIu64 "\n",
               r.batch_size, r.num_workers, r.optimizer_settings.lr,

@@ -23,9 +23,11 @@
 #include "absl/strings/str_split.h"
 #include "core/introspect.h"
 #include "core/model.h"
+#include "core/nvtx.h"
 #include "core/op_costs.h"
 #include "core/optimizer.h"
 #include "core/profiling/layer_tracer.h"
+#include "core/profiling/nvtx_layers.h"
 #include "core/status_macros.h"
 #include "core/strategy.h"
 #include "core/timer.h"
@@ -138,6 +140,7 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
   const at::Tensor y = batch.labels.to(device);
   auto one = [&]() -> absl::StatusOr<double> {
     const Clock::time_point t0 = SyncAndNow(device);
+    nvtx::PhaseRange range(nvtx::Phase::kStep);  // --nvtx: the step, and the eager step's parts
     TRAINLAB_RETURN_IF_ERROR(runner->Run(x, y, nullptr).status());
     return Seconds(SyncAndNow(device) - t0);
   };
@@ -154,6 +157,8 @@ absl::StatusOr<StrategyProfile> ProfileStrategy(const Session& session, const st
   // host's clock on a CPU, events on the stream on a GPU, read after each step). Where it cannot be
   // read, the layers keep their arithmetic and lose their times, and a note says why.
   LayerTracer tracer(*model, device);
+  NvtxLayerRanges layer_ranges;  // --nvtx=layers: each layer an NVTX range as well
+  if (nvtx::LayersEnabled()) tracer.set_listener(&layer_ranges);
   absl::Status timing = absl::OkStatus();
   std::vector<RowTimes> forward, backward;
   RowTimes optimizer_s, loose_s;

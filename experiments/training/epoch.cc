@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/files.h"
+#include "core/nvtx.h"
+#include "core/profiling/nvtx_layers.h"
 #include "core/status_macros.h"
 #include "core/trainer.h"
 #include "experiments/harness/progress.h"
@@ -197,6 +199,14 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
                                config.warmup_epochs == 0;
   topts.trace = config.record_trace ? session.trace.get() : nullptr;
   topts.tta_flip = config.tta_flip;
+  // --nvtx=layers: a tracer that times nothing names each layer of each pass for its NVTX range.
+  NvtxLayerRanges layer_ranges;
+  std::unique_ptr<LayerTracer> layers;
+  if (nvtx::LayersEnabled()) {
+    layers = std::make_unique<LayerTracer>(*t.model, std::unique_ptr<Timeline>());
+    layers->set_listener(&layer_ranges);
+    topts.layers = layers.get();
+  }
   std::unique_ptr<distributed::DataParallel> data_parallel;
   if (session.comm) {  // after any restore: rank 0's weights go to every rank
     TRAINLAB_ASSIGN_OR_RETURN(data_parallel,

@@ -72,6 +72,7 @@ inline void LayerTracer::OnStart(const at::RecordFunction& fn) {
       ts.counted_depth = ts.depth;
       ops_.back().first_sequence_nr = first;
       ts.counted_start = MarkNow();
+      if (listener_) listener_->Begin(TracedSpan::Pass::kForward, &ops_.back(), fn.name());
     }
   }
 }
@@ -113,6 +114,7 @@ inline void LayerTracer::OnEnd(const at::RecordFunction& fn) {
     marked_.push_back(
         {static_cast<int>(ops_.size()) - 1, TracedSpan::Pass::kForward, ts.counted_start, end});
     ts.counted_depth = -1;
+    if (listener_) listener_->End(TracedSpan::Pass::kForward);
   }
   --ts.depth;
 }
@@ -126,6 +128,7 @@ inline void LayerTracer::OnBackwardStart(const at::RecordFunction& fn) {
   }
   // Inside the engine's wrapper, the wrapper's marks time the node: none needed here.
   ts.backward.push_back({fn.seqNr(), ts.wrappers.empty() ? MarkNow() : kNoMark});
+  if (listener_) listener_->Begin(TracedSpan::Pass::kBackward, CreatorOf(fn.seqNr()), fn.name());
 }
 inline void LayerTracer::OnBackwardEnd() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -133,6 +136,7 @@ inline void LayerTracer::OnBackwardEnd() {
   if (ts.backward.empty()) return;
   const auto [seq, start] = ts.backward.back();
   ts.backward.pop_back();
+  if (listener_) listener_->End(TracedSpan::Pass::kBackward);
   // Inside the engine's wrapper, the wrapper's end attributes the whole evaluation.
   if (ts.wrappers.empty()) Attribute(seq, start, MarkNow());
 }
@@ -144,17 +148,22 @@ inline bool LayerTracer::IsEngineWrapper(const at::RecordFunction& fn) {
   return std::string_view(fn.name()).substr(0, kWrapper.size()) == kWrapper;
 }
 
-// Notes the backward interval [start, end) of the layer whose forward created node `seq`.
-inline void LayerTracer::Attribute(int64_t seq, size_t start, size_t end) {
-  for (size_t i = 0; i < ops_.size(); ++i) {
-    const TracedOp& op = ops_[i];
+// The layer whose forward created autograd node `seq`, or nullptr.
+inline const TracedOp* LayerTracer::CreatorOf(int64_t seq) const {
+  for (const TracedOp& op : ops_) {
     if (seq >= 0 && static_cast<uint64_t>(seq) >= op.first_sequence_nr &&
         static_cast<uint64_t>(seq) < op.end_sequence_nr) {
-      marked_.push_back({static_cast<int>(i), TracedSpan::Pass::kBackward, start, end});
-      return;
+      return &op;
     }
   }
-  marked_.push_back({-1, TracedSpan::Pass::kBackward, start, end});
+  return nullptr;
+}
+
+// Notes the backward interval [start, end) of the layer whose forward created node `seq`.
+inline void LayerTracer::Attribute(int64_t seq, size_t start, size_t end) {
+  const TracedOp* op = CreatorOf(seq);
+  marked_.push_back({op == nullptr ? -1 : static_cast<int>(op - ops_.data()),
+                     TracedSpan::Pass::kBackward, start, end});
 }
 
 }  // namespace trainlab
