@@ -67,9 +67,7 @@ DEFINE_bool(malloc_tuning, true,
 DEFINE_string(results_dir, "", "Write <experiment>.json and <experiment>_batches.csv here.");
 DEFINE_string(progress, "auto", "auto | on | off: progress line on stderr (auto: on a terminal).");
 DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this file.");
-DEFINE_string(nvtx, "off",
-              "off | phases | layers: NVTX ranges for Nsight Systems (docs/gpu.md); --nvtx alone: "
-              "phases.");
+DEFINE_string(nvtx, "off", "off | phases | layers: NVTX ranges for nsys (--nvtx alone: phases).");
 DEFINE_string(checkpoint_dir, "",
               "Save <experiment>.ckpt here each epoch (and --checkpoint_every).");
 DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
@@ -356,7 +354,10 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
       {"Training",
        {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
         "batch_norm", "seed"}},
-      {"Output", {"results_dir", "repeats", "progress", "trace", "nvtx"}},
+      // (One paragraph: the screen is full. --helpfull describes each.)
+      {"Output (--results_dir: JSON/CSV; --trace: Perfetto timeline; --nvtx=phases|layers: nsys)",
+       {"results_dir", "repeats", "progress", "trace", "nvtx"},
+       /*compact=*/true},
       {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels"}},
       // Compact groups (one paragraph each; --helpfull describes every flag): settings with a
       // page of their own, and the learning rate (the lab trains at a constant one).
