@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/device.h"
+#include "tests/test_dir.h"
 
 namespace trainlab {
 namespace {
@@ -23,17 +24,9 @@ std::string FakeLibcuda() {
          "/tests/fake_cuda_driver/libcuda_fake.so";
 }
 
-std::string TestDir(const std::string& name) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string dir = std::string(tmp ? tmp : "/tmp") + "/" + name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
 // A /proc/driver/nvidia folder: its version line and `gpus` GPU folders.
 std::string FakeProc(const std::string& name, const std::string& version_line, int gpus) {
-  const std::string dir = TestDir(name);
+  const std::string dir = experiments::FreshTestDir(name);
   std::ofstream(dir + "/version") << version_line << "\nGCC version:  gcc version 12.2.0\n";
   std::filesystem::create_directories(dir + "/gpus");
   for (int i = 0; i < gpus; ++i) {
