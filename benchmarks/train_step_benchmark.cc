@@ -7,14 +7,19 @@
 //
 //   bazel run -c opt //benchmarks:train_step_benchmark -- --benchmark_filter=BM_TrainStep/128
 //   ... -- --benchmark_filter=BM_TrainStepNvtx/32 --benchmark_repetitions=5   (--nvtx's cost)
+//   ... -- --benchmark_filter='BM_TrainStepTensorBoard/32/|BM_BoardBatch'  (--tensorboard_dir's)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/optim/sgd.h>
 #include <torch/utils.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +33,7 @@
 #include "core/profiling/layer_tracer.h"
 #include "core/profiling/nvtx_layers.h"
 #include "core/step.h"
+#include "experiments/tensorboard/board.h"
 #include "plugins/models/resnet18.h"
 
 namespace {
@@ -121,6 +127,95 @@ BENCHMARK(BM_TrainStepNvtx)
     ->ArgsProduct({{8, 32, 128}, {0, 1, 2}})
     ->Unit(benchmark::kSecond)
     ->UseRealTime();
+
+// A fresh folder for the event files the TensorBoard benchmarks write ($TMPDIR or /tmp).
+std::string BoardDir(const std::string& name) {
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string dir =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/trainlab_bench_", name, "_", getpid());
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+// A run board of experiment "bench" in `dir`, as --tensorboard_dir opens one.
+std::unique_ptr<trainlab::experiments::RunBoard> OpenBoard(
+    const std::string& dir, std::unique_ptr<trainlab::experiments::ExperimentBoard>& owner) {
+  auto board = trainlab::experiments::ExperimentBoard::Open(dir, "bench", 1);
+  if (!board.ok()) return nullptr;
+  owner = std::move(*board);
+  return owner->OpenRun("step", 1, {{"batch_size", 1.0}}, 0);
+}
+
+// BM_TrainStepTensorBoard/B/W: the step with (W=1) or without (W=0) --tensorboard_dir's
+// per-batch work after it: the batch's seven scalars serialized into the writer's buffer (the
+// background thread writes them to the file every 2 s, off this thread). Against W=0, what the
+// flag costs a step.
+void BM_TrainStepTensorBoard(benchmark::State& state) {
+  const int64_t b = state.range(0);
+  const bool write = state.range(1) != 0;
+  StepSetup s(b);
+  const std::string dir = BoardDir("step");
+  std::unique_ptr<trainlab::experiments::ExperimentBoard> owner;
+  std::unique_ptr<trainlab::experiments::RunBoard> board = write ? OpenBoard(dir, owner) : nullptr;
+  if (write && board == nullptr) {
+    state.SkipWithError(("cannot open a run board in " + dir).c_str());
+    return;
+  }
+  s.Step();  // warm-up
+  int64_t step = 0;
+  for (auto _ : state) {
+    s.Step();
+    if (board) {
+      board->Batch({.index = step,
+                    .size = b,
+                    .wait_s = 0.001,
+                    .train_s = 0.1,
+                    .loss = 2.3,
+                    .correct = b / 10,
+                    .lr = 0.01},
+                   step + 1);
+    }
+    ++step;
+  }
+  board.reset();
+  owner.reset();
+  std::filesystem::remove_all(dir);
+  state.SetItemsProcessed(state.iterations() * b);
+  state.SetLabel(write ? "tensorboard" : "off");
+}
+BENCHMARK(BM_TrainStepTensorBoard)
+    ->ArgsProduct({{8, 32, 128}, {0, 1}})
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+
+// BM_BoardBatch: RunBoard::Batch alone, the training thread's share of --tensorboard_dir per
+// batch (one Event of seven scalars serialized into the buffer), in nanoseconds.
+void BM_BoardBatch(benchmark::State& state) {
+  const std::string dir = BoardDir("batch");
+  std::unique_ptr<trainlab::experiments::ExperimentBoard> owner;
+  std::unique_ptr<trainlab::experiments::RunBoard> board = OpenBoard(dir, owner);
+  if (board == nullptr) {
+    state.SkipWithError(("cannot open a run board in " + dir).c_str());
+    return;
+  }
+  int64_t step = 0;
+  for (auto _ : state) {
+    board->Batch({.index = step,
+                  .size = 128,
+                  .wait_s = 0.001,
+                  .train_s = 0.1,
+                  .loss = 2.3,
+                  .correct = 13,
+                  .lr = 0.01},
+                 step + 1);
+    ++step;
+  }
+  board.reset();
+  owner.reset();
+  std::filesystem::remove_all(dir);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_BoardBatch)->Iterations(200000);  // ~30 MB of events, not minutes of them
 
 }  // namespace
 

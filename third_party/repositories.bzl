@@ -16,7 +16,9 @@ own Abseil, GoogleTest, LibTorch ... under the conventional names and trainlab w
 | com_google_googletest        | GoogleTest                             | libgtest-dev               |
 | com_github_google_benchmark  | Google Benchmark                       | libbenchmark-dev           |
 | zlib                         | zlib (Fashion-MNIST's .gz files)       | zlib1g-dev                 |
+| com_google_protobuf          | protobuf runtime (TensorBoard events)  | libprotobuf-dev, protoc from protobuf-compiler |
 | com_github_nlohmann_json     | JSON (tests that read trace files)     | nlohmann-json3-dev         |
+| tensorboard                  | TensorBoard 2.18.0, for tests that read event files back | PyPI wheel pinned by sha256 (third_party/tensorboard) |
 | rules_cc                     | native-rule shim (Bazel 4.2.3)         | third_party/rules_cc       |
 | rules_java                   | Debian's rules_java                    | bazel-rules-java           |
 | remote_coverage_tools        | empty stand-in for a test dependency   | third_party/remote_coverage_tools |
@@ -28,6 +30,7 @@ load("//third_party/libtorch:libtorch.bzl", "libtorch_repository")
 load("//third_party/libtorch:torch_wheel.bzl", "libtorch2_cpu_repository", "libtorch_cuda_repository")
 load("//third_party/cuda:cuda.bzl", "cuda_repository")
 load("//third_party/system:system.bzl", "shim_repository", "system_repository")
+load("//third_party/tensorboard:tensorboard.bzl", "tensorboard_repository")
 
 def _maybe(rule, name, **kwargs):
     if name not in native.existing_rules():
@@ -62,6 +65,9 @@ def trainlab_dependencies():
     _maybe(libtorch_cuda_repository, name = "libtorch_cuda")
     _maybe(libtorch2_cpu_repository, name = "libtorch2_cpu")
     _maybe(cuda_repository, name = "cuda")
+
+    # --- TensorBoard, for the tests that read our event files back (fetched by those tests) ----
+    _maybe(tensorboard_repository, name = "tensorboard")
 
     # --- Debian's system libraries (headers in /usr/include, libraries on the default path) ----
     _maybe(
@@ -104,4 +110,9 @@ def trainlab_dependencies():
         system_repository,
         name = "zlib",
         build_files = {Label("//third_party/system:zlib.BUILD"): "BUILD"},
+    )
+    _maybe(
+        system_repository,
+        name = "com_google_protobuf",
+        build_files = {Label("//third_party/system:protobuf.BUILD"): "BUILD"},
     )

@@ -13,6 +13,7 @@
 #include "experiments/harness/experiment.h"
 #include "experiments/harness/stop.h"
 #include "experiments/reporting/experiment_report.h"
+#include "experiments/reporting/markdown.h"
 #include "experiments/results/json_reader.h"
 #include "experiments/results/results_file.h"
 
@@ -37,8 +38,16 @@ absl::StatusOr<ExperimentResult> RunAndWrite(const std::string& name, Session& s
     const nlohmann::json figures = report->summarize(result);
     for (auto it = figures.begin(); it != figures.end(); ++it) result.summary[it.key()] = *it;
   }
-  if (report->in_terminal) {
-    std::fputs(RenderSectionText(report->title, report->section(result)).c_str(), stdout);
+  if (report->in_terminal || session.board) {
+    const Section section = report->section(result);
+    if (report->in_terminal) std::fputs(RenderSectionText(report->title, section).c_str(), stdout);
+    if (session.board) {  // its tables and answer as TensorBoard text (Markdown; no plots)
+      MarkdownWriter md(/*dir=*/"", /*draw_plots=*/false);
+      md.Line(absl::StrCat("## ", report->title));
+      md.Line();
+      md.AddSection(section);
+      session.board->Text(board_tags::kSection, md.text());
+    }
   }
   if (session.writes() && !session.options.results_dir.empty()) {
     const std::string dir = session.ResultsDir();

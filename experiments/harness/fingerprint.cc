@@ -30,7 +30,7 @@ namespace internal {
 const std::set<std::string>& NotInFingerprint() {
   static const auto* names = new std::set<std::string>{
       // Where output goes and how progress shows.
-      "results_dir", "trace", "nvtx", "progress", "save_model", "keep_best",
+      "results_dir", "tensorboard_dir", "trace", "nvtx", "progress", "save_model", "keep_best",
       // Checkpointing itself, and the data-parallel plumbing (compared across ranks instead).
       "checkpoint_dir", "checkpoint_every", "resume", "dist_timeout", "dist_backend",
       // Speed only: the loader gives the same batches for any worker count (plugins/data).

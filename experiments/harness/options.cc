@@ -68,6 +68,8 @@ DEFINE_string(results_dir, "", "Write <experiment>.json and <experiment>_batches
 DEFINE_string(progress, "auto", "auto | on | off: progress line on stderr (auto: on a terminal).");
 DEFINE_string(trace, "", "Chrome trace of every batch (ui.perfetto.dev) to this file.");
 DEFINE_string(nvtx, "off", "off | phases | layers: NVTX ranges for nsys (--nvtx alone: phases).");
+DEFINE_string(tensorboard_dir, "",
+              "TensorBoard event files here: DIR/<experiment>/<run> (docs/tensorboard.md).");
 DEFINE_string(checkpoint_dir, "",
               "Save <experiment>.ckpt here each epoch (and --checkpoint_every).");
 DEFINE_int64(checkpoint_every, 0, "Also checkpoint every N batches (0: at epoch ends only).");
@@ -230,6 +232,7 @@ absl::StatusOr<ExperimentOptions> Build(const FlagValues& values, const std::str
   c.portable_kernels = r.Bool("portable_kernels");
   c.trace = r.Str("trace");
   c.nvtx = r.Str("nvtx");
+  c.tensorboard_dir = r.Str("tensorboard_dir");
   c.results_dir = r.Str("results_dir");
   c.progress = r.Str("progress");
   c.repeats = static_cast<int>(r.Int("repeats"));
@@ -355,8 +358,9 @@ const std::vector<FlagGroup>& TrainingFlagGroups() {
        {"epochs", "optimizer", "lr", "weight_decay", "momentum", "strategy", "model", "model_path",
         "batch_norm", "seed"}},
       // (One paragraph: the screen is full. --helpfull describes each.)
-      {"Output (--results_dir: JSON/CSV; --trace: Perfetto timeline; --nvtx=phases|layers: nsys)",
-       {"results_dir", "repeats", "progress", "trace", "nvtx"},
+      {"Output (--results_dir: JSON/CSV; --tensorboard_dir: event files; --trace: Perfetto "
+       "timeline; --nvtx=phases|layers: nsys)",
+       {"results_dir", "tensorboard_dir", "repeats", "progress", "trace", "nvtx"},
        /*compact=*/true},
       {"Performance", {"device", "disable_cuda", "threads", "malloc_tuning", "portable_kernels"}},
       // Compact groups (one paragraph each; --helpfull describes every flag): settings with a

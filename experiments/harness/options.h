@@ -117,9 +117,10 @@ struct ExperimentOptions {
   bool malloc_tuning = true;
   bool portable_kernels = false;  // ATen and oneDNN pinned to avx2 (core/kernels.h)
   // Output
-  std::string trace;         // Chrome trace file
-  std::string nvtx = "off";  // off | phases | layers: NVTX ranges (core/nvtx.h)
-  std::string results_dir;   // <experiment>.json and <experiment>_batches.csv go here
+  std::string trace;            // Chrome trace file
+  std::string nvtx = "off";     // off | phases | layers: NVTX ranges (core/nvtx.h)
+  std::string results_dir;      // <experiment>.json and <experiment>_batches.csv go here
+  std::string tensorboard_dir;  // TensorBoard event files (experiments/tensorboard/board.h)
   std::string progress = "auto";
   int repeats = 1;
   int dist_timeout_s = 300;  // data-parallel: how long a rank waits for the others

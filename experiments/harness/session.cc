@@ -68,6 +68,9 @@ absl::Status CheckOutputPaths(const ExperimentOptions& c) {
     TRAINLAB_RETURN_IF_ERROR(PrepareWritableDir(UserPath(c.results_dir), "--results_dir"));
   }
   if (!c.trace.empty()) TRAINLAB_RETURN_IF_ERROR(CheckOutputFile(UserPath(c.trace), "--trace"));
+  if (!c.tensorboard_dir.empty()) {
+    TRAINLAB_RETURN_IF_ERROR(PrepareWritableDir(UserPath(c.tensorboard_dir), "--tensorboard_dir"));
+  }
   if (!c.run.save_model.empty()) {
     TRAINLAB_RETURN_IF_ERROR(CheckOutputFile(c.run.save_model, "--save_model"));
   }
@@ -102,6 +105,7 @@ absl::Status CheckModel(const RunConfig& r) {
 // or saved model). Their checkpointer holds rank 0's state and writes nothing either.
 void ApplyRankRules(ExperimentOptions& c) {
   c.results_dir.clear();
+  c.tensorboard_dir.clear();
   c.trace.clear();
   c.progress = "off";
   c.run.save_model.clear();
@@ -162,6 +166,16 @@ void SetUpProcess(Session& s) {
   nvtx::SetLevel(nvtx::ParseLevel(c.nvtx).value_or(nvtx::Level::kOff));  // checked with the flags
 }
 
+// --tensorboard_dir: the experiment's own run, with the Settings paragraph as its first text.
+absl::Status OpenBoard(Session& s, const std::string& settings) {
+  if (s.options.tensorboard_dir.empty()) return absl::OkStatus();
+  TRAINLAB_ASSIGN_OR_RETURN(
+      s.board, ExperimentBoard::Open(UserPath(s.options.tensorboard_dir), s.options.experiment,
+                                     s.options.repeats));
+  s.board->Text(board_tags::kSettings, settings);
+  return absl::OkStatus();
+}
+
 // The training and test sets, shared by every run of the session.
 absl::Status LoadData(Session& s) {
   TRAINLAB_ASSIGN_OR_RETURN(ChosenData chosen, ChooseData(s.options));
@@ -186,7 +200,10 @@ absl::StatusOr<Session> Session::Start(ExperimentOptions options) {
   if (s.comm)
     TRAINLAB_RETURN_IF_ERROR(internal::AgreeOnSettings(s));  // every rank the same, or stop
   TRAINLAB_RETURN_IF_ERROR(OpenCheckpointer(s));
-  internal::PrintSettings(s);
+  const std::string settings = internal::SettingsParagraph(s);
+  std::fputs(settings.c_str(), stdout);
+  std::fflush(stdout);
+  TRAINLAB_RETURN_IF_ERROR(OpenBoard(s, settings));
   return s;
 }
 
@@ -221,6 +238,7 @@ absl::StatusOr<Session> Session::With(ExperimentOptions other) const {
   if (!s.options.trace.empty()) s.trace = std::make_unique<TraceRecorder>();
   TRAINLAB_RETURN_IF_ERROR(CheckBatchSize(s));
   TRAINLAB_RETURN_IF_ERROR(OpenCheckpointer(s));
+  TRAINLAB_RETURN_IF_ERROR(OpenBoard(s, internal::SettingsParagraph(s)));
   return s;
 }
 

@@ -22,6 +22,7 @@
 #include "experiments/checkpoint/checkpointer.h"
 #include "experiments/harness/options.h"
 #include "experiments/harness/run_config.h"
+#include "experiments/tensorboard/board.h"
 #include "plugins/data/dataset.h"
 #include "plugins/distributed/communicator.h"
 
@@ -48,6 +49,7 @@ struct Session {
   std::unique_ptr<TraceRecorder> trace;        // when --trace is set
   bool progress = false;                       // draw the progress line on stderr
   std::unique_ptr<Checkpointer> checkpointer;  // when --checkpoint_dir is set
+  std::unique_ptr<ExperimentBoard> board;      // when --tensorboard_dir is set (rank 0 alone)
   // Data-parallel (WORLD_SIZE > 1, from torchrun or set by hand): the process group. Rank 0
   // alone prints, writes results and saves; the others train silently.
   std::shared_ptr<distributed::Communicator> comm;
@@ -55,7 +57,7 @@ struct Session {
   // Pins the CPU kernels (--portable_kernels) before any tensor operation, checks every output
   // path (results folder, trace, saved weights) and the model before any training, resolves the
   // device, applies threads and allocator settings, loads the data, opens the checkpoint and
-  // prints the "Settings:" paragraph.
+  // prints the "Settings:" paragraph (and writes it to TensorBoard, --tensorboard_dir).
   static absl::StatusOr<Session> Start(ExperimentOptions options);
   // A session without data, on the CPU, for what only counts (q1_q4): prints nothing.
   static absl::StatusOr<Session> Bare(ExperimentOptions options);

@@ -20,8 +20,8 @@ const std::set<std::string>& NotInFingerprint();
 // every rank, naming each setting and the ranks that differ, before any training.
 absl::Status AgreeOnSettings(const Session& s);
 
-// Prints the "Settings:" paragraph: data, device, model, threads, allocator, kernels, the run.
-void PrintSettings(const Session& s);
+// The "Settings:" paragraph: data, device, model, threads, allocator, kernels, the run.
+std::string SettingsParagraph(const Session& s);
 
 }  // namespace trainlab::experiments::internal
 

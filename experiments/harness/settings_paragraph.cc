@@ -29,31 +29,41 @@ std::string KernelsLine(const Session& s) {
 
 namespace internal {
 
-void PrintSettings(const Session& s) {
+std::string SettingsParagraph(const Session& s) {
+  std::string out;
   const ExperimentOptions& c = s.options;
   const RunConfig& r = c.run;
-  std::printf("Settings:\n");
-  if (!s.data_note.empty()) std::printf("- Data: %s\n", s.data_note.c_str());
-  std::printf("- Dataset: %s (%" PRId64 " images, read in %.2fs), test %s (%" PRId64 " images)\n",
-              s.train->name.c_str(), s.train->size, s.train->load_seconds, s.test->name.c_str(),
-              s.test->size);
-  std::printf(
-      "- Device: %s%s\n", s.device.str().c_str(),
+  absl::StrAppendFormat(&out, "Settings:\n");
+  if (!s.data_note.empty()) absl::StrAppendFormat(&out, "- Data: %s\n", s.data_note.c_str());
+  absl::StrAppendFormat(
+      &out, "- Dataset: %s (%" PRId64 " images, read in %.2fs), test %s (%" PRId64 " images)\n",
+      s.train->name.c_str(), s.train->size, s.train->load_seconds, s.test->name.c_str(),
+      s.test->size);
+  absl::StrAppendFormat(
+      &out, "- Device: %s%s\n", s.device.str().c_str(),
       s.device.is_cpu() && torch::cuda::is_available() ? " (CUDA available but not used)" : "");
-  std::printf("- Model: %s%s\n", r.model.c_str(),
-              r.model_path.empty() ? "" : absl::StrCat(" from ", r.model_path).c_str());
-  std::printf("- Intra-op threads: %d; allocator: %s\n", at::get_num_threads(),
-              s.allocator.c_str());
-  std::printf("- CPU kernels: %s\n", KernelsLine(s).c_str());
+  absl::StrAppendFormat(&out, "- Model: %s%s\n", r.model.c_str(),
+                        r.model_path.empty() ? "" : absl::StrCat(" from ", r.model_path).c_str());
+  absl::StrAppendFormat(&out, "- Intra-op threads: %d; allocator: %s\n", at::get_num_threads(),
+                        s.allocator.c_str());
+  absl::StrAppendFormat(&out, "- CPU kernels: %s\n", KernelsLine(s).c_str());
+  if (!c.tensorboard_dir.empty()) {
+    absl::StrAppendFormat(&out,
+                          "- TensorBoard: event files under %s/%s, one folder per run "
+                          "(tensorboard --logdir %s)\n",
+                          c.tensorboard_dir, c.experiment, c.tensorboard_dir);
+  }
   if (c.nvtx != "off") {
-    std::printf(
-        "- NVTX ranges (--nvtx=%s): each batch's phases%s, for nsys profile (docs/gpu.md)\n",
+    absl::StrAppendFormat(
+        &out, "- NVTX ranges (--nvtx=%s): each batch's phases%s, for nsys profile (docs/gpu.md)\n",
         c.nvtx.c_str(), c.nvtx == "layers" ? " and every layer" : "");
   }
-  std::printf("- Batch size %" PRId64
-              ", loader workers %d, lr %g, weight decay %g, momentum %g, seed %" PRIu64 "\n",
-              r.batch_size, r.num_workers, r.optimizer_settings.lr,
-              r.optimizer_settings.weight_decay, r.optimizer_settings.momentum, r.seed);
+  absl::StrAppendFormat(&out,
+                        "- Batch size %" PRId64
+                        ", loader workers %d, lr %g, weight decay %g, momentum %g, seed %" PRIu64
+                        "\n",
+                        r.batch_size, r.num_workers, r.optimizer_settings.lr,
+                        r.optimizer_settings.weight_decay, r.optimizer_settings.momentum, r.seed);
   if (r.lr_schedule != "constant" || r.warmup_epochs > 0 || r.label_smoothing > 0) {
     std::string line = absl::StrCat("- Learning rate: ", r.lr_schedule, " from ",
                                     r.optimizer_settings.lr, " over ", r.epochs, " epochs");
@@ -62,39 +72,44 @@ void PrintSettings(const Session& s) {
                       r.lr_milestones.empty() ? "(none)" : absl::StrJoin(r.lr_milestones, ","));
     }
     if (r.warmup_epochs > 0) absl::StrAppend(&line, ", warm-up ", r.warmup_epochs, " epochs");
-    std::printf("%s (set per batch); label smoothing %g\n", line.c_str(), r.label_smoothing);
+    absl::StrAppendFormat(&out, "%s (set per batch); label smoothing %g\n", line.c_str(),
+                          r.label_smoothing);
   }
   if (r.tta_flip || r.target_accuracy > 0) {
-    std::printf(
-        "- Evaluation:%s%s\n", r.tta_flip ? " each test image and its mirror (--tta=flip)" : "",
-        r.target_accuracy > 0 ? absl::StrFormat("%s stop at %.2f%% test top-1 (--target_accuracy)",
+    absl::StrAppendFormat(&out, "- Evaluation:%s%s\n",
+                          r.tta_flip ? " each test image and its mirror (--tta=flip)" : "",
+                          r.target_accuracy > 0
+                              ? absl::StrFormat("%s stop at %.2f%% test top-1 (--target_accuracy)",
                                                 r.tta_flip ? ";" : "", r.target_accuracy)
                                     .c_str()
                               : "");
   }
   if (r.max_batches_per_epoch > 0) {
-    std::printf("- Epochs cut to %" PRId64 " batches (--max_batches_per_epoch)\n",
-                r.max_batches_per_epoch);
+    absl::StrAppendFormat(&out, "- Epochs cut to %" PRId64 " batches (--max_batches_per_epoch)\n",
+                          r.max_batches_per_epoch);
   }
-  if (c.repeats > 1) std::printf("- Each configuration runs %d times (--repeats)\n", c.repeats);
+  if (c.repeats > 1)
+    absl::StrAppendFormat(&out, "- Each configuration runs %d times (--repeats)\n", c.repeats);
   if (s.comm) {
-    std::printf("- Data-parallel over %d ranks (c10d, Gloo): %s; --batch_size is per rank (%" PRId64
-                " images per step in all); loss and top-1 over all ranks, times rank 0's; "
-                "batch norm: rank 0's running statistics, broadcast before every forward (DDP's "
-                "default)\n",
-                s.comm->world_size(), s.comm->env().str().c_str(),
-                r.batch_size * s.comm->world_size());
+    absl::StrAppendFormat(
+        &out,
+        "- Data-parallel over %d ranks (c10d, Gloo): %s; --batch_size is per rank (%" PRId64
+        " images per step in all); loss and top-1 over all ranks, times rank 0's; "
+        "batch norm: rank 0's running statistics, broadcast before every forward (DDP's "
+        "default)\n",
+        s.comm->world_size(), s.comm->env().str().c_str(), r.batch_size * s.comm->world_size());
   }
   if (s.checkpointer) {
-    std::printf("- Checkpoints: %s%s%s\n", s.checkpointer->path().c_str(),
-                s.checkpointer->resuming() ? " (resuming)" : "",
-                s.comm ? " (rank 0 writes; every rank restores what it wrote)" : "");
+    absl::StrAppendFormat(&out, "- Checkpoints: %s%s%s\n", s.checkpointer->path().c_str(),
+                          s.checkpointer->resuming() ? " (resuming)" : "",
+                          s.comm ? " (rank 0 writes; every rank restores what it wrote)" : "");
   }
   if (s.restarted()) {
-    std::printf("- Restarted by torchrun (attempt %d of this job)%s\n", s.comm->env().restart_count,
-                s.checkpointer ? "" : ": no --checkpoint_dir, so training starts over");
+    absl::StrAppendFormat(&out, "- Restarted by torchrun (attempt %d of this job)%s\n",
+                          s.comm->env().restart_count,
+                          s.checkpointer ? "" : ": no --checkpoint_dir, so training starts over");
   }
-  std::fflush(stdout);
+  return out;
 }
 
 }  // namespace internal

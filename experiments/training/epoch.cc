@@ -143,8 +143,9 @@ absl::StatusOr<EpochStats> TrainOneEpoch(const Session& session, const RunConfig
     // 2. train: fetch, copy, step, record.
     TRAINLAB_ASSIGN_OR_RETURN(const BatchRecord* batch, TrainBatchOnRank(session, trainer, lr));
     if (batch == nullptr) break;  // the epoch's batches are done
-    // 3. progress.
+    // 3. progress, and TensorBoard's scalars of the batch (buffered; written off this thread).
     progress.Update(trainer.Progress());
+    if (t.board) t.board->Batch(*batch, trainer.NextStep());
     // 4. agree.
     TRAINLAB_ASSIGN_OR_RETURN(const BatchVerdict verdict, Agree(session, *batch));
     // 5. diverged: this rank's loss when it is the one that diverged; NaN when another rank's.
@@ -239,9 +240,17 @@ absl::Status TrainEpochs(const Session& session, const RunConfig& config, const 
       result.test.push_back(test);
       TRAINLAB_RETURN_IF_ERROR(KeepIfBest(session, config, result, *t.model));
     }
-    // The lab's block.
-    PrintEpoch(config, result.epochs.back(),
-               result.test.size() == result.epochs.size() ? &result.test.back() : nullptr);
+    // TensorBoard's block, at the global step of the epoch's last batch, flushed; then the lab's
+    // (so a block on stdout means its figures are in the event file).
+    const EpochStats& done = result.epochs.back();
+    const EvalStats* epoch_test =
+        result.test.size() == result.epochs.size() ? &result.test.back() : nullptr;
+    if (t.board) {
+      t.board->Epoch(done, epoch_test, result.loader_stages.back(),
+                     (done.epoch - 1) * t.loader->batches_per_epoch() +
+                         static_cast<int64_t>(done.batches.size()));
+    }
+    PrintEpoch(config, done, epoch_test);
     // The target reached: the run ends here.
     if (!diverged && config.target_accuracy > 0 && !result.test.empty() &&
         result.test.back().top1 >= config.target_accuracy) {

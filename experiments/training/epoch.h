@@ -33,6 +33,7 @@
 #include "experiments/harness/run_config.h"
 #include "experiments/harness/session.h"
 #include "experiments/results/result.h"
+#include "experiments/tensorboard/board.h"
 #include "plugins/data/loader.h"
 
 namespace trainlab::experiments {
@@ -45,6 +46,7 @@ struct Training {
   StepOptions step;
   std::unique_ptr<data::BatchLoader> loader, test_loader;
   std::optional<LrSchedule> schedule;
+  std::unique_ptr<RunBoard> board;  // --tensorboard_dir (rank 0), or null
 };
 
 // Epochs [first_epoch, config.epochs) of the run, appended to `result`; `partial` is the epoch a

@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -110,6 +111,34 @@ absl::StatusOr<Training> BuildTraining(const Session& session, const RunConfig& 
   return t;
 }
 
+// The run's settings as TensorBoard's HParams dashboard lists them: what an experiment varies
+// (optimizer, strategy, workers, model, schedule) and what it holds fixed.
+std::map<std::string, tensorboard::HParamValue> BoardHParams(const Session& session,
+                                                             const RunConfig& c) {
+  std::map<std::string, tensorboard::HParamValue> h = {
+      {"experiment", session.options.experiment},
+      {"variant", c.label},
+      {"optimizer", c.optimizer},
+      {"strategy", c.strategy},
+      {"model", c.model},
+      {"device", c.device.str()},
+      {"dataset", session.train ? session.train->name : std::string("none")},
+      {"batch_size", static_cast<double>(c.batch_size)},
+      {"num_workers", static_cast<double>(c.num_workers)},
+      {"epochs", static_cast<double>(c.epochs)},
+      {"lr", c.optimizer_settings.lr},
+      {"momentum", c.optimizer_settings.momentum},
+      {"weight_decay", c.optimizer_settings.weight_decay},
+      {"lr_schedule", c.lr_schedule},
+      {"warmup_epochs", c.warmup_epochs},
+      {"label_smoothing", c.label_smoothing},
+      {"tta_flip", c.tta_flip},
+      {"seed", static_cast<double>(c.seed)},
+      {"max_batches_per_epoch", static_cast<double>(c.max_batches_per_epoch)}};
+  if (session.comm) h["world_size"] = static_cast<double>(session.comm->world_size());
+  return h;
+}
+
 // --- What a run prints -------------------------------------------------------------------------
 
 void PrintRun(const RunConfig& config, const RunResult& r) {
@@ -201,8 +230,19 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
       PrintRun(config, result);
     }
   }
+  if (session.board) {
+    // A resumed run continues its folder from the first batch it trains again.
+    const int64_t resume_step =
+        first_epoch > 0 || partial
+            ? first_epoch * t.loader->batches_per_epoch() +
+                  static_cast<int64_t>(partial ? partial->batches.size() : 0) + 1
+            : 0;
+    t.board =
+        session.board->OpenRun(config.label, repeat, BoardHParams(session, config), resume_step);
+  }
   TRAINLAB_RETURN_IF_ERROR(
       TrainEpochs(session, config, key, t, result, first_epoch, std::move(partial)));
+  if (t.board) t.board->End(result.diverged.has_value());
   if (!config.keep_best) TRAINLAB_RETURN_IF_ERROR(SaveModel(config, *t.model));
   if (ckpt != nullptr) {
     TRAINLAB_RETURN_IF_ERROR(ckpt->Finish(key, result, *t.model, *t.optimizer));
