@@ -1,12 +1,14 @@
 #include "experiments/harness/experiment_main.h"
 
 #include <glog/logging.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "core/files.h"
 #include "core/status_macros.h"
 #include "experiments/harness/environment.h"
 #include "experiments/harness/error_boundary.h"
@@ -14,6 +16,7 @@
 #include "experiments/harness/stop.h"
 #include "experiments/reporting/experiment_report.h"
 #include "experiments/reporting/markdown.h"
+#include "experiments/reporting/plot.h"
 #include "experiments/results/json_reader.h"
 #include "experiments/results/results_file.h"
 
@@ -28,6 +31,35 @@ std::string ShellQuote(const std::string& arg) {
   for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
 }
+
+namespace {
+
+// The section's plots as PNG images in the experiment's TensorBoard run ("plot/c2_times"), drawn
+// by gnuplot into a scratch file. Without gnuplot (or when one fails) the charts are left out:
+// the text and scalars are there, and REPORT.md says how to get the plots.
+void BoardPlots(const Section& section, ExperimentBoard& board) {
+  if (!GnuplotAvailable()) return;
+  for (const Block& b : section.blocks) {
+    if (b.kind != Block::Kind::kPlot) continue;
+    const std::string stem = std::filesystem::path(b.plot.file).stem().string();
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              absl::StrCat("trainlab_", getpid(), "_", stem, ".png"))
+                                 .string();
+    const absl::Status drawn = DrawPng(path, b.plot);
+    absl::StatusOr<std::string> png =
+        drawn.ok() ? ReadRegularFile(path, /*max_bytes=*/uint64_t{64} << 20, "plot")
+                   : absl::StatusOr<std::string>(drawn);
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    absl::Status st = png.ok() ? board.Image(absl::StrCat("plot/", stem), *png) : png.status();
+    if (!st.ok()) {
+      std::fprintf(stderr, "%s: warning: --tensorboard_dir: plot %s left out: %s\n",
+                   board.experiment().c_str(), stem.c_str(), std::string(st.message()).c_str());
+    }
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<ExperimentResult> RunAndWrite(const std::string& name, Session& session) {
   TRAINLAB_ASSIGN_OR_RETURN(const Experiment* experiment, ExperimentRegistry::Global().Find(name));
@@ -47,6 +79,7 @@ absl::StatusOr<ExperimentResult> RunAndWrite(const std::string& name, Session& s
       md.Line();
       md.AddSection(section);
       session.board->Text(board_tags::kSection, md.text());
+      BoardPlots(section, *session.board);
     }
   }
   if (session.writes() && !session.options.results_dir.empty()) {

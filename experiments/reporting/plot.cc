@@ -22,10 +22,12 @@ std::string Quote(const std::string& s) {  // a gnuplot string literal
 
 }  // namespace
 
-std::string GnuplotScript(const Plot& p, const std::string& svg_path) {
+std::string GnuplotScript(const Plot& p, const std::string& path, bool png) {
   std::string script = absl::StrCat(
-      "set terminal svg size 760,440 dynamic noenhanced font 'sans,11' background '#ffffff'\n",
-      "set output ", Quote(svg_path), "\n", "set title ", Quote(p.title), "\n", "set xlabel ",
+      png ? "set terminal pngcairo size 760,440 noenhanced font 'sans,10' background '#ffffff'\n"
+          : "set terminal svg size 760,440 dynamic noenhanced font 'sans,11' background "
+            "'#ffffff'\n",
+      "set output ", Quote(path), "\n", "set title ", Quote(p.title), "\n", "set xlabel ",
       Quote(p.xlabel), "\n", "set ylabel ", Quote(p.ylabel), "\n",
       "set key outside right top\nset grid\n", p.from_zero ? "set yrange [0:*]\n" : "");
   if (!p.y2label.empty()) {
@@ -68,10 +70,11 @@ std::string GnuplotScript(const Plot& p, const std::string& svg_path) {
 
 bool GnuplotAvailable() { return OnPath("gnuplot"); }
 
-absl::Status DrawSvg(const std::string& dir, const Plot& p) {
-  const std::string svg = absl::StrCat(dir, "/", p.file);
-  const std::string script_path = absl::StrCat(dir, "/.", p.file, ".gp");
-  TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(script_path, GnuplotScript(p, svg)));
+namespace {
+
+// Runs gnuplot on `script`, kept in `script_path` while it runs.
+absl::Status RunGnuplot(const Plot& p, const std::string& script_path, const std::string& script) {
+  TRAINLAB_RETURN_IF_ERROR(WriteFileAtomically(script_path, script));
   absl::StatusOr<ProcessResult> run = RunProcess({"gnuplot", script_path});
   std::error_code ec;
   std::filesystem::remove(script_path, ec);
@@ -82,6 +85,17 @@ absl::Status DrawSvg(const std::string& dir, const Plot& p) {
         absl::StrCat("gnuplot failed on ", p.file, " (exit ", run->exit_code, "): ", first));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status DrawSvg(const std::string& dir, const Plot& p) {
+  return RunGnuplot(p, absl::StrCat(dir, "/.", p.file, ".gp"),
+                    GnuplotScript(p, absl::StrCat(dir, "/", p.file)));
+}
+
+absl::Status DrawPng(const std::string& path, const Plot& p) {
+  return RunGnuplot(p, absl::StrCat(path, ".gp"), GnuplotScript(p, path, /*png=*/true));
 }
 
 }  // namespace trainlab::experiments

@@ -34,13 +34,16 @@ struct Plot {
   bool log_x = false, log_y = false;  // logarithmic axes (a roofline); points <= 0 are left out
 };
 
-// The gnuplot script that draws `plot` into `svg_path`.
-std::string GnuplotScript(const Plot& plot, const std::string& svg_path);
+// The gnuplot script that draws `plot` into `path`: an SVG, or with `png` a 760x440 PNG (cairo).
+std::string GnuplotScript(const Plot& plot, const std::string& path, bool png = false);
 // Whether gnuplot is on $PATH.
 bool GnuplotAvailable();
 // Draws DIR/<plot.file>. Errors: the script cannot be written, gnuplot is missing or fails (its
 // first output line is in the message).
 absl::Status DrawSvg(const std::string& dir, const Plot& plot);
+// Draws `plot` as a PNG file at `path` (for TensorBoard, whose images are PNG). Errors as
+// DrawSvg's.
+absl::Status DrawPng(const std::string& path, const Plot& plot);
 
 }  // namespace trainlab::experiments
 

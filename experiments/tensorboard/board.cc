@@ -124,6 +124,52 @@ std::unique_ptr<RunBoard> ExperimentBoard::OpenRun(
   return std::make_unique<RunBoard>(std::move(*writer));
 }
 
+std::optional<PngShape> ReadPngShape(const std::string& bytes) {
+  // The 8-byte signature, then the IHDR chunk: length (13), "IHDR", width and height (big-endian
+  // uint32), bit depth, colour type (PNG specification, 11.2.2).
+  static constexpr char kSignature[] = "\x89PNG\r\n\x1a\n";
+  if (bytes.size() < 33 || bytes.compare(0, 8, kSignature, 8) != 0 ||
+      bytes.compare(12, 4, "IHDR") != 0) {
+    return std::nullopt;
+  }
+  auto u32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[at + i]);
+    return v;
+  };
+  int channels = 0;
+  switch (static_cast<unsigned char>(bytes[25])) {
+    case 0:
+      channels = 1;
+      break;  // greyscale
+    case 2:
+      channels = 3;
+      break;  // RGB
+    case 3:
+      channels = 3;
+      break;  // palette (shown as RGB)
+    case 4:
+      channels = 2;
+      break;  // greyscale + alpha
+    case 6:
+      channels = 4;
+      break;  // RGBA
+    default:
+      return std::nullopt;
+  }
+  const uint32_t width = u32(16), height = u32(20);
+  if (width == 0 || height == 0 || width > (1u << 24) || height > (1u << 24)) return std::nullopt;
+  return PngShape{static_cast<int>(width), static_cast<int>(height), channels};
+}
+
+absl::Status ExperimentBoard::Image(const std::string& tag, const std::string& png) {
+  const std::optional<PngShape> shape = ReadPngShape(png);
+  if (!shape) return absl::InvalidArgumentError(absl::StrCat(tag, ": not a PNG image"));
+  own_->Image(tag, png, shape->height, shape->width, shape->channels, 0);
+  (void)own_->Flush();
+  return absl::OkStatus();
+}
+
 void ExperimentBoard::Text(const std::string& tag, const std::string& markdown) {
   own_->Text(tag, markdown, 0);
   (void)own_->Flush();

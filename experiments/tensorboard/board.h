@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -115,6 +116,9 @@ class ExperimentBoard {
 
   // Text in the experiment's own run, at step 0 (Markdown: TensorBoard renders it).
   void Text(const std::string& tag, const std::string& markdown);
+  // A PNG in the experiment's own run, at step 0 (a plot of its section). An error when `png`
+  // is not a PNG file (its size and channels are read from its header).
+  absl::Status Image(const std::string& tag, const std::string& png);
 
   const std::string& dir() const { return dir_; }
   const std::string& experiment() const { return experiment_; }
@@ -134,6 +138,12 @@ class ExperimentBoard {
 
 // The folder-safe form of a run label (see RunFolder).
 std::string RunFolderName(const std::string& label);
+
+// A PNG's width, height and channels, from its IHDR chunk; nullopt when `bytes` is not a PNG.
+struct PngShape {
+  int width = 0, height = 0, channels = 0;
+};
+std::optional<PngShape> ReadPngShape(const std::string& bytes);
 
 }  // namespace trainlab::experiments
 

@@ -216,6 +216,31 @@ TEST(RunBoard, EveryFileOpensWithARestartMarkAtItsFirstStep) {
   EXPECT_EQ(PurgeSteps(EventsIn(dir + "/c2")), (std::vector<int64_t>{0, 0}));
 }
 
+TEST(ReadPngShape, ReadsTheHeaderAndRefusesWhatIsNotAPng) {
+  // Signature, IHDR length 13, "IHDR", width 760, height 440, depth 8, colour type 6 (RGBA).
+  std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\x02\xf8\0\0\x01\xb8\x08\x06\0\0\0", 29);
+  png += std::string(8, '\0');  // the chunk's CRC and more
+  const std::optional<PngShape> shape = ReadPngShape(png);
+  ASSERT_TRUE(shape.has_value());
+  EXPECT_EQ(shape->width, 760);
+  EXPECT_EQ(shape->height, 440);
+  EXPECT_EQ(shape->channels, 4);
+  std::string rgb = png;
+  rgb[25] = 2;
+  EXPECT_EQ(ReadPngShape(rgb)->channels, 3);
+  std::string bad = png;
+  bad[1] = 'Q';
+  EXPECT_FALSE(ReadPngShape(bad).has_value());
+  EXPECT_FALSE(ReadPngShape(png.substr(0, 20)).has_value());
+  std::string odd = png;
+  odd[25] = 5;  // no such colour type
+  EXPECT_FALSE(ReadPngShape(odd).has_value());
+  auto board = ExperimentBoard::Open(FreshTestDir("board_png"), "c2", 1);
+  ASSERT_TRUE(board.ok()) << board.status();
+  EXPECT_TRUE((*board)->Image("plot/x", png).ok());
+  EXPECT_FALSE((*board)->Image("plot/y", "GIF89a").ok());
+}
+
 TEST(ExperimentBoard, ARunFolderThatCannotBeMadeIsAWarningNotAnError) {
   const std::string dir = FreshTestDir("board_blocked");
   auto board = ExperimentBoard::Open(dir, "c2", 1);

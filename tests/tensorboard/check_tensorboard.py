@@ -170,6 +170,15 @@ def readback(args):
     check(settings.startswith("Settings:\n- "), "settings text: %r" % settings[:80])
     section = text_of(own, "section")
     check("Answer" in section and "|" in section, "section text: %r" % section[:200])
+    # Its plots, as PNG images (gnuplot's, 760x440).
+    images = own.Tags()["images"]
+    check(len(images) >= 1 and all(t.startswith("plot/") for t in images),
+          "plot images: %s" % images)
+    for tag in images:
+        img = own.Images(tag)[-1]
+        check(img.encoded_image_string[:8] == b"\x89PNG\r\n\x1a\n" and
+              (img.width, img.height) == (760, 440),
+              "%s: %dx%d, %r" % (tag, img.width, img.height, img.encoded_image_string[:8]))
     print("readback: %d scalar tags, %d batch steps, %d epochs: %s" %
           (len(tags), len(steps), len(epochs), "ok" if not failures else "FAILED"))
 
@@ -216,6 +225,10 @@ def served(args):
         series = http_json(args.url + "/data/plugin/scalars/scalars?" + q)
         n = sum(e["batches"] for e in run["epochs"])
         check(len(series) == n, "%s batch/loss: %d points, want %d" % (run_name, len(series), n))
+    # The experiment's own run: its section's plots as images.
+    images = http_json(args.url + "/data/plugin/images/tags").get(args.experiment, {})
+    check(any(t.startswith("plot/") for t in images), "%s: plot images served: %s" %
+          (args.experiment, sorted(images)))
     # HParams: the experiment (its hyperparameters and the values each run took) and one session
     # group per run, with the runs' final figures.
     experiment = http_json(args.url + "/data/plugin/hparams/experiment", {"experimentName": ""})
