@@ -110,6 +110,26 @@ else
   fail "the printed resume command failed: '$command': $(cat "$tmp/dropres.err" 2>/dev/null)"
 fi
 
+# --- Under an elastic launcher: the job's own checkpoint is resumed without --resume ------------
+# (TORCHELASTIC_RUN_ID, torchrun's rendezvous id, set by hand: what a worker an agent restarted
+# sees, whatever that agent's restart count.) Another job's checkpoint, or torchrun's default id
+# "none", still needs --resume.
+start_and_signal job INT "Epoch 1 Summary" env TORCHELASTIC_RUN_ID=job-a "$C2" "${T[@]}" --checkpoint_dir="$tmp/ckjob"
+env TORCHELASTIC_RUN_ID=job-b "$C2" "${T[@]}" --checkpoint_dir="$tmp/ckjob" >"$tmp/jobb.out" 2>"$tmp/jobb.err" \
+  && fail "another job resumed job-a's checkpoint"
+grep -qF "c2.ckpt: a checkpoint is already there (of job job-a; this is job job-b); pass --resume" "$tmp/jobb.err" \
+  && pass "another job's checkpoint: refused, both jobs named" || fail "another job: $(cat "$tmp/jobb.err")"
+env TORCHELASTIC_RUN_ID=none "$C2" "${T[@]}" --checkpoint_dir="$tmp/ckjob" >"$tmp/jobnone.out" 2>"$tmp/jobnone.err" \
+  && fail "torchrun's default id 'none' resumed a checkpoint"
+if env TORCHELASTIC_RUN_ID=job-a "$C2" "${T[@]}" --checkpoint_dir="$tmp/ckjob" >"$tmp/joba.out" 2>"$tmp/joba.err"; then
+  grep -q "^c2: resuming run 'sgd #1' at epoch " "$tmp/joba.err" || fail "job-a: no resuming line: $(cat "$tmp/joba.err")"
+  [[ "$(grep '^Final state digest' "$tmp/whole.out")" == "$(grep '^Final state digest' "$tmp/joba.out")" ]] \
+    && pass "the same job resumes its own checkpoint without --resume, bit-identical" \
+    || fail "job-a resumed to another state"
+else
+  fail "the same job, without --resume: $(cat "$tmp/joba.err")"
+fi
+
 # --- a second signal exits at once; the same signal twice within a second is one request -------
 # (One batch of 64 per epoch, about 3 s on one thread of a fast AVX-512 core, longer elsewhere:
 # every signal lands while the second epoch's batch runs. The first two are 0.1 s apart, as a

@@ -57,6 +57,7 @@ json MetaToJson(const CheckpointMeta& m) {
   return ValidUtf8({{"format_version", m.format_version},
                     {"experiment", m.experiment},
                     {"fingerprint", m.fingerprint},
+                    {"job", m.job},
                     {"finished", std::move(finished)},
                     {"current", std::move(current)}});
 }
@@ -70,6 +71,9 @@ absl::StatusOr<CheckpointMeta> MetaFromJson(const JsonReader& j) {
   TRAINLAB_ASSIGN_OR_RETURN(m.experiment, j.String("experiment"));
   TRAINLAB_ASSIGN_OR_RETURN(JsonReader fingerprint, j.Object("fingerprint"));
   m.fingerprint = fingerprint.json();
+  if (j.Has("job")) {  // (absent from files written before 2026-12-07)
+    TRAINLAB_ASSIGN_OR_RETURN(m.job, j.String("job"));
+  }
   TRAINLAB_ASSIGN_OR_RETURN(JsonReader finished, j.Object("finished"));
   ResultDecoder decode;
   for (auto it = finished.json().begin(); it != finished.json().end(); ++it) {

@@ -68,6 +68,9 @@ struct CheckpointMeta {
   int format_version = kCheckpointFormatVersion;
   std::string experiment;
   nlohmann::json fingerprint = nlohmann::json::object();
+  // The elastic job that wrote it (TORCHELASTIC_RUN_ID, torchrun's rendezvous id), or "" (not
+  // under an elastic launcher, or a file written before 2026-12-07).
+  std::string job;
   std::map<std::string, FinishedRun> finished;  // by RunKey::str()
   std::optional<RunInProgress> current;
 };

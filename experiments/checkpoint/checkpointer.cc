@@ -220,17 +220,28 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenHere(const Optio
   std::unique_ptr<Checkpointer> c(new Checkpointer(path, lock_fd));
   c->meta_.experiment = o.experiment;
   c->meta_.fingerprint = o.fingerprint;
+  c->meta_.job = o.job;
   RemoveStaleTemporaries(o.dir, o.experiment + ".ckpt");
   std::error_code ec;
   const bool exists = std::filesystem::exists(std::filesystem::symlink_status(path, ec));
   if (!o.resume && !(o.resume_if_present && exists)) {
-    if (exists) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          path,
-          ": a checkpoint is already there; pass --resume to continue it, or remove it (or "
-          "choose another --checkpoint_dir) to start afresh"));
+    if (!exists) return c;
+    // This job's own checkpoint (a restart after a lost worker or node): resumed by the job.
+    std::string whose;
+    if (!o.job.empty()) {
+      TRAINLAB_ASSIGN_OR_RETURN(CheckpointFile file, ReadCheckpointFile(path));
+      if (file.meta.job == o.job) {
+        TRAINLAB_RETURN_IF_ERROR(c->Adopt(std::move(file), o));
+        return c;
+      }
+      whose = file.meta.job.empty()
+                  ? absl::StrCat(" (not written by this job, ", o.job, ")")
+                  : absl::StrCat(" (of job ", file.meta.job, "; this is job ", o.job, ")");
     }
-    return c;
+    return absl::AlreadyExistsError(absl::StrCat(
+        path, ": a checkpoint is already there", whose,
+        "; pass --resume to continue it, or remove it (or choose another --checkpoint_dir) to "
+        "start afresh"));
   }
   if (!exists) {
     return absl::NotFoundError(

@@ -54,6 +54,10 @@ class Checkpointer {
     bool resume = false;
     // --resume=auto: resume when DIR holds a checkpoint of this experiment, else start afresh.
     bool resume_if_present = false;
+    // The elastic job this process belongs to (TORCHELASTIC_RUN_ID; "" outside one). A checkpoint
+    // the same job wrote is resumed without --resume, whichever agent restarted this process (the
+    // agents' restart counts are their own); one of another job still needs --resume.
+    std::string job;
     // Settings that may grow on resume (the run is extended): "epochs", unless something
     // depends on the total.
     std::set<std::string> extendable = {"epochs"};

@@ -113,6 +113,63 @@ TEST(Checkpoint, SaveThenResumeRestoresTheExactStateAndTheGenerators) {
   EXPECT_EQ(StateDigest(*b.model, *b.sgd), StateDigest(*a.model, *a.sgd));
 }
 
+// Under torchrun: a checkpoint written by the same job (TORCHELASTIC_RUN_ID) is resumed without
+// --resume, whichever agent restarted the process; another job's, or one written outside a job,
+// still needs --resume, and the error says whose it is.
+TEST(Checkpoint, TheSameElasticJobResumesItsOwnCheckpointWithoutResume) {
+  const std::string dir = FreshTestDir("ckpt_job");
+  const nlohmann::json fingerprint = {{"lr", 0.1}, {"world_size", 2}};
+  Training a(4);
+  a.Step();
+  const std::string digest = StateDigest(*a.model, *a.sgd);
+  auto opts = [&](std::string job) {
+    Checkpointer::Options o = Opts(dir, "c2", fingerprint, /*resume=*/false);
+    o.job = std::move(job);
+    return o;
+  };
+  {
+    auto c = Checkpointer::Open(opts("job-a"));
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE((*c)->Save({"sgd", 1}, SomeRun(), std::nullopt, 1, *a.model, *a.sgd).ok());
+  }
+  // Another job: refused, naming both jobs.
+  auto other = Checkpointer::Open(opts("job-b"));
+  ASSERT_FALSE(other.ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(other.status()));
+  EXPECT_NE(other.status().message().find("(of job job-a; this is job job-b)"),
+            std::string_view::npos)
+      << other.status();
+  // Outside any job: refused as before.
+  auto none = Checkpointer::Open(opts(""));
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("pass --resume"), std::string_view::npos);
+  // The same job: resumed, the state restored.
+  auto same = Checkpointer::Open(opts("job-a"));
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_TRUE((*same)->resuming());
+  Training b(77);
+  auto p = (*same)->Resume({"sgd", 1}, 5, *b.model, *b.sgd);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->has_value());
+  EXPECT_EQ((*p)->epoch, 1);
+  EXPECT_EQ(StateDigest(*b.model, *b.sgd), digest);
+  // A checkpoint written outside a job is not "this job's" for a job that finds it.
+  const std::string dir2 = FreshTestDir("ckpt_job_outside");
+  {
+    Checkpointer::Options o = Opts(dir2, "c2", fingerprint, false);
+    auto c = Checkpointer::Open(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE((*c)->Save({"sgd", 1}, SomeRun(), std::nullopt, 1, *a.model, *a.sgd).ok());
+  }
+  Checkpointer::Options in_job = Opts(dir2, "c2", fingerprint, false);
+  in_job.job = "job-a";
+  auto refused = Checkpointer::Open(in_job);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("(not written by this job, job-a)"),
+            std::string_view::npos)
+      << refused.status();
+}
+
 TEST(Checkpoint, FinishedRunsAreKeptWithTheirFinalState) {
   const std::string dir = FreshTestDir("ckpt_finished");
   Training a(1);

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
+#include <string_view>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -36,6 +38,15 @@ absl::StatusOr<c10::Device> ChooseDevice(const ExperimentOptions& c, int local_r
 
 int LocalRank(const Session& s) { return s.comm ? s.comm->env().local_rank : 0; }
 
+// The elastic job this process runs in: torchrun's rendezvous id (TORCHELASTIC_RUN_ID), or ""
+// outside one, or when it is torchrun's default "none" (every job started without --rdzv_id
+// shares that name, so it cannot tell one job's checkpoint from another's).
+std::string ElasticJob() {
+  const char* id = std::getenv("TORCHELASTIC_RUN_ID");
+  if (id == nullptr || std::string_view(id).empty() || std::string_view(id) == "none") return "";
+  return id;
+}
+
 // Opens the session's checkpoint file when --checkpoint_dir is set. Data-parallel, rank 0 opens
 // it and the others hold what it read (checkpointer.h). A worker that torchrun restarted
 // (TORCHELASTIC_RESTART_COUNT > 0) continues the checkpoint when there is one (--resume=auto).
@@ -48,6 +59,7 @@ absl::Status OpenCheckpointer(Session& s) {
                           .fingerprint = s.Fingerprint(),
                           .resume = s.options.resume,
                           .resume_if_present = s.options.resume_auto || s.restarted(),
+                          .job = ElasticJob(),
                           .holder = EscapeInvalidUtf8(holder)};
   // A schedule over the whole run (cosine, onecycle) depends on the total epochs: a longer run is
   // another schedule, not the same one extended.
