@@ -143,7 +143,7 @@ std::unique_ptr<trainlab::experiments::RunBoard> OpenBoard(
   auto board = trainlab::experiments::ExperimentBoard::Open(dir, "bench", 1);
   if (!board.ok()) return nullptr;
   owner = std::move(*board);
-  return owner->OpenRun("step", 1, {{"batch_size", 1.0}}, 0);
+  return owner->OpenRun("step", 1, {{"batch_size", 1.0}}, 1);
 }
 
 // BM_TrainStepTensorBoard/B/W: the step with (W=1) or without (W=0) --tensorboard_dir's

@@ -103,7 +103,7 @@ std::string ExperimentBoard::RunFolder(const std::string& label, int repeat) con
 
 std::unique_ptr<RunBoard> ExperimentBoard::OpenRun(
     const std::string& label, int repeat,
-    const std::map<std::string, tensorboard::HParamValue>& hparams, int64_t resume_step) {
+    const std::map<std::string, tensorboard::HParamValue>& hparams, int64_t first_step) {
   const std::string folder = RunFolder(label, repeat);
   absl::StatusOr<std::unique_ptr<tensorboard::EventWriter>> writer =
       tensorboard::EventWriter::Open(folder);
@@ -118,7 +118,7 @@ std::unique_ptr<RunBoard> ExperimentBoard::OpenRun(
   // past it (no doubled or backwards segment), a fresh run's drops an earlier run's events in the
   // same folder from the dashboard (the files stay). TensorBoard's server takes a run's first
   // START for the session's beginning and only later ones for restarts: so every file has one.
-  (*writer)->Purge(resume_step > 0 ? resume_step : 1);
+  (*writer)->Purge(first_step);
   (*writer)->HParamsStart(hparams, absl::StrCat(experiment_, "/", label), Now());
   (void)(*writer)->Flush();
   return std::make_unique<RunBoard>(std::move(*writer));

@@ -16,10 +16,10 @@
 // events are written, is one warning line and the run trains on without its charts.
 //
 // Example (training/run.cc):
-//   std::unique_ptr<RunBoard> board = session.board->OpenRun(label, repeat, hparams, resume_step);
+//   std::unique_ptr<RunBoard> board = session.board->OpenRun(label, repeat, hparams, first_step);
 //   board->Batch(record, step);                       // per batch, off the timed path
 //   board->Epoch(stats, &test, stages, step);         // per epoch, then flushed
-//   board->End(/*finished=*/true);
+//   board->End(/*diverged=*/false);
 #ifndef TRAINLAB_EXPERIMENTS_TENSORBOARD_BOARD_H_
 #define TRAINLAB_EXPERIMENTS_TENSORBOARD_BOARD_H_
 
@@ -106,13 +106,14 @@ class ExperimentBoard {
 
   // Opens a run's event file in its folder: its settings (`hparams`) and start for the HParams
   // dashboard, in group `<experiment>/<label>` (repeats are one group: TensorBoard aggregates
-  // them). `resume_step` > 0: a resumed run, whose events at and past that step a killed run had
-  // written are purged (SummaryWriter's purge_step); 0, a fresh run, which purges from step 1
-  // (an earlier run's events in the folder leave the dashboard; the files stay). Null, after one
-  // warning line, when the folder cannot be opened: the run trains on without its charts.
+  // them). `first_step`: the global step of the first batch this process trains (1 for a fresh
+  // run); what an earlier process wrote at and past it is purged (SummaryWriter's purge_step): a
+  // killed run's steps past the checkpoint, or an earlier run's in the same folder (the files
+  // stay). Null, after one warning line, when the folder cannot be opened: the run trains on
+  // without its charts.
   std::unique_ptr<RunBoard> OpenRun(const std::string& label, int repeat,
                                     const std::map<std::string, tensorboard::HParamValue>& hparams,
-                                    int64_t resume_step);
+                                    int64_t first_step);
 
   // Text in the experiment's own run, at step 0 (Markdown: TensorBoard renders it).
   void Text(const std::string& tag, const std::string& markdown);

@@ -106,7 +106,7 @@ TEST(RunBoard, WritesBatchAndEpochScalarsOnOneStepAxis) {
   ASSERT_TRUE(board.ok()) << board.status();
   (*board)->Text(board_tags::kSettings, "Settings:\n- Device: cpu");
   std::unique_ptr<RunBoard> run =
-      (*board)->OpenRun("sgd", 1, {{"optimizer", std::string("sgd")}, {"lr", 0.01}}, 0);
+      (*board)->OpenRun("sgd", 1, {{"optimizer", std::string("sgd")}, {"lr", 0.01}}, 1);
   ASSERT_NE(run, nullptr);
   run->Batch(Batch(0, 2.5), 1);
   run->Batch(Batch(1, 2.0), 2);
@@ -171,7 +171,7 @@ TEST(RunBoard, AResumedRunPurgesFromItsFirstStepAgain) {
   auto board = ExperimentBoard::Open(dir, "c2", 1);
   ASSERT_TRUE(board.ok()) << board.status();
   {
-    std::unique_ptr<RunBoard> killed = (*board)->OpenRun("sgd", 1, {}, 0);
+    std::unique_ptr<RunBoard> killed = (*board)->OpenRun("sgd", 1, {}, 1);
     ASSERT_NE(killed, nullptr);
     for (int64_t s = 1; s <= 5; ++s) killed->Batch(Batch(s - 1, 3.0), s);
   }
@@ -205,7 +205,7 @@ TEST(RunBoard, EveryFileOpensWithARestartMarkAtItsFirstStep) {
   for (int session = 0; session < 2; ++session) {
     auto board = ExperimentBoard::Open(dir, "c2", 1);
     ASSERT_TRUE(board.ok()) << board.status();
-    std::unique_ptr<RunBoard> run = (*board)->OpenRun("sgd", 1, {}, 0);
+    std::unique_ptr<RunBoard> run = (*board)->OpenRun("sgd", 1, {}, 1);
     ASSERT_NE(run, nullptr);
     run->Batch(Batch(0, 2.0), 1);
   }
@@ -246,7 +246,7 @@ TEST(ExperimentBoard, ARunFolderThatCannotBeMadeIsAWarningNotAnError) {
   auto board = ExperimentBoard::Open(dir, "c2", 1);
   ASSERT_TRUE(board.ok()) << board.status();
   std::ofstream(dir + "/c2/sgd") << "a file where the run folder would go";
-  EXPECT_EQ((*board)->OpenRun("sgd", 1, {}, 0), nullptr);
+  EXPECT_EQ((*board)->OpenRun("sgd", 1, {}, 1), nullptr);
 }
 
 }  // namespace

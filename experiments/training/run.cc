@@ -231,14 +231,11 @@ absl::StatusOr<RunResult> RunTraining(const Session& session, const RunConfig& c
     }
   }
   if (session.board) {
-    // A resumed run continues its folder from the first batch it trains again.
-    const int64_t resume_step =
-        first_epoch > 0 || partial
-            ? first_epoch * t.loader->batches_per_epoch() +
-                  static_cast<int64_t>(partial ? partial->batches.size() : 0) + 1
-            : 0;
+    // The global step of the first batch this process trains: 1, or a resumed run's next.
+    const int64_t first_step = first_epoch * t.loader->batches_per_epoch() +
+                               static_cast<int64_t>(partial ? partial->batches.size() : 0) + 1;
     t.board =
-        session.board->OpenRun(config.label, repeat, BoardHParams(session, config), resume_step);
+        session.board->OpenRun(config.label, repeat, BoardHParams(session, config), first_step);
   }
   TRAINLAB_RETURN_IF_ERROR(
       TrainEpochs(session, config, key, t, result, first_epoch, std::move(partial)));

@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 BATCH_TAGS = ["batch/loss", "batch/top1", "batch/learning_rate", "batch/data_wait_s",
@@ -156,8 +157,10 @@ def readback(args):
     start = hp["_hparams_/session_start_info"].session_start_info
     check(start.group_name == "%s/%s" % (args.experiment, args.label),
           "group_name %r" % start.group_name)
-    check(start.hparams["optimizer"].string_value == args.label.split()[0] or
-          start.hparams["variant"].string_value == args.label, "hparams: optimizer/variant")
+    variant = next(v for v in doc["variants"] if v["label"] == args.label)
+    check(start.hparams["optimizer"].string_value == variant["optimizer"],
+          "hparams: optimizer %r, results %r" % (start.hparams["optimizer"].string_value,
+                                                 variant["optimizer"]))
     check(start.hparams["variant"].string_value == args.label, "hparams: variant")
     check(int(start.hparams["batch_size"].number_value) == int(rows[0]["size"]),
           "hparams: batch_size %s" % start.hparams["batch_size"].number_value)
@@ -265,7 +268,6 @@ def served(args):
 
 
 def main():
-    import urllib.parse  # noqa: F401 (served)
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("readback")
@@ -288,5 +290,4 @@ def main():
 
 
 if __name__ == "__main__":
-    import urllib.parse
     main()
