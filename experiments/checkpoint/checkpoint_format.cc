@@ -58,6 +58,7 @@ json MetaToJson(const CheckpointMeta& m) {
                     {"experiment", m.experiment},
                     {"fingerprint", m.fingerprint},
                     {"job", m.job},
+                    {"sequence", m.sequence},
                     {"finished", std::move(finished)},
                     {"current", std::move(current)}});
 }
@@ -73,6 +74,9 @@ absl::StatusOr<CheckpointMeta> MetaFromJson(const JsonReader& j) {
   m.fingerprint = fingerprint.json();
   if (j.Has("job")) {  // (absent from files written before 2026-12-07)
     TRAINLAB_ASSIGN_OR_RETURN(m.job, j.String("job"));
+  }
+  if (j.Has("sequence")) {  // (the same)
+    TRAINLAB_ASSIGN_OR_RETURN(m.sequence, j.Int("sequence", 0));
   }
   TRAINLAB_ASSIGN_OR_RETURN(JsonReader finished, j.Object("finished"));
   ResultDecoder decode;

@@ -71,6 +71,10 @@ struct CheckpointMeta {
   // The elastic job that wrote it (TORCHELASTIC_RUN_ID, torchrun's rendezvous id), or "" (not
   // under an elastic launcher, or a file written before 2026-12-07).
   std::string job;
+  // How many times the run's checkpoint was written (every save and finish, from the run's
+  // start, resumes included): of copies on several nodes, the highest is the newest. 0 in files
+  // written before 2026-12-07.
+  int64_t sequence = 0;
   std::map<std::string, FinishedRun> finished;  // by RunKey::str()
   std::optional<RunInProgress> current;
 };

@@ -8,10 +8,19 @@
 // optimizer, LibTorch's random generators and the loader's position. A larger `--epochs` extends
 // a run (finished or not) when nothing else depends on the total; the checkpoint then says so.
 //
-// Data-parallel (Options::share set on every rank): rank 0 alone opens DIR, reads and writes the
-// file; what it read (or the error it met) is sent to every other rank, which holds the same
-// state in memory and writes nothing. So the ranks need no shared storage, take the same branch
-// at every step (resume or not, which runs are finished) and restore the same bytes.
+// Data-parallel (Options::ranks set on every rank): a copy on every node. Rank 0 and the first
+// rank of every other node (LOCAL_RANK 0) each hold their own --checkpoint_dir and write rank 0's
+// bytes into it (rank 0 serializes; the bytes are broadcast when there is more than one folder);
+// the other ranks hold the state in memory and write nothing. Nodes that share one folder (NFS)
+// have one writer: the first to take the folder's lock; the others find the lock held by this
+// same job (its session tag is in the lock file) and leave the folder to it.
+// Opening, every rank all-gathers what each folder holds (job, sequence, position, digest) and
+// every rank takes the same decision from the same list: resume from the newest usable copy (the
+// highest sequence; the lowest rank among equals), start afresh, or fail with one error. The
+// copy's holder broadcasts it to every rank; a folder that lacks it (a replacement node's empty
+// disk, an older copy) gets it written at once, with the finished runs' final states. So no two
+// ranks decide differently, and a job that lost any node, rank 0's included, resumes from a
+// survivor's disk.
 //
 // Example:
 //   TRAINLAB_ASSIGN_OR_RETURN(auto ckpt, Checkpointer::Open({.dir = d, .experiment = "c2",
@@ -62,10 +71,20 @@ class Checkpointer {
     // depends on the total.
     std::set<std::string> extendable = {"epochs"};
     std::string holder;  // who we are, for the lock file ("c2 --epochs=5 ... (pid 123)")
-    // Data-parallel: rank 0's bytes on every rank (Communicator::BroadcastBytes); every rank
-    // calls it at the same points. `writes` on rank 0 alone.
-    std::function<absl::StatusOr<std::string>(const std::string&)> share;
-    bool writes = true;
+    // A data-parallel job: every rank opens with this set, and calls Open, Resume, Save and
+    // Finish at the same points (they run collectives).
+    struct Ranks {
+      int rank = 0;
+      int world_size = 1;
+      // This rank keeps a copy in its own `dir`: the first rank of its node (LOCAL_RANK 0).
+      // Rank 0 always does.
+      bool node_copy = false;
+      // `bytes` of rank `root` on every rank (the others' arguments are ignored).
+      std::function<absl::StatusOr<std::string>(int root, const std::string& bytes)> broadcast;
+      // Every rank's bytes, in rank order, on every rank.
+      std::function<absl::StatusOr<std::vector<std::string>>(const std::string& bytes)> all_gather;
+    };
+    std::optional<Ranks> ranks;
   };
 
   // With `resume`, DIR must hold a checkpoint of this experiment with the same fingerprint (up to
@@ -75,8 +94,14 @@ class Checkpointer {
   ~Checkpointer();
 
   const std::string& path() const { return path_; }  // rank 0's file, on every rank
-  // This process writes the file (false on the ranks other than 0 of a data-parallel run).
+  // This process writes a copy (rank 0, and the first rank of each other node with a folder of
+  // its own).
   bool writes() const { return writes_; }
+  // Data-parallel: how many folders hold a copy (the writers), and where the resumed copy came
+  // from when it was not rank 0's own ("rank 1's copy, written to 1 folder that lacked it"); ""
+  // otherwise.
+  int copies() const { return copies_; }
+  const std::string& restored_from() const { return restored_from_; }
   // The checkpoint was there and this run continues it (--resume, or --resume=auto found it).
   bool resuming() const { return resuming_; }
   // Settings the resumed run extends: {"epochs": {1, 2}}.
@@ -110,12 +135,16 @@ class Checkpointer {
  private:
   Checkpointer(std::string path, int lock_fd) : path_(std::move(path)), lock_fd_(lock_fd) {}
   static absl::StatusOr<std::unique_ptr<Checkpointer>> OpenHere(const Options& options);
-  static absl::StatusOr<std::unique_ptr<Checkpointer>> OpenMirror(const Options& options);
+  static absl::StatusOr<std::unique_ptr<Checkpointer>> OpenRanks(const Options& options);
   // Takes the file's settings and runs as this run's (after the fingerprint check).
   absl::Status Adopt(CheckpointFile file, const Options& options);
   // ReadCheckpointFile on rank 0, its result on every rank.
   absl::StatusOr<CheckpointFile> ReadShared(const std::string& path) const;
   absl::Status Write(const torch::nn::Module* model, const torch::optim::Optimizer* optimizer);
+  // Writes `file_name` beside the checkpoint in every copy: rank 0's `bytes` (made by `make` on
+  // rank 0 alone), broadcast when there are several copies.
+  absl::Status Publish(const std::string& file_name,
+                       const std::function<absl::StatusOr<std::string>()>& make);
   std::string StateFileFor(const RunKey& key) const;
 
   std::string path_;
@@ -126,7 +155,9 @@ class Checkpointer {
   std::string last_position_;
   bool writes_ = true;
   bool resuming_ = false;
-  std::function<absl::StatusOr<std::string>(const std::string&)> share_;
+  int copies_ = 1;
+  std::string restored_from_;
+  std::optional<Options::Ranks> ranks_;
 };
 
 // A hash of the model's parameters and buffers and the optimizer's per-parameter state, in

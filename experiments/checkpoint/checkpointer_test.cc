@@ -1,6 +1,7 @@
 // The checkpoint file and the Checkpointer: exact round trips, what is refused and how, the lock,
 // LibTorch's random generators, runs extended by a larger --epochs, and the files it will not
-// read (a FIFO, a device, an oversized or unreadable file).
+// read (a FIFO, a device, an oversized or unreadable file); a data-parallel job's copy on every
+// node, refilled from the newest after a node is lost, and the refusals every rank agrees on.
 #include "experiments/checkpoint/checkpointer.h"
 
 #include <ATen/ATen.h>
@@ -11,12 +12,16 @@
 #include <torch/serialize/output-archive.h>
 #include <unistd.h>
 
+#include <barrier>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "core/files.h"
 #include "plugins/models/resnet18.h"
 #include "tests/test_dir.h"
@@ -389,6 +394,260 @@ namespace {
 
 // Settings the fingerprint holds only when set (a schedule) are compared both ways, and epochs
 // extend a run only when they are extendable (not under a schedule over the whole run).
+// --- A data-parallel job's copies: ranks as threads of this process -------------------------
+
+// The checkpointer's two collectives over shared memory: every rank a thread, a barrier between
+// the steps (the real ones are c10d's; //tests:dist_nodes_test runs those across processes).
+class ThreadRanks {
+ public:
+  explicit ThreadRanks(int n) : n_(n), barrier_(n), slots_(static_cast<size_t>(n)) {}
+  Checkpointer::Options::Ranks For(int rank, bool node_copy) {
+    return {.rank = rank,
+            .world_size = n_,
+            .node_copy = node_copy,
+            .broadcast = [this, rank](int root,
+                                      const std::string& bytes) -> absl::StatusOr<std::string> {
+              if (rank == root) slots_[static_cast<size_t>(root)] = bytes;
+              barrier_.arrive_and_wait();
+              std::string out = slots_[static_cast<size_t>(root)];
+              barrier_.arrive_and_wait();
+              return out;
+            },
+            .all_gather =
+                [this, rank](const std::string& bytes) -> absl::StatusOr<std::vector<std::string>> {
+              slots_[static_cast<size_t>(rank)] = bytes;
+              barrier_.arrive_and_wait();
+              std::vector<std::string> out = slots_;
+              barrier_.arrive_and_wait();
+              return out;
+            }};
+  }
+  // Runs fn(rank) on every rank at once.
+  void Run(const std::function<void(int)>& fn) {
+    std::vector<std::thread> threads;
+    for (int r = 0; r < n_; ++r) threads.emplace_back(fn, r);
+    for (std::thread& t : threads) t.join();
+  }
+
+ private:
+  int n_;
+  std::barrier<> barrier_;
+  std::vector<std::string> slots_;
+};
+
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Three ranks on two nodes: ranks 0 and 1 on node A (rank 1 keeps no copy), rank 2 on node B.
+struct ThreeRanks {
+  std::string a, b;
+  nlohmann::json fingerprint = {{"lr", 0.1}, {"world_size", 3}};
+  ThreadRanks group{3};
+  std::vector<std::unique_ptr<Training>> t;
+  explicit ThreeRanks(const std::string& name)
+      : a(FreshTestDir(name + "_node_a")), b(FreshTestDir(name + "_node_b")) {
+    for (int r = 0; r < 3; ++r) t.push_back(std::make_unique<Training>(5));  // as DDP: equal
+  }
+  Checkpointer::Options OptionsFor(int rank, const std::string& job, bool resume = false) {
+    Checkpointer::Options o = Opts(rank == 2 ? b : a, "c6", fingerprint, resume);
+    o.job = job;
+    o.ranks = group.For(rank, /*node_copy=*/rank != 1);
+    return o;
+  }
+  // Opens on every rank; the outcomes in rank order.
+  std::vector<absl::StatusOr<std::unique_ptr<Checkpointer>>> Open(const std::string& job,
+                                                                  bool resume = false) {
+    std::vector<absl::StatusOr<std::unique_ptr<Checkpointer>>> out(3);
+    group.Run([&](int r) {
+      out[static_cast<size_t>(r)] = Checkpointer::Open(OptionsFor(r, job, resume));
+    });
+    return out;
+  }
+};
+
+TEST(CheckpointRanks, EveryNodeKeepsACopyAndALostNodeIsRefilledFromTheNewest) {
+  ThreeRanks job("ranks_copies");
+  std::string digest_1, digest_2;
+  std::string first_copy;
+  {
+    auto c = job.Open("job-x");
+    for (int r = 0; r < 3; ++r) ASSERT_TRUE(c[r].ok()) << r << ": " << c[r].status();
+    EXPECT_EQ((*c[0])->copies(), 2);
+    EXPECT_TRUE((*c[0])->writes());
+    EXPECT_FALSE((*c[1])->writes());
+    EXPECT_TRUE((*c[2])->writes());
+    for (int r = 0; r < 3; ++r) job.t[r]->Step();  // (rank 0's state is what is written)
+    job.group.Run([&](int r) {
+      EXPECT_TRUE((*c[r])->Finish({"sgd", 1}, SomeRun(), *job.t[r]->model, *job.t[r]->sgd).ok());
+    });
+    digest_1 = StateDigest(*job.t[0]->model, *job.t[0]->sgd);
+    first_copy = FileBytes(job.a + "/c6.ckpt");
+    for (int r = 0; r < 3; ++r) job.t[r]->Step();
+    job.group.Run([&](int r) {
+      EXPECT_TRUE(
+          (*c[r])
+              ->Save({"adam", 1}, SomeRun(), std::nullopt, 1, *job.t[r]->model, *job.t[r]->sgd)
+              .ok());
+    });
+    digest_2 = StateDigest(*job.t[0]->model, *job.t[0]->sgd);
+  }
+  // The same bytes in both nodes' folders, the finished run's final state too; none in rank 1's.
+  ASSERT_FALSE(FileBytes(job.a + "/c6.ckpt").empty());
+  EXPECT_EQ(FileBytes(job.a + "/c6.ckpt"), FileBytes(job.b + "/c6.ckpt"));
+  const auto finals = [](const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      if (absl::EndsWith(e.path().filename().string(), ".final.ckpt")) out.push_back(e.path());
+    }
+    return out;
+  };
+  ASSERT_EQ(finals(job.a).size(), 1u);
+  ASSERT_EQ(finals(job.b).size(), 1u);
+
+  // Node A (rank 0's) replaced by a machine with an empty disk: every rank resumes from rank 2's
+  // copy, which is written into A's folder with the final state.
+  std::filesystem::remove_all(job.a);
+  std::filesystem::create_directories(job.a);
+  {
+    auto c = job.Open("job-x");
+    for (int r = 0; r < 3; ++r) ASSERT_TRUE(c[r].ok()) << r << ": " << c[r].status();
+    EXPECT_EQ((*c[0])->restored_from(),
+              "rank 2's copy (run 'adam #1', after epoch 1), written to the folder of rank 0, "
+              "which lacked it or held an older or unreadable copy");
+    EXPECT_EQ(FileBytes(job.a + "/c6.ckpt"), FileBytes(job.b + "/c6.ckpt"));
+    EXPECT_EQ(finals(job.a).size(), 1u);
+    for (int r = 0; r < 3; ++r) {
+      Training fresh(99);
+      auto p = (*c[r])->Resume({"adam", 1}, 5, *fresh.model, *fresh.sgd);
+      ASSERT_TRUE(p.ok()) << p.status();
+      ASSERT_TRUE(p->has_value()) << "rank " << r;
+      EXPECT_EQ(StateDigest(*fresh.model, *fresh.sgd), digest_2) << "rank " << r;
+    }
+  }
+  // An older copy on rank 0's node (the file of two writes ago) loses to rank 2's newer one.
+  {
+    std::ofstream(job.a + "/c6.ckpt", std::ios::binary | std::ios::trunc) << first_copy;
+    auto c = job.Open("job-x");
+    for (int r = 0; r < 3; ++r) ASSERT_TRUE(c[r].ok()) << r << ": " << c[r].status();
+    EXPECT_NE((*c[0])->restored_from().find("rank 2's copy"), std::string::npos);
+    EXPECT_EQ(FileBytes(job.a + "/c6.ckpt"), FileBytes(job.b + "/c6.ckpt"));
+    Training fresh(99);
+    auto p = (*c[1])->Resume({"adam", 1}, 5, *fresh.model, *fresh.sgd);
+    ASSERT_TRUE(p.ok() && p->has_value());
+    EXPECT_EQ(StateDigest(*fresh.model, *fresh.sgd), digest_2);
+    EXPECT_NE(digest_1, digest_2);
+  }
+  // A copy that cannot be read (a bad disk on node B) is replaced by rank 0's good one.
+  {
+    std::ofstream(job.b + "/c6.ckpt", std::ios::binary | std::ios::trunc) << "TLCKPT01 garbage";
+    auto c = job.Open("job-x");
+    for (int r = 0; r < 3; ++r) ASSERT_TRUE(c[r].ok()) << r << ": " << c[r].status();
+    EXPECT_EQ((*c[2])->restored_from().rfind("rank 0's copy (run 'adam #1', after epoch 1), "
+                                             "written to the folder of rank 2",
+                                             0),
+              0u)
+        << (*c[2])->restored_from();
+    EXPECT_EQ(FileBytes(job.a + "/c6.ckpt"), FileBytes(job.b + "/c6.ckpt"));
+  }
+}
+
+TEST(CheckpointRanks, RanksThatShareOneFolderHaveOneWriter) {
+  const std::string dir = FreshTestDir("ranks_shared");
+  ThreadRanks group(2);
+  std::vector<absl::StatusOr<std::unique_ptr<Checkpointer>>> c(2);
+  std::vector<std::unique_ptr<Training>> t;
+  for (int r = 0; r < 2; ++r) t.push_back(std::make_unique<Training>(6));
+  group.Run([&](int r) {
+    Checkpointer::Options o = Opts(dir, "c2", {{"world_size", 2}}, false);
+    o.ranks = group.For(r, /*node_copy=*/true);  // two nodes, one NFS folder
+    c[static_cast<size_t>(r)] = Checkpointer::Open(o);
+  });
+  ASSERT_TRUE(c[0].ok()) << c[0].status();
+  ASSERT_TRUE(c[1].ok()) << c[1].status();
+  EXPECT_TRUE((*c[0])->writes());
+  EXPECT_FALSE((*c[1])->writes());
+  EXPECT_EQ((*c[0])->copies(), 1);
+  EXPECT_EQ((*c[1])->path(), dir + "/c2.ckpt");
+  group.Run([&](int r) {
+    EXPECT_TRUE(
+        (*c[r])->Save({"sgd", 1}, SomeRun(), std::nullopt, 1, *t[r]->model, *t[r]->sgd).ok());
+  });
+  EXPECT_TRUE(std::filesystem::exists(dir + "/c2.ckpt"));
+  // Another run (not this job's opening) finds the folder locked, named by its holder.
+  auto other = Checkpointer::Open(Opts(dir, "c2", {{"world_size", 2}}, true));
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("in use by another run (checkpointer_test)"),
+            std::string_view::npos)
+      << other.status();
+}
+
+TEST(CheckpointRanks, EveryRankRefusesWhatAnyNodeHoldsThatItMayNotResume) {
+  // Another job's checkpoint on node B only: refused on every rank, naming the rank and both jobs.
+  {
+    ThreeRanks job("ranks_other_job");
+    {
+      auto c = job.Open("job-a");
+      for (int r = 0; r < 3; ++r) ASSERT_TRUE(c[r].ok());
+      job.group.Run([&](int r) {
+        EXPECT_TRUE(
+            (*c[r])
+                ->Save({"sgd", 1}, SomeRun(), std::nullopt, 1, *job.t[r]->model, *job.t[r]->sgd)
+                .ok());
+      });
+    }
+    std::filesystem::remove(job.a + "/c6.ckpt");
+    auto c = job.Open("job-b");
+    for (int r = 0; r < 3; ++r) {
+      ASSERT_FALSE(c[r].ok()) << r;
+      EXPECT_TRUE(absl::IsAlreadyExists(c[r].status()));
+      EXPECT_EQ(c[r].status().message(),
+                absl::StrCat(r == 2 ? "" : "rank 2: ", job.b,
+                             "/c6.ckpt: a checkpoint is already there (of job job-a; this is job "
+                             "job-b); pass --resume to continue it, or remove it (or choose "
+                             "another --checkpoint_dir) to start afresh"));
+    }
+    // With --resume the other job's copy is continued, and rank 0's empty folder refilled.
+    auto resumed = job.Open("job-b", /*resume=*/true);
+    for (int r = 0; r < 3; ++r) ASSERT_TRUE(resumed[r].ok()) << resumed[r].status();
+    EXPECT_TRUE(std::filesystem::exists(job.a + "/c6.ckpt"));
+  }
+  // A job that lost a rank: the copy of 3 ranks is not resumed by 2, one line naming both sizes.
+  {
+    ThreeRanks job("ranks_world_size");
+    {
+      auto c = job.Open("job-a");
+      for (int r = 0; r < 3; ++r) ASSERT_TRUE(c[r].ok());
+      job.group.Run([&](int r) {
+        EXPECT_TRUE(
+            (*c[r])
+                ->Save({"sgd", 1}, SomeRun(), std::nullopt, 1, *job.t[r]->model, *job.t[r]->sgd)
+                .ok());
+      });
+    }
+    ThreadRanks two(2);
+    std::vector<absl::StatusOr<std::unique_ptr<Checkpointer>>> c(2);
+    two.Run([&](int r) {
+      Checkpointer::Options o =
+          Opts(r == 0 ? job.a : job.b, "c6", {{"lr", 0.1}, {"world_size", 2}}, /*resume=*/false);
+      o.job = "job-a";
+      o.ranks = two.For(r, true);
+      c[static_cast<size_t>(r)] = Checkpointer::Open(o);
+    });
+    ASSERT_FALSE(c[0].ok());
+    EXPECT_EQ(c[0].status().message(),
+              job.a +
+                  "/c6.ckpt: written by 3 ranks, and this job has 2 ranks: a run resumes only on "
+                  "the world size that wrote it (its global batch and every rank's data shard "
+                  "would change); start 3 ranks to continue it, or start afresh elsewhere");
+    ASSERT_FALSE(c[1].ok());
+    EXPECT_EQ(c[1].status().message(), "rank 0: " + std::string(c[0].status().message()));
+  }
+}
+
 TEST(Fingerprint, ASettingLeftAtItsDefaultOrAScheduledRunExtendedIsADifference) {
   const nlohmann::json cosine = {{"lr", 0.1}, {"epochs", 2}, {"lr_schedule", "cosine"}};
   const nlohmann::json plain = {{"lr", 0.1}, {"epochs", 2}};

@@ -47,9 +47,10 @@ std::string ElasticJob() {
   return id;
 }
 
-// Opens the session's checkpoint file when --checkpoint_dir is set. Data-parallel, rank 0 opens
-// it and the others hold what it read (checkpointer.h). A worker that torchrun restarted
-// (TORCHELASTIC_RESTART_COUNT > 0) continues the checkpoint when there is one (--resume=auto).
+// Opens the session's checkpoint file when --checkpoint_dir is set. Data-parallel, rank 0 and
+// each node's first rank keep a copy, the newest copy is resumed on every rank (checkpointer.h). A
+// worker that torchrun restarted (TORCHELASTIC_RESTART_COUNT > 0) continues the checkpoint when
+// there is one (--resume=auto).
 absl::Status OpenCheckpointer(Session& s) {
   if (s.options.checkpoint_dir.empty()) return absl::OkStatus();
   std::string holder = absl::StrJoin(s.options.command_line, " ");
@@ -66,8 +67,18 @@ absl::Status OpenCheckpointer(Session& s) {
   const std::string& schedule = s.options.run.lr_schedule;
   if (schedule == "cosine" || schedule == "onecycle") o.extendable.erase("epochs");
   if (s.comm) {
-    o.share = [comm = s.comm](const std::string& bytes) { return comm->BroadcastBytes(bytes); };
-    o.writes = s.comm->rank() == 0;
+    // A copy on every node: rank 0 and each node's first rank keep one (checkpointer.h).
+    o.ranks = Checkpointer::Options::Ranks{
+        .rank = s.comm->rank(),
+        .world_size = s.comm->world_size(),
+        .node_copy = s.comm->env().local_rank == 0,
+        .broadcast = [comm = s.comm](
+                         int root,
+                         const std::string& bytes) { return comm->BroadcastBytes(bytes, root); },
+        .all_gather =
+            [comm = s.comm](const std::string& bytes) {
+              return comm->AllGatherBytes(bytes, "agreeing on the checkpoint");
+            }};
   }
   TRAINLAB_ASSIGN_OR_RETURN(s.checkpointer, Checkpointer::Open(std::move(o)));
   return absl::OkStatus();

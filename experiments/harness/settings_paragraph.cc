@@ -6,6 +6,8 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -100,9 +102,22 @@ std::string SettingsParagraph(const Session& s) {
         s.comm->world_size(), s.comm->env().str().c_str(), r.batch_size * s.comm->world_size());
   }
   if (s.checkpointer) {
-    absl::StrAppendFormat(&out, "- Checkpoints: %s%s%s\n", s.checkpointer->path().c_str(),
-                          s.checkpointer->resuming() ? " (resuming)" : "",
-                          s.comm ? " (rank 0 writes; every rank restores what it wrote)" : "");
+    const Checkpointer& c = *s.checkpointer;
+    std::vector<std::string> notes;
+    if (c.resuming()) {
+      notes.push_back(c.restored_from().empty()
+                          ? "resuming"
+                          : absl::StrCat("resuming from ", c.restored_from()));
+    }
+    if (s.comm) {
+      notes.push_back(c.copies() > 1 ? absl::StrCat("a copy in each of ", c.copies(),
+                                                    " nodes' folders, of rank 0's bytes; every "
+                                                    "rank resumes from the newest")
+                                     : "rank 0 writes; every rank restores what it wrote");
+    }
+    const std::string how =
+        notes.empty() ? "" : absl::StrCat(" (", absl::StrJoin(notes, "; "), ")");
+    absl::StrAppendFormat(&out, "- Checkpoints: %s%s\n", c.path().c_str(), how.c_str());
   }
   if (s.restarted()) {
     absl::StrAppendFormat(&out, "- Restarted by torchrun (attempt %d of this job)%s\n",

@@ -232,26 +232,43 @@ absl::StatusOr<std::vector<double>> Communicator::MaxOverRanks(const std::vector
   return ReduceOverRanks(values, Reduce::kMax, "agreeing on the batch's outcome");
 }
 
-absl::StatusOr<std::string> Communicator::BroadcastBytes(const std::string& bytes) {
+absl::StatusOr<std::string> Communicator::BroadcastBytes(const std::string& bytes, int root) {
+  if (root < 0 || root >= env_.world_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "broadcast from rank ", root, ": no such rank (world size ", env_.world_size, ")"));
+  }
   try {
     c10d::BroadcastOptions o;
-    o.rootRank = 0;
+    o.rootRank = root;
+    const bool sends = env_.rank == root;
     std::vector<at::Tensor> size = {
-        at::full({1}, env_.rank == 0 ? static_cast<int64_t>(bytes.size()) : int64_t{0},
+        at::full({1}, sends ? static_cast<int64_t>(bytes.size()) : int64_t{0},
                  at::TensorOptions().dtype(at::kLong))};
     group_->broadcast(size, o)->wait(timeout_);
     const int64_t n = size[0].item<int64_t>();
     if (n == 0) return std::string();
-    std::vector<at::Tensor> data = {at::empty({n}, at::TensorOptions().dtype(at::kByte))};
-    if (env_.rank == 0) std::memcpy(data[0].data_ptr(), bytes.data(), bytes.size());
+    if (sends) {
+      // The sender's bytes, lent to Gloo without a copy (it only reads them).
+      at::Tensor view =
+          at::from_blob(const_cast<char*>(bytes.data()), {n}, at::TensorOptions().dtype(at::kByte));
+      std::vector<at::Tensor> data = {view};
+      group_->broadcast(data, o)->wait(timeout_);
+      return bytes;
+    }
+    std::string out(static_cast<size_t>(n), '\0');
+    std::vector<at::Tensor> data = {
+        at::from_blob(out.data(), {n}, at::TensorOptions().dtype(at::kByte))};
     group_->broadcast(data, o)->wait(timeout_);
-    return std::string(static_cast<const char*>(data[0].data_ptr()), static_cast<size_t>(n));
+    return out;
   } catch (const std::exception& e) {
-    return Failed("receiving rank 0's data", e);
+    return Failed(
+        root == 0 ? "receiving rank 0's data" : absl::StrCat("receiving rank ", root, "'s data"),
+        e);
   }
 }
 
-absl::StatusOr<std::vector<std::string>> Communicator::AllGatherBytes(const std::string& bytes) {
+absl::StatusOr<std::vector<std::string>> Communicator::AllGatherBytes(const std::string& bytes,
+                                                                      const std::string& what) {
   try {
     const int w = env_.world_size;
     auto gather = [&](const at::Tensor& mine) {
@@ -275,7 +292,7 @@ absl::StatusOr<std::vector<std::string>> Communicator::AllGatherBytes(const std:
     }
     return out;
   } catch (const std::exception& e) {
-    return Failed("comparing the ranks' settings", e);
+    return Failed(what, e);
   }
 }
 

@@ -72,11 +72,13 @@ class Communicator {
   absl::StatusOr<std::vector<double>> SumOverRanks(const std::vector<double>& values);
   // Element-wise maximum over the ranks (flags: "some rank diverged", "some rank was signalled").
   absl::StatusOr<std::vector<double>> MaxOverRanks(const std::vector<double>& values);
-  // Rank 0's bytes on every rank (the others pass anything; their `bytes` are ignored): a
-  // decision taken once, or a checkpoint read by rank 0 alone.
-  absl::StatusOr<std::string> BroadcastBytes(const std::string& bytes);
-  // Every rank's bytes, in rank order, on every rank (the settings agreement).
-  absl::StatusOr<std::vector<std::string>> AllGatherBytes(const std::string& bytes);
+  // Rank `root`'s bytes on every rank (the others pass anything; their `bytes` are ignored): a
+  // decision taken once on rank 0, or the newest checkpoint copy from the node that holds it.
+  absl::StatusOr<std::string> BroadcastBytes(const std::string& bytes, int root = 0);
+  // Every rank's bytes, in rank order, on every rank (the settings agreement, what each node's
+  // checkpoint folder holds). `what` names the exchange in errors.
+  absl::StatusOr<std::vector<std::string>> AllGatherBytes(
+      const std::string& bytes, const std::string& what = "comparing the ranks' settings");
   // Rank 0's values into every rank's tensors, in place.
   absl::Status Broadcast(const std::vector<at::Tensor>& tensors);
   // Waits for every rank.
