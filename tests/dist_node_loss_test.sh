@@ -9,8 +9,10 @@ C2="$1" Q1Q4="$2"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
 T=(--dataset=synthetic --synthetic_train=64 --synthetic_test=16 --batch_size=4 --threads=1
    --progress=off --dist_timeout=20 --max_batches_per_epoch=4 --epochs=2 --checkpoint_every=1)
+lib="${TEST_SRCDIR:-}/${TEST_WORKSPACE:-}/tests/nodes_lib.sh"
+[[ -f "$lib" ]] || lib="$(dirname "$0")/nodes_lib.sh"
 # shellcheck source=tests/nodes_lib.sh
-source "$(dirname "$0")/nodes_lib.sh"
+source "$lib"
 
 if ! why=$(torchrun_matches "$Q1Q4"); then
   echo "skipped: $why"
@@ -28,6 +30,7 @@ if wait_for_epoch_2 a b; then
   survivor=$other_node
   kill_ms=$(now_ms)
   kill_session "${node_sid[$rank0_node]}"  # the machine is gone: agent, worker, disk
+  { wait "${node_pid[$rank0_node]}"; } 2>/dev/null
   rm -rf "$tmp/ck_$rank0_node"
   # The scheduler's replacement: a new agent with an empty disk.
   mkdir -p "$tmp/ck_new"

@@ -7,21 +7,24 @@ C2="$1" Q1Q4="$2"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
 T=(--dataset=synthetic --synthetic_train=64 --synthetic_test=16 --batch_size=4 --threads=1
    --progress=off --dist_timeout=20 --max_batches_per_epoch=4 --epochs=2 --checkpoint_every=1)
+lib="${TEST_SRCDIR:-}/${TEST_WORKSPACE:-}/tests/nodes_lib.sh"
+[[ -f "$lib" ]] || lib="$(dirname "$0")/nodes_lib.sh"
 # shellcheck source=tests/nodes_lib.sh
-source "$(dirname "$0")/nodes_lib.sh"
+source "$lib"
 
 if ! why=$(torchrun_matches "$Q1Q4"); then
   echo "skipped: $why"
   exit 0
 fi
 start_store || exit 1
-# 1 to 2 nodes; the rendezvous closes 3 s after the first node joins (both start together).
-start_node a "$tmp/ck_a" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=3 --max_restarts=1
-start_node b "$tmp/ck_b" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=3 --max_restarts=1
+# 1 to 2 nodes; the rendezvous closes 5 s after the first node joins (both start together).
+start_node a "$tmp/ck_a" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=5 --max_restarts=1
+start_node b "$tmp/ck_b" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=5 --max_restarts=1
 if wait_for_epoch_2 a b; then
   sleep 0.9
   survivor=$rank0_node lost=$other_node
   kill_session "${node_sid[$lost]}"
+  { wait "${node_pid[$lost]}"; } 2>/dev/null
   wait "${node_pid[$survivor]}"; rc=$?
   want="c2.ckpt: written by 2 ranks, and this job has 1 process: a run resumes only on the world size that wrote it"
   if [[ $rc != 0 ]] && grep -qF -- "$want" "$tmp/$survivor.err" && [[ -s "$tmp/ck_$survivor/c2.ckpt" ]]; then
