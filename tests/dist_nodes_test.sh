@@ -29,7 +29,7 @@ whole=$(reference_digest)
 start_node a "$tmp/ck_a" job-kill --max_restarts=1
 start_node b "$tmp/ck_b" job-kill --max_restarts=1
 if wait_for_epoch_2 a b; then
-  sleep 0.9  # into epoch 2 (a checkpoint after every batch: it resumes mid-epoch)
+  sleep 1.4  # into epoch 2, past its first batch (a checkpoint after every batch): mid-epoch
   victim=$(worker_rank "$other_node")
   kill_ms=$(now_ms)
   kill -KILL "${victim%% *}"

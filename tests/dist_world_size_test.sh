@@ -21,7 +21,7 @@ start_store || exit 1
 start_node a "$tmp/ck_a" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=5 --max_restarts=1
 start_node b "$tmp/ck_b" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=5 --max_restarts=1
 if wait_for_epoch_2 a b; then
-  sleep 0.9
+  sleep 1.4
   survivor=$rank0_node lost=$other_node
   kill_session "${node_sid[$lost]}"
   { wait "${node_pid[$lost]}"; } 2>/dev/null
