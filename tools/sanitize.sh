@@ -4,9 +4,10 @@
 #
 #   tools/sanitize.sh                 # asan, ubsan and tsan
 #   tools/sanitize.sh asan            # just one
-# asan and ubsan run every test; tsan runs the threaded parts (the loader and its benchmark, and
-# the op tracer's backward on another thread; the checkpoint and signal tests are
-# single-threaded apart from the loader).
+# asan and ubsan run every test; tsan runs the threaded parts (the loader and its benchmark, the
+# op tracer's backward on another thread, the distributed tests: c10d's threads, the checkpoint's
+# ranks as threads, two torchrun nodes losing a worker and a node; the other checkpoint and signal
+# tests are single-threaded apart from the loader).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 configs=("$@")
@@ -18,7 +19,9 @@ status=0
 for c in "${configs[@]}"; do
   case "$c" in
     asan | ubsan) targets=("${all[@]}") ;;
-    tsan) targets=(//plugins/data:all //benchmarks:loader_benchmark_smoke_test //core/profiling:layer_tracer_test) ;;
+    tsan) targets=(//plugins/data:all //benchmarks:loader_benchmark_smoke_test //core/profiling:layer_tracer_test
+                   //plugins/distributed:all //experiments/checkpoint:checkpointer_test
+                   //tests:dist_nodes_test //tests:dist_node_loss_test) ;;
     *) echo "sanitize.sh: unknown config $c (asan, ubsan or tsan)" >&2; exit 2 ;;
   esac
   log="$(mktemp)"

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -334,8 +335,23 @@ std::string ArchiveDigest(const std::string& archive) {
 // This rank's folder, locked (or found to be another rank's), and what it holds.
 struct Claimed {
   Holding holding;
-  int lock_fd = -1;
   std::optional<CheckpointFile> file;
+  // The folder's lock, closed (released) unless Release() hands it to the Checkpointer.
+  Claimed() = default;
+  Claimed(Claimed&& o) noexcept : holding(std::move(o.holding)), file(std::move(o.file)) {
+    std::swap(lock_fd, o.lock_fd);
+  }
+  Claimed& operator=(Claimed&& o) noexcept {
+    holding = std::move(o.holding);
+    file = std::move(o.file);
+    std::swap(lock_fd, o.lock_fd);
+    return *this;
+  }
+  ~Claimed() {
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+  int Release() { return std::exchange(lock_fd, -1); }
+  int lock_fd = -1;
 };
 
 Claimed Claim(const Checkpointer::Options& o, int rank, const std::string& session) {
@@ -499,7 +515,7 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenRanks(const Opti
   if (g.rank != 0 && keeps_copy) mine = Claim(o, g.rank, session);
   mine.holding.rank = g.rank;
   // 2. What every folder holds, on every rank; 3. the same decision on every rank.
-  std::unique_ptr<Checkpointer> c(new Checkpointer(mine.holding.path, mine.lock_fd));
+  std::unique_ptr<Checkpointer> c(new Checkpointer(mine.holding.path, mine.Release()));
   TRAINLAB_ASSIGN_OR_RETURN(const std::vector<std::string> all,
                             g.all_gather(mine.holding.ToJson().dump()));
   std::vector<Holding> held;
