@@ -16,7 +16,8 @@ core/lr_schedule.h, set per batch: --lr, --lr_schedule=constant|step|cosine|onec
 gradients, batches of 512, timed apart from training), --tta=flip, --target_accuracy; and the
 fast recipe's other levers: --nesterov (SGD with Nesterov momentum), --channels_last, --amp_bf16
 (forward and loss under torch.autocast("cpu", torch.bfloat16), evaluation too, as trainlab's
-amp_bf16 strategy does).
+amp_bf16 strategy does); --compile=MODE (torch.compile, PyTorch >= 2.0). Each epoch's JSON has the
+per-batch training times (batch_train_s: zero_grad, forward, loss, backward, step).
 Needs Debian's python3-torch and python3-torchvision (1.13 / 0.14).
 """
 import argparse
@@ -126,6 +127,8 @@ def main():
     ap.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum (sgd_nesterov)")
     ap.add_argument("--channels_last", action="store_true", help="model and batches in NHWC (channels_last)")
     ap.add_argument("--amp_bf16", action="store_true", help="forward and loss under bf16 autocast (amp_bf16)")
+    ap.add_argument("--compile", choices=["none", "default", "reduce-overhead", "max-autotune"], default="none",
+                    help="torch.compile(model, mode=...) (PyTorch >= 2.0; the first batches compile)")
     a = ap.parse_args()
     a.evaluate = a.evaluate or a.target_accuracy > 0
 
@@ -143,6 +146,11 @@ def main():
     model = ResNet18(batch_norm=bool(a.batch_norm))
     memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
+    step_model = model
+    if a.compile != "none":
+        if not hasattr(torch, "compile"):
+            sys.exit("train.py: --compile needs PyTorch >= 2.0 (this is %s)" % torch.__version__)
+        step_model = torch.compile(model, mode=a.compile)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4,
                           nesterov=a.nesterov)
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
@@ -150,23 +158,27 @@ def main():
     epochs, target, train_s, wall_s = [], None, 0.0, 0.0
     for epoch in range(a.epochs):
         model.train()
-        losses, correct, seen, start = [], 0, 0, time.perf_counter()
+        losses, correct, seen, start, batch_s = [], 0, 0, time.perf_counter(), []
         for i, (x, y) in enumerate(loader):
             if a.batches > 0 and i == a.batches:
                 break
             for group in opt.param_groups:
                 group["lr"] = learning_rate(a, epoch * steps_per_epoch + i, steps_per_epoch)
+            # The training time of the batch, as trainlab's c2 times it: forward, loss, backward and
+            # the optimizer's step (the CPU runs them synchronously; the loss is read after).
+            t0 = time.perf_counter()
             opt.zero_grad()
             with autocast(a.amp_bf16):
-                out = model(x.contiguous(memory_format=memory_format))
+                out = step_model(x.contiguous(memory_format=memory_format))
                 loss = criterion(out, y)
             loss.backward()
             opt.step()
+            batch_s.append(time.perf_counter() - t0)
             losses.append(loss.item())
             correct += (out.argmax(1) == y).sum().item()
             seen += y.numel()
         e = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), "top1": 100.0 * correct / seen,
-             "seconds": time.perf_counter() - start}
+             "seconds": time.perf_counter() - start, "batch_train_s": batch_s}
         train_s += e["seconds"]
         wall_s += e["seconds"]
         epochs.append(e)
