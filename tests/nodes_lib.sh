@@ -91,7 +91,7 @@ start_node() {
   local name="$1" dir="$2" job="$3"
   shift 3
   # Debian's torchrun on Python 3.11 needs --redirects 2 --tee 2 (BUILD_NOTES.md).
-  setsid timeout 240 torchrun --no_python --nnodes=2 --nproc_per_node=1 --rdzv_backend=c10d \
+  setsid timeout 600 torchrun --no_python --nnodes=2 --nproc_per_node=1 --rdzv_backend=c10d \
     --rdzv_endpoint="127.0.0.1:$rdzv_port" --rdzv_id="$job" --rdzv_conf=is_host=0 \
     --monitor_interval=1 --redirects 2 --tee 2 --log_dir="$tmp/logs_$name" "$@" \
     "$C2" "${T[@]}" --checkpoint_dir="$dir" >"$tmp/$name.out" 2>"$tmp/$name.err" &

@@ -26,8 +26,10 @@ for c in "${configs[@]}"; do
   esac
   log="$(mktemp)"
   start=$(date +%s)
+  # A sanitized debug build runs c2 several times slower: longer test timeouts (the multi-node
+  # tests train ResNet-18 under torchrun).
   ./bazelw --output_base="${HOME}/.cache/trainlab/bazel-$c" test --config="$c" --symlink_prefix=/ \
-    "${targets[@]}" >"$log" 2>&1
+    --test_timeout=300,900,3600,3600 "${targets[@]}" >"$log" 2>&1
   rc=$?
   passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
   failed=$(grep -cE '^//[^ ]+ +.*(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)' "$log")

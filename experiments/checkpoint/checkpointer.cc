@@ -327,8 +327,7 @@ struct Holding {
 };
 
 std::string ArchiveDigest(const std::string& archive) {
-  const uLong crc = ::crc32(0L, reinterpret_cast<const Bytef*>(archive.data()),
-                            static_cast<uInt>(archive.size()));
+  const uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(archive.data()), archive.size());
   return absl::StrCat(archive.size(), ":", absl::Hex(crc, absl::kZeroPad8));
 }
 
