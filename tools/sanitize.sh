@@ -24,12 +24,15 @@ for c in "${configs[@]}"; do
                    //tests:dist_nodes_test //tests:dist_node_loss_test) ;;
     *) echo "sanitize.sh: unknown config $c (asan, ubsan or tsan)" >&2; exit 2 ;;
   esac
+  extra=()
+  # LibTorch is not instrumented: tools/tsan.supp says what that hides, and why.
+  [[ "$c" == tsan ]] && extra=(--test_env=TSAN_OPTIONS="suppressions=$PWD/tools/tsan.supp")
   log="$(mktemp)"
   start=$(date +%s)
   # A sanitized debug build runs c2 several times slower: longer test timeouts (the multi-node
   # tests train ResNet-18 under torchrun).
   ./bazelw --output_base="${HOME}/.cache/trainlab/bazel-$c" test --config="$c" --symlink_prefix=/ \
-    --test_timeout=300,900,3600,3600 "${targets[@]}" >"$log" 2>&1
+    --test_timeout=300,900,3600,3600 "${extra[@]}" "${targets[@]}" >"$log" 2>&1
   rc=$?
   passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
   failed=$(grep -cE '^//[^ ]+ +.*(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)' "$log")
