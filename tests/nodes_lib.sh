@@ -125,7 +125,8 @@ wait_for() {
 # summary and both workers are found; sets rank0_node and other_node.
 wait_for_epoch_2() {
   local a="$1" b="$2" _ ra rb
-  wait_for 120 '^Epoch 1 Summary' "$tmp/$a.out" "$tmp/$b.out" || return 1
+  # (minutes under a sanitizer)
+  wait_for 600 '^Epoch 1 Summary' "$tmp/$a.out" "$tmp/$b.out" || return 1
   for _ in $(seq 100); do
     ra=$(worker_rank "$a")
     rb=$(worker_rank "$b")
