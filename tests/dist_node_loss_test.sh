@@ -25,8 +25,7 @@ whole=$(reference_digest)
 
 start_node a "$tmp/ck_a" job-node --max_restarts=1
 start_node b "$tmp/ck_b" job-node --max_restarts=1
-if wait_for_epoch_2 a b; then
-  sleep 1.4
+if wait_for_epoch_2 a b && wait_into_epoch_2; then
   survivor=$other_node
   kill_ms=$(now_ms)
   kill_session "${node_sid[$rank0_node]}"  # the machine is gone: agent, worker, disk

@@ -20,8 +20,7 @@ start_store || exit 1
 # 1 to 2 nodes; the rendezvous closes 5 s after the first node joins (both start together).
 start_node a "$tmp/ck_a" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=5 --max_restarts=1
 start_node b "$tmp/ck_b" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=5 --max_restarts=1
-if wait_for_epoch_2 a b; then
-  sleep 1.4
+if wait_for_epoch_2 a b && wait_into_epoch_2; then
   survivor=$rank0_node lost=$other_node
   kill_session "${node_sid[$lost]}"
   { wait "${node_pid[$lost]}"; } 2>/dev/null

@@ -137,6 +137,25 @@ wait_for_epoch_2() {
   if [[ "${ra#* }" == 0 ]]; then rank0_node=$a other_node=$b; else rank0_node=$b other_node=$a; fi
 }
 
+# Waits into epoch 2: until rank 0's node has replaced its checkpoint twice since epoch 1's
+# summary (a save after every batch, the epoch's end included), so a kill lands after epoch 2's
+# first or second batch of four, on a fast machine or a slow one. 1 if that never happens.
+wait_into_epoch_2() {
+  local f="$tmp/ck_$rank0_node/c2.ckpt" last now changes=0 _
+  last=$(stat -c %i "$f" 2>/dev/null)
+  for _ in $(seq 12000); do
+    kill -0 "${node_pid[$rank0_node]}" 2>/dev/null || return 1  # the job ended first
+    now=$(stat -c %i "$f" 2>/dev/null)
+    if [[ -n "$now" && "$now" != "$last" ]]; then
+      changes=$((changes + 1))
+      last=$now
+      ((changes >= 2)) && return 0
+    fi
+    sleep 0.05
+  done
+  return 1
+}
+
 # The uninterrupted run: two ranks side by side without torchrun (RANK/WORLD_SIZE by hand).
 reference_digest() {
   local p
