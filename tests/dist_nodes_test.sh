@@ -9,18 +9,12 @@
 set -uo pipefail
 C2="$1" Q1Q4="$2"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
-T=(--dataset=synthetic --synthetic_train=64 --synthetic_test=16 --batch_size=4 --threads=1
-   --progress=off --dist_timeout=120 --max_batches_per_epoch=4 --epochs=2 --checkpoint_every=1)
 lib="${TEST_SRCDIR:-}/${TEST_WORKSPACE:-}/tests/nodes_lib.sh"
 [[ -f "$lib" ]] || lib="$(dirname "$0")/nodes_lib.sh"
 # shellcheck source=tests/nodes_lib.sh
 source "$lib"
 
-if ! why=$(torchrun_matches "$Q1Q4"); then
-  echo "skipped: $why"
-  exit 0
-fi
-start_store || exit 1
+nodes_begin
 whole=$(reference_digest)
 [[ -n "$whole" ]] && pass "two ranks side by side, uninterrupted: $whole" ||
   fail "the uninterrupted run: $(tail -c 600 "$tmp/ref.r0.err")"

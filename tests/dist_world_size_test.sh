@@ -5,18 +5,12 @@
 set -uo pipefail
 C2="$1" Q1Q4="$2"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
-T=(--dataset=synthetic --synthetic_train=64 --synthetic_test=16 --batch_size=4 --threads=1
-   --progress=off --dist_timeout=120 --max_batches_per_epoch=4 --epochs=2 --checkpoint_every=1)
 lib="${TEST_SRCDIR:-}/${TEST_WORKSPACE:-}/tests/nodes_lib.sh"
 [[ -f "$lib" ]] || lib="$(dirname "$0")/nodes_lib.sh"
 # shellcheck source=tests/nodes_lib.sh
 source "$lib"
 
-if ! why=$(torchrun_matches "$Q1Q4"); then
-  echo "skipped: $why"
-  exit 0
-fi
-start_store || exit 1
+nodes_begin
 # 1 to 2 nodes; the rendezvous closes 5 s after the first node joins (both start together).
 start_node a "$tmp/ck_a" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=5 --max_restarts=1
 start_node b "$tmp/ck_b" job-elastic --nnodes=1:2 --rdzv_conf=is_host=0,last_call_timeout=5 --max_restarts=1

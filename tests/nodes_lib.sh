@@ -4,7 +4,10 @@
 # an endpoint the agents join as clients: --rdzv_conf=is_host=0), so it outlives any node. A node
 # is killed by its session (the agent and its workers), never by a name pattern.
 #
-# Uses: C2 (the c2 binary), tmp (a folder of the test's own), T (c2's arguments).
+# Uses: C2 (the c2 binary), Q1Q4, tmp (a folder of the test's own). T: c2's arguments, 2 epochs of
+# 4 batches of 4 synthetic images per rank, a checkpoint after every batch.
+T=(--dataset=synthetic --synthetic_train=64 --synthetic_test=16 --batch_size=4 --threads=1
+   --progress=off --dist_timeout=120 --max_batches_per_epoch=4 --epochs=2 --checkpoint_every=1)
 
 nodes_failures=0
 fail() { echo "FAIL: $*"; nodes_failures=$((nodes_failures + 1)); }
@@ -167,4 +170,15 @@ reference_digest() {
     --checkpoint_dir="$tmp/ref_r0" >"$tmp/ref.r0.out" 2>"$tmp/ref.r0.err"
   wait $pid1
   digest "$tmp/ref.r0.out"
+}
+
+# The test's start: skipped in one line (exit 0) where torchrun's PyTorch cannot talk to this
+# build's LibTorch; else the rendezvous store is started.
+nodes_begin() {
+  local why
+  if ! why=$(torchrun_matches "$Q1Q4"); then
+    echo "skipped: $why"
+    exit 0
+  fi
+  start_store || exit 1
 }

@@ -2,35 +2,34 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <torch/cuda.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <sstream>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "core/files.h"
 #include "core/hash.h"
 #include "core/status_macros.h"
 #include "core/torch_error.h"
-#include "plugins/optimizers/state_key.h"
+#include "experiments/checkpoint/checkpoint_folders.h"
 
 namespace trainlab::experiments {
 namespace {
+
+using checkpoint_internal::AlreadyThere;
+using checkpoint_internal::Claimed;
+using checkpoint_internal::Holding;
+using checkpoint_internal::Lock;
 
 using torch::serialize::InputArchive;
 using torch::serialize::OutputArchive;
@@ -90,130 +89,6 @@ absl::Status ReadStates(const std::string& archive_bytes, const std::string& pat
   return absl::OkStatus();
 }
 
-// Takes DIR/<experiment>.ckpt.lock for this process (flock), writing `holder` (and, in a
-// data-parallel job, `session`: this opening's tag, the same on every rank) into it. Another live
-// process holding it is an error that names it, unless it is a rank of this same job opening
-// the same folder (a folder shared by nodes): then `shared` and no lock. The lock goes with the
-// process, however it ends.
-struct Lock {
-  int fd = -1;
-  bool shared = false;
-};
-absl::StatusOr<Lock> TakeLock(const std::string& path, const std::string& holder,
-                              const std::string& session = "") {
-  const std::string lock_path = path + ".lock";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(lock_path, ": cannot create the lock file: ", std::strerror(errno)));
-  }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const std::string tag = absl::StrCat("session ", session, "\n");
-    std::string text;
-    // A rank of this job that took the lock a moment ago may not have written its tag yet: in a
-    // job, look again for up to a second before calling the holder someone else.
-    for (int tries = session.empty() ? 1 : 50; tries > 0; --tries) {
-      char buf[1024] = {0};
-      const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-      text = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-      if (!session.empty() && text.find(tag) != std::string::npos) {
-        ::close(fd);
-        return Lock{.fd = -1, .shared = true};
-      }
-      if (tries > 1) ::usleep(20 * 1000);
-    }
-    ::close(fd);
-    const std::string first_line = text.substr(0, text.find('\n'));
-    const std::string who = first_line.empty()
-                                ? "another process"
-                                : std::string(absl::StripAsciiWhitespace(first_line));
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": in use by another run (", who,
-                     "); wait for it to end, or use another --checkpoint_dir"));
-  }
-  const std::string text =
-      absl::StrCat(holder, "\n", session.empty() ? "" : absl::StrCat("session ", session, "\n"));
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) < 0) {
-    // The lock is held all the same; only the message for others would be missing.
-  }
-  return Lock{.fd = fd, .shared = false};
-}
-
-// "PATH: a checkpoint is already there ...": the refusal to overwrite one, naming its job.
-absl::Status AlreadyThere(const std::string& path, const std::string& its_job,
-                          const std::string& job) {
-  std::string whose;
-  if (!job.empty()) {
-    whose = its_job.empty() ? absl::StrCat(" (not written by this job, ", job, ")")
-                            : absl::StrCat(" (of job ", its_job, "; this is job ", job, ")");
-  }
-  return absl::AlreadyExistsError(absl::StrCat(
-      path, ": a checkpoint is already there", whose,
-      "; pass --resume to continue it, or remove it (or choose another --checkpoint_dir) to "
-      "start afresh"));
-}
-
-// The world size a fingerprint records (1 where it has none: one process).
-int64_t WorldSizeOf(const nlohmann::json& f) {
-  return f.is_object() && f.contains("world_size") && f["world_size"].is_number_integer()
-             ? f["world_size"].get<int64_t>()
-             : int64_t{1};
-}
-
-// Whether a checkpoint with `meta` may be resumed by a run with options `o`: the same
-// experiment, fingerprint version, world size and settings (up to extendable ones).
-absl::StatusOr<FingerprintMatch> Compatible(const CheckpointMeta& meta,
-                                            const Checkpointer::Options& o,
-                                            const std::string& path) {
-  if (meta.experiment != o.experiment) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": a checkpoint of ", meta.experiment, ", not of ", o.experiment));
-  }
-  // A checkpoint whose settings were recorded in another form (an earlier trainlab's) cannot be
-  // compared setting by setting: one line says so instead of a list of every key.
-  const auto version = [](const nlohmann::json& f) {
-    return f.is_object() && f.contains("fingerprint_version") &&
-                   f["fingerprint_version"].is_number_integer()
-               ? f["fingerprint_version"].get<int64_t>()
-               : int64_t{1};
-  };
-  if (version(meta.fingerprint) != version(o.fingerprint)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": its settings were recorded in another form (fingerprint version ",
-        version(meta.fingerprint), "; this trainlab writes version ", version(o.fingerprint),
-        "): finish it with the trainlab that made it, or start afresh"));
-  }
-  // A job that lost a node and went on with fewer (torchrun --nnodes=1:2), or more: the run is
-  // not resumed on another world size (docs/distributed.md says why).
-  const int64_t theirs = WorldSizeOf(meta.fingerprint), ours = WorldSizeOf(o.fingerprint);
-  if (theirs != ours) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": written by ", theirs, theirs == 1 ? " process" : " ranks", ", and this job has ",
-        ours, ours == 1 ? " process" : " ranks",
-        ": a run resumes only on the world size that wrote it (its global batch and every "
-        "rank's data shard would change); start ",
-        theirs, theirs == 1 ? " process" : " ranks", " to continue it, or start afresh elsewhere"));
-  }
-  FingerprintMatch match = CompareFingerprints(meta.fingerprint, o.fingerprint, o.extendable);
-  if (!match.differences.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": made with other settings: ", absl::StrJoin(match.differences, "; "),
-                     " (resume with the settings it was made with, or start afresh elsewhere)"));
-  }
-  return match;
-}
-
-// Where a checkpoint stands, for messages: "run 'sgd #1', epoch 2, after batch 4".
-std::string PositionOf(const CheckpointMeta& m) {
-  if (m.current) {
-    return m.current->partial
-               ? absl::StrCat("run '", m.current->key, "', epoch ", m.current->epoch + 1,
-                              ", after batch ", m.current->partial->batches.size())
-               : absl::StrCat("run '", m.current->key, "', after epoch ", m.current->epoch);
-  }
-  return absl::StrCat(m.finished.size(), " run(s) finished");
-}
-
 // What rank 0 sends the other ranks of what it read: "E<code>:<message>" (an error), "N<path>\n"
 // (nothing to resume) or "R<path>\n<archive>" (the file, unframed).
 std::string EncodeShared(const absl::Status& status, const std::string& path,
@@ -254,242 +129,6 @@ absl::StatusOr<Shared> DecodeShared(const std::string& msg) {
   return out;
 }
 
-// --- A data-parallel job's copies ----------------------------------------------------------
-
-nlohmann::json StatusToJson(const absl::Status& s) {
-  return {{"code", static_cast<int>(s.code())}, {"message", std::string(s.message())}};
-}
-absl::Status StatusFromJson(const nlohmann::json& j) {
-  if (!j.is_object()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(j.value("code", 0)),
-                      j.value("message", std::string()));
-}
-// `s`, as rank `me` reports it: prefixed "rank R: " when another rank met it.
-absl::Status FromRank(const absl::Status& s, int rank, int me) {
-  if (s.ok() || rank == me) return s;
-  return absl::Status(s.code(), absl::StrCat("rank ", rank, ": ", s.message()));
-}
-
-// What one rank holds when a data-parallel job opens its checkpoint; all-gathered as JSON so that
-// every rank decides from the same list.
-struct Holding {
-  int rank = 0;
-  // "none": no folder of its own; "copy": it holds and writes its folder; "shared": its folder is
-  // another rank's of this job (one folder on shared storage).
-  std::string role = "none";
-  std::string path;         // its checkpoint file
-  absl::Status error;       // its folder could not be opened (not writable, another run's lock)
-  bool has_file = false;    // a checkpoint is there ...
-  absl::Status unreadable;  // ... but could not be read
-  std::string job;
-  int64_t sequence = 0;
-  std::string position;
-  std::string digest;            // of the archive ("" without one)
-  absl::Status usable;           // Compatible() with this run
-  std::set<std::string> finals;  // finished runs' final states in the folder
-
-  nlohmann::json ToJson() const {
-    return {{"rank", rank},
-            {"role", role},
-            {"path", path},
-            {"error", StatusToJson(error)},
-            {"has_file", has_file},
-            {"unreadable", StatusToJson(unreadable)},
-            {"job", job},
-            {"sequence", sequence},
-            {"position", position},
-            {"digest", digest},
-            {"usable", StatusToJson(usable)},
-            {"finals", finals}};
-  }
-  static absl::StatusOr<Holding> FromJson(const std::string& text) {
-    try {
-      const nlohmann::json j = nlohmann::json::parse(text);
-      Holding h;
-      h.rank = j.at("rank").get<int>();
-      h.role = j.at("role").get<std::string>();
-      h.path = j.at("path").get<std::string>();
-      h.error = StatusFromJson(j.at("error"));
-      h.has_file = j.at("has_file").get<bool>();
-      h.unreadable = StatusFromJson(j.at("unreadable"));
-      h.job = j.at("job").get<std::string>();
-      h.sequence = j.at("sequence").get<int64_t>();
-      h.position = j.at("position").get<std::string>();
-      h.digest = j.at("digest").get<std::string>();
-      h.usable = StatusFromJson(j.at("usable"));
-      h.finals = j.at("finals").get<std::set<std::string>>();
-      return h;
-    } catch (const std::exception& e) {
-      return absl::InternalError(
-          absl::StrCat("checkpoint: a garbled description from another rank: ", e.what()));
-    }
-  }
-};
-
-std::string ArchiveDigest(const std::string& archive) {
-  const uLong crc = ::crc32_z(0L, reinterpret_cast<const Bytef*>(archive.data()), archive.size());
-  return absl::StrCat(archive.size(), ":", absl::Hex(crc, absl::kZeroPad8));
-}
-
-// This rank's folder, locked (or found to be another rank's), and what it holds.
-struct Claimed {
-  Holding holding;
-  std::optional<CheckpointFile> file;
-  // The folder's lock, closed (released) unless Release() hands it to the Checkpointer.
-  Claimed() = default;
-  Claimed(Claimed&& o) noexcept : holding(std::move(o.holding)), file(std::move(o.file)) {
-    std::swap(lock_fd, o.lock_fd);
-  }
-  Claimed& operator=(Claimed&& o) noexcept {
-    holding = std::move(o.holding);
-    file = std::move(o.file);
-    std::swap(lock_fd, o.lock_fd);
-    return *this;
-  }
-  ~Claimed() {
-    if (lock_fd >= 0) ::close(lock_fd);
-  }
-  int Release() { return std::exchange(lock_fd, -1); }
-  int lock_fd = -1;
-};
-
-Claimed Claim(const Checkpointer::Options& o, int rank, const std::string& session) {
-  Claimed m;
-  m.holding.rank = rank;
-  m.holding.role = "copy";
-  if (absl::Status s = PrepareWritableDir(o.dir, "--checkpoint_dir"); !s.ok()) {
-    m.holding.error = s;
-    return m;
-  }
-  const std::string path = absl::StrCat(o.dir, "/", o.experiment, ".ckpt");
-  m.holding.path = path;
-  absl::StatusOr<Lock> lock = TakeLock(path, o.holder, session);
-  if (!lock.ok()) {
-    m.holding.error = lock.status();
-    return m;
-  }
-  if (lock->shared) {
-    m.holding.role = "shared";
-    return m;
-  }
-  m.lock_fd = lock->fd;
-  RemoveStaleTemporaries(o.dir, o.experiment + ".ckpt");
-  std::error_code ec;
-  const std::string final_prefix = o.experiment + ".";
-  for (const auto& entry : std::filesystem::directory_iterator(o.dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(final_prefix, 0) == 0 && absl::EndsWith(name, ".final.ckpt")) {
-      m.holding.finals.insert(name);
-    }
-  }
-  if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec))) return m;
-  m.holding.has_file = true;
-  absl::StatusOr<CheckpointFile> f = ReadCheckpointFile(path);
-  if (!f.ok()) {
-    m.holding.unreadable = f.status();
-    return m;
-  }
-  m.holding.job = f->meta.job;
-  m.holding.sequence = f->meta.sequence;
-  m.holding.position = PositionOf(f->meta);
-  m.holding.digest = ArchiveDigest(f->archive);
-  m.holding.usable = Compatible(f->meta, o, path).status();
-  m.file = std::move(*f);
-  return m;
-}
-
-// The decision every rank takes from the same holdings: the index of the copy to resume, -1 to
-// start afresh, or the error that stops every rank (as rank `me` words it).
-absl::StatusOr<int> Choose(const std::vector<Holding>& held, const Checkpointer::Options& o,
-                           int me) {
-  for (const Holding& h : held) {
-    if (!h.error.ok()) return FromRank(h.error, h.rank, me);
-  }
-  const bool wants = o.resume || o.resume_if_present;
-  std::vector<const Holding*> files;
-  for (const Holding& h : held) {
-    if (h.role == "copy" && h.has_file) files.push_back(&h);
-  }
-  if (!wants) {
-    // Without --resume only this job's own checkpoints are continued; any other is refused.
-    // (A copy that cannot be read is replaced when this job has a readable one elsewhere.)
-    for (const Holding* h : files) {
-      if (o.job.empty()) return FromRank(AlreadyThere(h->path, "", ""), h->rank, me);
-      if (h->unreadable.ok() && h->job != o.job) {
-        return FromRank(AlreadyThere(h->path, h->job, o.job), h->rank, me);
-      }
-    }
-  }
-  int chosen = -1;
-  for (size_t i = 0; i < held.size(); ++i) {
-    const Holding& h = held[i];
-    if (h.role != "copy" || !h.has_file || !h.unreadable.ok()) continue;
-    // A readable copy this run may not resume is another run's checkpoint: never overwritten.
-    if (!h.usable.ok()) return FromRank(h.usable, h.rank, me);
-    if (chosen < 0 || h.sequence > held[chosen].sequence) chosen = static_cast<int>(i);
-  }
-  if (chosen >= 0) return chosen;
-  // Nothing readable: a copy that is there but unreadable stops the run (as with one process).
-  if (!files.empty()) return FromRank(files.front()->unreadable, files.front()->rank, me);
-  if (o.resume) {
-    const std::string where =
-        held.empty() ? o.dir : held[0].path;  // rank 0's file names the run's checkpoint
-    return absl::NotFoundError(
-        absl::StrCat(where, ": no checkpoint to resume",
-                     files.empty() && held.size() > 1 ? " in any node's --checkpoint_dir" : "",
-                     " (run without --resume to start)"));
-  }
-  return -1;
-}
-
-// One status for every rank: the first rank's error (in rank order), or OK.
-absl::Status Agree(const Checkpointer::Options::Ranks& g, const absl::Status& mine) {
-  TRAINLAB_ASSIGN_OR_RETURN(const std::vector<std::string> all,
-                            g.all_gather(mine.ok() ? std::string() : StatusToJson(mine).dump()));
-  for (size_t r = 0; r < all.size(); ++r) {
-    if (all[r].empty()) continue;
-    absl::Status s;
-    try {
-      s = StatusFromJson(nlohmann::json::parse(all[r]));
-    } catch (const std::exception&) {
-      s = absl::InternalError("checkpoint: a garbled status from another rank");
-    }
-    return FromRank(s, static_cast<int>(r), g.rank);
-  }
-  return absl::OkStatus();
-}
-
-// Rank `root`'s status-or-bytes on every rank: "B<bytes>" or "E<status JSON>".
-absl::StatusOr<std::string> BroadcastResult(const Checkpointer::Options::Ranks& g, int root,
-                                            const absl::StatusOr<std::string>& mine) {
-  std::string msg;
-  if (g.rank == root) {
-    if (mine.ok()) {
-      msg.reserve(mine->size() + 1);
-      msg.push_back('B');
-      msg.append(*mine);
-    } else {
-      msg = absl::StrCat("E", StatusToJson(mine.status()).dump());
-    }
-  }
-  TRAINLAB_ASSIGN_OR_RETURN(std::string got, g.broadcast(root, msg));
-  if (got.empty()) return absl::InternalError("checkpoint: nothing received from another rank");
-  if (got[0] == 'B') return got.erase(0, 1);
-  absl::Status s;
-  try {
-    s = StatusFromJson(nlohmann::json::parse(got.substr(1)));
-  } catch (const std::exception&) {
-    s = absl::InternalError("checkpoint: a garbled status from another rank");
-  }
-  return FromRank(s.ok() ? absl::InternalError("checkpoint: an empty error") : s, root, g.rank);
-}
-
-std::string NewSession() {
-  std::random_device rd;
-  return absl::StrCat(absl::Hex(rd(), absl::kZeroPad8), absl::Hex(rd(), absl::kZeroPad8), "-",
-                      getpid());
-}
-
 std::string RankList(const std::vector<int>& ranks) { return absl::StrJoin(ranks, ", "); }
 
 }  // namespace
@@ -507,11 +146,11 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenRanks(const Opti
   std::string session;
   Claimed mine;
   if (g.rank == 0) {
-    session = NewSession();
-    mine = Claim(o, g.rank, session);
+    session = checkpoint_internal::NewSession();
+    mine = checkpoint_internal::Claim(o, g.rank, session);
   }
   TRAINLAB_ASSIGN_OR_RETURN(session, g.broadcast(0, session));
-  if (g.rank != 0 && keeps_copy) mine = Claim(o, g.rank, session);
+  if (g.rank != 0 && keeps_copy) mine = checkpoint_internal::Claim(o, g.rank, session);
   mine.holding.rank = g.rank;
   // 2. What every folder holds, on every rank; 3. the same decision on every rank.
   std::unique_ptr<Checkpointer> c(new Checkpointer(mine.holding.path, mine.Release()));
@@ -522,7 +161,7 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenRanks(const Opti
     TRAINLAB_ASSIGN_OR_RETURN(Holding h, Holding::FromJson(text));
     held.push_back(std::move(h));
   }
-  TRAINLAB_ASSIGN_OR_RETURN(const int chosen, Choose(held, o, g.rank));
+  TRAINLAB_ASSIGN_OR_RETURN(const int chosen, checkpoint_internal::Choose(held, o, g.rank));
   c->ranks_ = g;
   c->writes_ = mine.holding.role == "copy";
   if (!c->writes_) c->path_ = held.empty() ? "" : held[0].path;
@@ -566,7 +205,7 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenRanks(const Opti
       bytes = ReadRegularFile(absl::StrCat(dir, "/", run.state_file), kMaxCheckpointBytes,
                               "checkpoint");
     }
-    absl::StatusOr<std::string> got = BroadcastResult(g, from.rank, bytes);
+    absl::StatusOr<std::string> got = checkpoint_internal::BroadcastResult(g, from.rank, bytes);
     if (!got.ok()) {
       if (wrote.ok()) wrote = got.status();
       continue;  // every rank met the same error: the collectives stay in step
@@ -575,7 +214,7 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenRanks(const Opti
       wrote = WriteFileAtomically(absl::StrCat(dir, "/", run.state_file), *got);
     }
   }
-  TRAINLAB_RETURN_IF_ERROR(Agree(g, wrote));
+  TRAINLAB_RETURN_IF_ERROR(checkpoint_internal::Agree(g, wrote));
   TRAINLAB_RETURN_IF_ERROR(c->Adopt(std::move(file), o));
   // Where it came from, when that was not simply rank 0's own copy.
   if (from.rank != 0 || !lacking.empty()) {
@@ -590,7 +229,8 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenRanks(const Opti
 }
 
 absl::Status Checkpointer::Adopt(CheckpointFile file, const Options& o) {
-  TRAINLAB_ASSIGN_OR_RETURN(const FingerprintMatch match, Compatible(file.meta, o, path_));
+  TRAINLAB_ASSIGN_OR_RETURN(const FingerprintMatch match,
+                            checkpoint_internal::Compatible(file.meta, o, path_));
   extended_ = match.extended;
   meta_.sequence = file.meta.sequence;
   meta_.finished = std::move(file.meta.finished);
@@ -603,7 +243,7 @@ absl::Status Checkpointer::Adopt(CheckpointFile file, const Options& o) {
 absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::OpenHere(const Options& o) {
   TRAINLAB_RETURN_IF_ERROR(PrepareWritableDir(o.dir, "--checkpoint_dir"));
   const std::string path = absl::StrCat(o.dir, "/", o.experiment, ".ckpt");
-  TRAINLAB_ASSIGN_OR_RETURN(const Lock lock, TakeLock(path, o.holder));
+  TRAINLAB_ASSIGN_OR_RETURN(const Lock lock, checkpoint_internal::TakeLock(path, o.holder));
   std::unique_ptr<Checkpointer> c(new Checkpointer(path, lock.fd));
   c->meta_.experiment = o.experiment;
   c->meta_.fingerprint = o.fingerprint;
@@ -724,11 +364,11 @@ absl::Status Checkpointer::Publish(const std::string& file_name,
   // Rank 0's bytes to every node's copy, then one verdict for every rank (a node whose disk is
   // full stops the job with one line naming it, on every rank).
   absl::StatusOr<std::string> bytes = root ? make() : absl::StatusOr<std::string>(std::string());
-  absl::StatusOr<std::string> got = BroadcastResult(*ranks_, 0, bytes);
+  absl::StatusOr<std::string> got = checkpoint_internal::BroadcastResult(*ranks_, 0, bytes);
   bytes = absl::StatusOr<std::string>(std::string());
   absl::Status wrote = got.status();
   if (got.ok() && writes_) wrote = WriteFileAtomically(path, *got);
-  return Agree(*ranks_, wrote);
+  return checkpoint_internal::Agree(*ranks_, wrote);
 }
 
 absl::Status Checkpointer::Write(const torch::nn::Module* model,
@@ -769,57 +409,6 @@ absl::Status Checkpointer::Finish(const RunKey& key, const RunResult& result,
   TRAINLAB_RETURN_IF_ERROR(Write(nullptr, nullptr));
   last_position_ = absl::StrCat("after run '", key.variant, "'");
   return absl::OkStatus();
-}
-
-std::string StateDigest(const torch::nn::Module& model, const torch::optim::Optimizer& optimizer) {
-  Fnv1a h;
-  auto add_tensor = [&h](const at::Tensor& t) {
-    const at::Tensor c = t.detach().to(at::kCPU).contiguous();
-    h.AddString(std::string(c.dtype().name()));
-    for (int64_t d : c.sizes()) h.Add(&d, sizeof d);
-    h.Add(c.data_ptr(), c.numel() * c.element_size());
-  };
-  for (const auto& p : model.named_parameters(/*recurse=*/true)) {
-    h.AddString(p.key());
-    add_tensor(p.value());
-  }
-  for (const auto& b : model.named_buffers(/*recurse=*/true)) {
-    h.AddString(b.key());
-    add_tensor(b.value());
-  }
-  // Per parameter, in order: its optimizer state, read back by key name (the archive's own
-  // bytes are not comparable across processes: LibTorch 1.x keys them by tensor address).
-  for (const auto& group : optimizer.param_groups()) {
-    for (const at::Tensor& p : group.params()) {
-      auto it = optimizer.state().find(trainlab::optim::StateKey(p));
-      if (it == optimizer.state().end()) {
-        h.AddString("no state");
-        continue;
-      }
-      OutputArchive out;
-      it->second->serialize(out);
-      std::ostringstream bytes;
-      out.save_to(bytes);
-      std::istringstream in_bytes(bytes.str());
-      InputArchive in;
-      in.load_from(in_bytes);
-      std::vector<std::string> keys = in.keys();
-      std::sort(keys.begin(), keys.end());
-      for (const std::string& k : keys) {
-        h.AddString(k);
-        at::Tensor t;
-        c10::IValue v;
-        if (in.try_read(k, t)) {
-          add_tensor(t);
-        } else if (in.try_read(k, v)) {
-          std::ostringstream s;
-          s << v;
-          h.AddString(s.str());
-        }
-      }
-    }
-  }
-  return h.Hex();
 }
 
 }  // namespace trainlab::experiments

@@ -458,6 +458,15 @@ struct ThreeRanks {
     o.ranks = group.For(rank, /*node_copy=*/rank != 1);
     return o;
   }
+  // Job `job` opens afresh and saves run 'sgd #1' after epoch 1 on every rank (a copy in A and B).
+  void SaveOnce(const std::string& job) {
+    auto c = Open(job);
+    for (int r = 0; r < 3; ++r) ASSERT_TRUE(c[r].ok()) << c[r].status();
+    group.Run([&](int r) {
+      EXPECT_TRUE(
+          (*c[r])->Save({"sgd", 1}, SomeRun(), std::nullopt, 1, *t[r]->model, *t[r]->sgd).ok());
+    });
+  }
   // Opens on every rank; the outcomes in rank order.
   std::vector<absl::StatusOr<std::unique_ptr<Checkpointer>>> Open(const std::string& job,
                                                                   bool resume = false) {
@@ -589,16 +598,7 @@ TEST(CheckpointRanks, EveryRankRefusesWhatAnyNodeHoldsThatItMayNotResume) {
   // Another job's checkpoint on node B only: refused on every rank, naming the rank and both jobs.
   {
     ThreeRanks job("ranks_other_job");
-    {
-      auto c = job.Open("job-a");
-      for (int r = 0; r < 3; ++r) ASSERT_TRUE(c[r].ok());
-      job.group.Run([&](int r) {
-        EXPECT_TRUE(
-            (*c[r])
-                ->Save({"sgd", 1}, SomeRun(), std::nullopt, 1, *job.t[r]->model, *job.t[r]->sgd)
-                .ok());
-      });
-    }
+    job.SaveOnce("job-a");
     std::filesystem::remove(job.a + "/c6.ckpt");
     auto c = job.Open("job-b");
     for (int r = 0; r < 3; ++r) {
@@ -618,16 +618,7 @@ TEST(CheckpointRanks, EveryRankRefusesWhatAnyNodeHoldsThatItMayNotResume) {
   // A job that lost a rank: the copy of 3 ranks is not resumed by 2, one line naming both sizes.
   {
     ThreeRanks job("ranks_world_size");
-    {
-      auto c = job.Open("job-a");
-      for (int r = 0; r < 3; ++r) ASSERT_TRUE(c[r].ok());
-      job.group.Run([&](int r) {
-        EXPECT_TRUE(
-            (*c[r])
-                ->Save({"sgd", 1}, SomeRun(), std::nullopt, 1, *job.t[r]->model, *job.t[r]->sgd)
-                .ok());
-      });
-    }
+    job.SaveOnce("job-a");
     ThreadRanks two(2);
     std::vector<absl::StatusOr<std::unique_ptr<Checkpointer>>> c(2);
     two.Run([&](int r) {
