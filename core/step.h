@@ -31,6 +31,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/convolution.h"
 #include "core/module_scope.h"
 #include "core/nvtx.h"
 #include "core/stats.h"
@@ -89,6 +90,9 @@ struct StepOptions {
   // Cross-entropy's label smoothing (PyTorch's definition): the target is (1 - e) one-hot plus
   // e / classes everywhere. A training setting, not a strategy's: the run sets it.
   double label_smoothing = 0;
+  // Runs the model's convolutions (those it calls through core/convolution.h's Conv2d) its own
+  // way during the forward pass and evaluation (conv_autotune sets it); null: the library's.
+  std::shared_ptr<ConvolutionOverride> convolution;
   // Replaces the eager runner (cuda_graph sets it).
   RunnerFactory make_runner;
   // Names of the strategies that made these options, in order ("eager" when none).
@@ -153,6 +157,7 @@ inline std::pair<at::Tensor, at::Tensor> ForwardAndLoss(const StepFunctions& fns
   at::Tensor logits;
   {
     nvtx::PhaseRange range(nvtx::Phase::kForward);
+    ScopedConvolutionOverride convolutions(options.convolution.get());
     logits = fns.forward(x);
   }
   // Cross-entropy in float32 whatever the autocast dtype (autocast does the same for it).

@@ -285,6 +285,7 @@ class Trainer {
       std::optional<AutocastGuard> autocast;
       if (options_.step.autocast_dtype)
         autocast.emplace(options_.device.type(), *options_.step.autocast_dtype);
+      ScopedConvolutionOverride convolutions(options_.step.convolution.get());
       // One pass of the model: with a layers tracer, one recording (its layers named as in a step).
       auto forward = [this](const at::Tensor& images) {
         std::optional<LayerTracer::Recording> layers;

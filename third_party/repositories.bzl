@@ -16,6 +16,7 @@ own Abseil, GoogleTest, LibTorch ... under the conventional names and trainlab w
 | com_google_googletest        | GoogleTest                             | libgtest-dev               |
 | com_github_google_benchmark  | Google Benchmark                       | libbenchmark-dev           |
 | zlib                         | zlib (Fashion-MNIST's .gz files)       | zlib1g-dev                 |
+| dnnl                         | oneDNN 2.6.3 (conv_autotune's matmul)  | libdnnl-dev                |
 | com_google_protobuf          | protobuf runtime (TensorBoard events)  | libprotobuf-dev, protoc from protobuf-compiler |
 | com_github_nlohmann_json     | JSON (tests that read trace files)     | nlohmann-json3-dev         |
 | tensorboard                  | TensorBoard 2.18.0, for tests that read event files back | PyPI wheel pinned by sha256 (third_party/tensorboard) |
@@ -110,6 +111,11 @@ def trainlab_dependencies():
         system_repository,
         name = "zlib",
         build_files = {Label("//third_party/system:zlib.BUILD"): "BUILD"},
+    )
+    _maybe(
+        system_repository,
+        name = "dnnl",
+        build_files = {Label("//third_party/system:dnnl.BUILD"): "BUILD"},
     )
     _maybe(
         system_repository,

@@ -103,7 +103,6 @@ absl::Status AlreadyThere(const std::string& path, const std::string& its_job,
       "start afresh"));
 }
 
-
 // Whether a checkpoint with `meta` may be resumed by a run with options `o`: the same
 // experiment, fingerprint version, world size and settings (up to extendable ones).
 absl::StatusOr<FingerprintMatch> Compatible(const CheckpointMeta& meta,

@@ -43,7 +43,7 @@ DEFINE_string(tta, "none", "none | flip: evaluate each test image and its mirror
 DEFINE_double(target_accuracy, 0,
               "Stop after the first epoch whose test top-1 reaches this % (implies --evaluate).");
 DEFINE_string(strategy, "eager",
-              "eager, channels_last, amp_bf16, cudnn_autotune, cuda_graph, or a+b.");
+              "eager, channels_last, amp_bf16, cudnn_autotune, conv_autotune, cuda_graph, or a+b.");
 DEFINE_string(model, "resnet18", "Model by name (listed below); torchscript needs --model_path.");
 DEFINE_string(model_path, "",
               "TorchScript file (torch.jit.script(m).save) of --model=torchscript.");

@@ -19,8 +19,10 @@
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/convolution.h"
 #include "core/introspect.h"
 #include "core/model.h"
 #include "core/nvtx.h"
@@ -320,6 +322,25 @@ absl::StatusOr<ExperimentResult> RunProfile(Session& session, const ProfileFlags
     }
     summary.steps.push_back(std::move(p.step));
     std::move(p.layers.begin(), p.layers.end(), std::back_inserter(summary.layers));
+    if (step.convolution) {  // conv_autotune: what it chose in the warm-up steps, and why
+      for (const ConvolutionChoice& c : step.convolution->Choices()) {
+        ProfileConvChoice row{.strategy = name,
+                              .shape = c.shape,
+                              .pass = c.pass,
+                              .algorithm = c.algorithm,
+                              .note = c.note};
+        std::string times;
+        for (const auto& [algorithm, s] : c.seconds) {
+          (algorithm == "library" ? row.library_seconds : row.matmul_seconds) = s;
+          absl::StrAppend(&times, times.empty() ? "" : ", ", algorithm, " ",
+                          absl::StrFormat("%.2f ms", 1e3 * s));
+        }
+        std::printf("  %s: %s %s -> %s (%s)\n", step.convolution->name().c_str(), c.shape.c_str(),
+                    c.pass.c_str(), c.algorithm.c_str(),
+                    times.empty() ? c.note.c_str() : times.c_str());
+        summary.convolution_choices.push_back(std::move(row));
+      }
+    }
   }
   summary.roofs = SummaryRoofs(roofs, peak);
   summary.model = run.model;

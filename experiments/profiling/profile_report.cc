@@ -226,6 +226,22 @@ Section ProfileSection(const ExperimentResult& result) {
             : std::string()));
     out.AddTable(LayersTable(layers, st.strategy, step_s));
   }
+  if (!s.convolution_choices.empty()) {
+    out.AddText(
+        "Convolution algorithms chosen by timing (conv_autotune: each pass of each shape on the "
+        "faster of the library's convolution and matrix multiplies, timed once in the warm-up "
+        "steps, best of its runs):");
+    Table t{.header = {"strategy", "shape", "pass", "library", "matmul", "chosen"}};
+    auto ms = [](const std::optional<double>& v) {
+      return v ? absl::StrFormat("%.2f ms", 1e3 * *v) : std::string("-");
+    };
+    for (const ProfileConvChoice& c : s.convolution_choices) {
+      t.rows.push_back(
+          {c.strategy, c.shape, c.pass, ms(c.library_seconds), ms(c.matmul_seconds),
+           c.note.empty() ? c.algorithm : absl::StrCat(c.algorithm, " (", c.note, ")")});
+    }
+    out.AddTable(std::move(t));
+  }
   std::vector<std::string> skipped;
   for (const ProfileSkipped& k : s.skipped) {
     skipped.push_back(absl::StrCat("`", k.strategy, "`: ", k.reason));

@@ -210,6 +210,18 @@ absl::StatusOr<ProfileSkipped> ReadSkipped(const JsonReader& j) {
   return k;
 }
 
+absl::StatusOr<ProfileConvChoice> ReadConvChoice(const JsonReader& j) {
+  ProfileConvChoice c;
+  TRAINLAB_RETURN_IF_ERROR(Read(j, "strategy", &c.strategy));
+  TRAINLAB_RETURN_IF_ERROR(Read(j, "shape", &c.shape));
+  TRAINLAB_RETURN_IF_ERROR(Read(j, "pass", &c.pass));
+  TRAINLAB_RETURN_IF_ERROR(Read(j, "algorithm", &c.algorithm));
+  TRAINLAB_RETURN_IF_ERROR(Read(j, "note", &c.note));
+  TRAINLAB_RETURN_IF_ERROR(ReadOrNull(j, "library_seconds", &c.library_seconds));
+  TRAINLAB_RETURN_IF_ERROR(ReadOrNull(j, "matmul_seconds", &c.matmul_seconds));
+  return c;
+}
+
 // Each element of the array `key`, read by `read`.
 template <typename T, typename F>
 absl::StatusOr<std::vector<T>> ReadArray(const JsonReader& j, const char* key, F read) {
@@ -235,6 +247,19 @@ nlohmann::json ToJson(const ProfileSummary& s) {
   }
   nlohmann::json j = {
       {"step", std::move(steps)}, {"layers", std::move(layers)}, {"skipped", std::move(skipped)}};
+  if (!s.convolution_choices.empty()) {
+    nlohmann::json choices = nlohmann::json::array();
+    for (const ProfileConvChoice& c : s.convolution_choices) {
+      choices.push_back({{"strategy", c.strategy},
+                         {"shape", c.shape},
+                         {"pass", c.pass},
+                         {"algorithm", c.algorithm},
+                         {"library_seconds", OrNull(c.library_seconds)},
+                         {"matmul_seconds", OrNull(c.matmul_seconds)},
+                         {"note", c.note}});
+    }
+    j["convolution_choices"] = std::move(choices);
+  }
   if (s.roofs) {
     j["model"] = s.model;
     j["optimizer"] = s.optimizer;
@@ -261,6 +286,11 @@ absl::StatusOr<ProfileSummary> ProfileSummaryFromJson(const JsonReader& summary)
   TRAINLAB_ASSIGN_OR_RETURN(s.steps, ReadArray<ProfileStepRow>(summary, "step", ReadStep));
   TRAINLAB_ASSIGN_OR_RETURN(s.layers, ReadArray<ProfileLayerRow>(summary, "layers", ReadLayer));
   TRAINLAB_ASSIGN_OR_RETURN(s.skipped, ReadArray<ProfileSkipped>(summary, "skipped", ReadSkipped));
+  if (summary.Has("convolution_choices")) {
+    TRAINLAB_ASSIGN_OR_RETURN(
+        s.convolution_choices,
+        ReadArray<ProfileConvChoice>(summary, "convolution_choices", ReadConvChoice));
+  }
   return s;
 }
 

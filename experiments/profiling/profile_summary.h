@@ -117,6 +117,17 @@ struct ProfileSkipped {
   bool operator==(const ProfileSkipped&) const = default;
 };
 
+// A strategy's choice of algorithm for one convolution shape and pass (conv_autotune).
+struct ProfileConvChoice {
+  std::string strategy;
+  std::string shape;  // "128x512x4x4 k3 s1 p1 -> 512, Float, channels_last"
+  std::string pass;   // "forward", "input gradient", "weight gradient"
+  std::string algorithm;
+  std::optional<double> library_seconds, matmul_seconds;  // null: not timed
+  std::string note;
+  bool operator==(const ProfileConvChoice&) const = default;
+};
+
 struct ProfileSummary {
   // What was profiled and against which roofs; the JSON holds model, optimizer, device,
   // batch_size and warmup_steps exactly when it holds the roofs (a data-parallel run: none).
@@ -127,6 +138,8 @@ struct ProfileSummary {
   std::vector<ProfileStepRow> steps;    // "step": one per strategy profiled, in order
   std::vector<ProfileLayerRow> layers;  // each strategy's rows, ranked by time
   std::vector<ProfileSkipped> skipped;
+  // "convolution_choices" (absent in older files: empty).
+  std::vector<ProfileConvChoice> convolution_choices;
   bool operator==(const ProfileSummary&) const = default;
 };
 

@@ -5,10 +5,10 @@
 #include "core/status_macros.h"
 #include "core/strategy.h"
 
-DEFINE_string(
-    strategies,
-    "eager,channels_last,amp_bf16,cudnn_autotune,cuda_graph,cuda_graph+channels_last+amp_bf16",
-    "Strategies (or a+b) to compare with eager, in order.");
+DEFINE_string(strategies,
+              "eager,channels_last,amp_bf16,cudnn_autotune,channels_last+conv_autotune,cuda_graph,"
+              "cuda_graph+channels_last+amp_bf16",
+              "Strategies (or a+b) to compare with eager, in order.");
 
 namespace trainlab::experiments {
 

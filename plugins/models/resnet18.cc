@@ -7,6 +7,8 @@
 #include <string>
 #include <utility>
 
+#include "core/convolution.h"
+
 namespace trainlab::models {
 namespace {
 
@@ -27,20 +29,30 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride
   if (batch_norm) bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
   if (stride != 1 || in_planes != planes) {
     torch::nn::Sequential s;
-    s->push_back(Conv(in_planes, planes, 1, stride, 0));
-    if (batch_norm) s->push_back(torch::nn::BatchNorm2d(planes));
+    shortcut_conv_ = Conv(in_planes, planes, 1, stride, 0);
+    s->push_back(shortcut_conv_);
+    if (batch_norm) {
+      shortcut_bn_ = torch::nn::BatchNorm2d(planes);
+      s->push_back(shortcut_bn_);
+    }
     shortcut_ = register_module("shortcut", s);
   }
 }
 
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
   RECORD_USER_SCOPE(scope_.c_str());
-  at::Tensor out = conv1_->forward(x);
+  // Convolutions through core/convolution.h's Conv2d: a strategy may run them its own way.
+  at::Tensor out = Conv2d(*conv1_, x);
   if (bn1_) out = bn1_->forward(out);
   out = at::relu(out);
-  out = conv2_->forward(out);
+  out = Conv2d(*conv2_, out);
   if (bn2_) out = bn2_->forward(out);
-  out = out + (shortcut_ ? shortcut_->forward(x) : x);
+  at::Tensor shortcut = x;
+  if (shortcut_conv_) {
+    shortcut = Conv2d(*shortcut_conv_, x);
+    if (shortcut_bn_) shortcut = shortcut_bn_->forward(shortcut);
+  }
+  out = out + shortcut;
   return at::relu(out);
 }
 
@@ -69,7 +81,7 @@ torch::nn::Sequential ResNet18Impl::MakeGroup(const std::string& name, int64_t p
 
 at::Tensor ResNet18Impl::forward(const at::Tensor& x) {
   RECORD_USER_SCOPE(top_scope_.c_str());  // the model's own layers: "relu", "pool"
-  at::Tensor out = conv1_->forward(x);    // (B, 64, 32, 32)
+  at::Tensor out = Conv2d(*conv1_, x);    // (B, 64, 32, 32)
   if (bn1_) out = bn1_->forward(out);
   out = at::relu(out);
   out = layer1_->forward(out);                            // (B, 64, 32, 32)

@@ -52,6 +52,9 @@ class BasicBlockImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   torch::nn::Sequential shortcut_{nullptr};  // empty when identity
+  // The shortcut's modules (registered through shortcut_ as "shortcut.0", "shortcut.1").
+  torch::nn::Conv2d shortcut_conv_{nullptr};
+  torch::nn::BatchNorm2d shortcut_bn_{nullptr};
 };
 TORCH_MODULE(BasicBlock);
 

@@ -89,7 +89,10 @@ inline bool LayerTracer::Count(const at::RecordFunction& fn) {
   const at::Tensor x = in[0].toTensor();
   const int64_t es = static_cast<int64_t>(x.element_size());
   const double n = static_cast<double>(x.numel());
-  if (is("aten::convolution") && in.size() >= 9 && IsTensor(in[1])) {
+  // trainlab::convolution: conv_autotune's (plugins/compile/conv_autotune.h), recorded with
+  // aten::convolution's arguments.
+  if ((is("aten::convolution") || is("trainlab::convolution")) && in.size() >= 9 &&
+      IsTensor(in[1])) {
     const at::Tensor w = in[1].toTensor();
     const std::vector<int64_t> stride = in[3].toIntVector(), pad = in[4].toIntVector(),
                                dil = in[5].toIntVector(), out_pad = in[7].toIntVector();
