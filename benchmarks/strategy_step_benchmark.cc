@@ -4,7 +4,8 @@
 // The step is the Trainer's own (PrepareStepRunner: same weight memory format, autocast, cuDNN
 // mode and, for cuda_graph, the same warm-up and capture), with SGD as the experiments set it.
 // Before the timing, untimed steps run: 5 on a GPU (cuda_graph's 3 warm-up steps, its capture
-// and a first replay; cuDNN's autotuning), 1 on the CPU. Their time is the counter
+// and a first replay; cuDNN's autotuning), 1 on the CPU (conv_autotune times its candidates in
+// it). Their time is the counter
 // `first_steps_s`: the one-off cost that makes c8's first epoch slower. Every timed step ends
 // with a device synchronize. Strategies that cannot run on the device are reported as errors
 // with the reason (e.g. "cuda_graph needs a CUDA device, not cpu"); the others still run.
@@ -14,9 +15,9 @@
 //   ... -- --strategies=eager,channels_last --batch_sizes=8,32 --threads=2
 //
 // Flags (ours, removed before Google Benchmark's): --device=auto|cpu|cuda (auto: cuda when
-// available), --strategies=LIST (default: every registered strategy and
-// cuda_graph+channels_last+amp_bf16, eager first), --batch_sizes=LIST (default 128 on a GPU, 32 on
-// the CPU),
+// available), --strategies=LIST (default: every registered strategy,
+// channels_last+conv_autotune and cuda_graph+channels_last+amp_bf16, eager first),
+// --batch_sizes=LIST (default 128 on a GPU, 32 on the CPU),
 // --threads=N (CPU intra-op threads; default every core).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -184,6 +185,7 @@ absl::Status Setup(int& argc, char** argv) {
     for (const std::string& s : StrategyRegistry::Global().Names()) {
       if (s != "eager") strategies.push_back(s);
     }
+    strategies.push_back("channels_last+conv_autotune");
     strategies.push_back("cuda_graph+channels_last+amp_bf16");
   } else {
     strategies = std::vector<std::string>(absl::StrSplit(f.strategies, ',', absl::SkipEmpty()));

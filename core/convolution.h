@@ -41,8 +41,8 @@ class ConvolutionOverride {
   virtual ~ConvolutionOverride() = default;
   // The convolution of x (N, Cin, H, W) by weight (Cout, Cin / groups, kh, kw), plus bias when
   // defined: what at::convolution returns, with its autograd graph.
-  virtual at::Tensor Convolve(const at::Tensor& x, const at::Tensor& weight,
-                              const at::Tensor& bias, const ConvolutionParams& params) = 0;
+  virtual at::Tensor Convolve(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                              const ConvolutionParams& params) = 0;
   // Every choice made so far.
   virtual std::vector<ConvolutionChoice> Choices() const = 0;
   // A name for the Settings block and the profile ("conv_autotune").
@@ -78,8 +78,7 @@ inline at::Tensor Conv2d(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
   // Unqualified: LibTorch 1.13's variants are c10::variant, 2.x's std::variant (found by ADL).
   const auto* padding = get_if<torch::ExpandingArray<2>>(&opt.padding());
   if (o == nullptr || padding == nullptr ||
-      !holds_alternative<torch::enumtype::kZeros>(opt.padding_mode()) ||
-      opt.transposed()) {
+      !holds_alternative<torch::enumtype::kZeros>(opt.padding_mode()) || opt.transposed()) {
     return conv.forward(x);
   }
   return o->Convolve(x, conv.weight, conv.bias,

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -35,6 +36,9 @@ struct RoofOptions {
   int64_t triad_elements = 32 << 20;  // 128 MiB per float32 vector
   int repeats = 5;                    // the best of these, after one warm-up
   double budget_s = 10;               // stop repeating after this long (at least one repeat)
+  // The matrix multiply to time, c = a x b; null: at::mm_out. (The profile times oneDNN's matmul
+  // this way too: Debian's at::mm is the reference BLAS.)
+  std::function<void(at::Tensor& c, const at::Tensor& a, const at::Tensor& b)> matmul;
 };
 
 namespace roofline_detail {
@@ -64,7 +68,13 @@ inline absl::StatusOr<double> MeasureMatmulFlops(const RoofOptions& o, at::Scala
     at::Tensor a = at::randn({o.matmul_n, o.matmul_n}, t),
                b = at::randn({o.matmul_n, o.matmul_n}, t);
     at::Tensor c = at::empty({o.matmul_n, o.matmul_n}, t);
-    const double s = roofline_detail::BestSeconds(o, [&] { at::mm_out(c, a, b); });
+    const double s = roofline_detail::BestSeconds(o, [&] {
+      if (o.matmul) {
+        o.matmul(c, a, b);
+      } else {
+        at::mm_out(c, a, b);
+      }
+    });
     const double n = static_cast<double>(o.matmul_n);
     return 2 * n * n * n / s;
   } catch (const std::exception& e) {

@@ -87,6 +87,17 @@ ProfileSummary SomeSummary() {
                       .roof_fraction = std::nullopt,
                       .bound = ""});
   s.skipped.push_back({.strategy = "cuda_graph", .reason = "it replays the whole step"});
+  s.convolution_choices.push_back({.strategy = "conv_autotune",
+                                   .shape = "128x512x4x4 k3 s1 p1 -> 512, Float, channels_last",
+                                   .pass = "weight gradient",
+                                   .algorithm = "matmul",
+                                   .library_seconds = 0.125,
+                                   .matmul_seconds = 0.0625});
+  s.convolution_choices.push_back({.strategy = "conv_autotune",
+                                   .shape = "2x4... groups 2, Float, contiguous",
+                                   .pass = "forward",
+                                   .algorithm = "library",
+                                   .note = "grouped convolution"});
   return s;
 }
 
@@ -120,6 +131,8 @@ TEST(ProfileSummary, OptionalKeysAreAbsentAndNullableOnesNull) {
   }
   EXPECT_FALSE(row.contains("host_seconds"));
   EXPECT_TRUE(j["roofs"]["theoretical_peak"]["flops_per_s"].is_null());
+  EXPECT_TRUE(j["convolution_choices"][1]["library_seconds"].is_null());
+  EXPECT_EQ(j["convolution_choices"][0]["matmul_seconds"], 0.0625);
   EXPECT_FALSE(j["roofs"].contains("bfloat16_problem"));
 }
 

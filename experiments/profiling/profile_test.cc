@@ -67,16 +67,26 @@ void ExpectTheSummaryChecksAndRenders(const ExperimentResult& result) {
     EXPECT_NE(GnuplotScript(b.plot, "/tmp/x.svg").find("set logscale x"), std::string::npos);
   }
   EXPECT_EQ(plots, static_cast<int>(result.summary["step"].size()));
+  size_t choices = 0;
   for (const Table* t : section.Tables()) {
+    if (t->header.size() > 1 && t->header[1] == "shape") {  // conv_autotune's choices: every one
+      choices += t->rows.size();
+      continue;
+    }
     EXPECT_LE(t->rows.size(), 16u) << "a layer table shows the top 15 and the rest summed";
   }
+  const size_t want = result.summary.contains("convolution_choices")
+                          ? result.summary["convolution_choices"].size()
+                          : 0;
+  EXPECT_EQ(choices, want);
 }
 
 TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
   const std::string dir = FreshTestDir("profile_resnet");
   ExperimentOptions o = Tiny();
-  const std::vector<std::string> strategies = {"eager", "channels_last", "amp_bf16",
-                                               "cudnn_autotune", "cuda_graph"};
+  const std::vector<std::string> strategies = {"eager",      "channels_last",
+                                               "amp_bf16",   "cudnn_autotune",
+                                               "cuda_graph", "channels_last+conv_autotune"};
   ASSERT_TRUE(
       SetOwnFlags(o, {{"profile_steps", "1"}, {"strategies", absl::StrJoin(strategies, ",")}})
           .ok());
@@ -99,7 +109,17 @@ TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
     EXPECT_EQ(profiled.count(name) + skipped.count(name), 1u) << name;
   }
   EXPECT_TRUE(profiled.count("eager") && profiled.count("channels_last"));
+  EXPECT_TRUE(profiled.count("channels_last+conv_autotune"));
   EXPECT_TRUE(skipped.count("cuda_graph"));
+  // conv_autotune's choices: ResNet-18's 11 convolution shapes, 3 passes each, less the first
+  // layer's input gradient; each with the algorithm kept (its convolutions, counted below like
+  // every strategy's, are trainlab::convolution ops).
+  ASSERT_TRUE(summary.contains("convolution_choices"));
+  EXPECT_EQ(summary["convolution_choices"].size(), 11u * 3 - 1);
+  for (const nlohmann::json& c : summary["convolution_choices"]) {
+    EXPECT_EQ(c["strategy"], "channels_last+conv_autotune");
+    EXPECT_TRUE(c["algorithm"] == "library" || c["algorithm"] == "matmul") << c;
+  }
 
   // The model's own modules: every one that holds parameters is a row in both passes.
   absl::StatusOr<std::shared_ptr<ClassifierImpl>> model = MakeModel("resnet18", {});

@@ -14,6 +14,7 @@
 #include "core/host.h"
 #include "core/roofline.h"
 #include "core/status_macros.h"
+#include "plugins/compile/conv_matmul.h"
 
 namespace trainlab::experiments {
 
@@ -48,10 +49,25 @@ absl::StatusOr<MeasuredRoofs> MeasureRoofs(c10::Device device, bool bf16) {
   r.matmul_n = o.matmul_n;
   r.triad_elements = o.triad_elements;
   TRAINLAB_ASSIGN_OR_RETURN(r.matmul_fp32, MeasureMatmulFlops(o, at::kFloat));
+  // On a CPU, oneDNN's matmul as well (what conv_autotune's matrix multiplies run on): the
+  // matrix multiply roof is the faster of the two.
+  RoofOptions onednn = o;
+  onednn.matmul = [](at::Tensor& c, const at::Tensor& a, const at::Tensor& b) {
+    c = compile::MatMul(a, b);
+  };
+  if (device.is_cpu()) {
+    TRAINLAB_ASSIGN_OR_RETURN(const double fp32, MeasureMatmulFlops(onednn, at::kFloat));
+    r.matmul_fp32 = std::max(r.matmul_fp32, fp32);
+  }
   TRAINLAB_ASSIGN_OR_RETURN(r.conv_fp32, MeasureConvFlops(o, at::kFloat));
   TRAINLAB_ASSIGN_OR_RETURN(r.bytes_per_s, MeasureTriadBandwidth(o));
   if (bf16) {
     absl::StatusOr<double> mm = MeasureMatmulFlops(o, at::kBFloat16);
+    // oneDNN's bfloat16 matmul only where it has a kernel (else MatMul emulates it in float32).
+    if (mm.ok() && device.is_cpu() && compile::FastMatMul(at::kBFloat16)) {
+      absl::StatusOr<double> onednn_mm = MeasureMatmulFlops(onednn, at::kBFloat16);
+      if (onednn_mm.ok()) mm = std::max(*mm, *onednn_mm);
+    }
     absl::StatusOr<double> conv = MeasureConvFlops(o, at::kBFloat16);
     if (mm.ok() && conv.ok()) {
       r.matmul_bf16 = *mm;
@@ -91,7 +107,7 @@ ProfilePeak TheoreticalPeak(c10::Device device) {
 void PrintRoofs(const MeasuredRoofs& r, const ProfilePeak& peak) {
   std::printf("Roofs (measured here, best of 3 after a warm-up):\n");
   std::printf("- float32: matrix multiply (%" PRId64 "x%" PRId64
-              ") %.1f GFLOP/s, 3x3 convolution "
+              "; the faster of at::mm and oneDNN's matmul on a CPU) %.1f GFLOP/s, 3x3 convolution "
               "%.1f GFLOP/s\n",
               r.matmul_n, r.matmul_n, r.matmul_fp32 / 1e9, r.conv_fp32 / 1e9);
   if (r.matmul_bf16 > 0) {

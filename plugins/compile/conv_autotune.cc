@@ -113,10 +113,10 @@ at::Tensor ConvAutotuner::Convolve(const at::Tensor& x_in, const at::Tensor& wei
     weight = at::autocast::cached_cast(*dtype, weight, c10::DeviceType::CPU);
     if (bias.defined()) bias = at::autocast::cached_cast(*dtype, bias, c10::DeviceType::CPU);
   }
-  RECORD_FUNCTION("trainlab::convolution",
-                  std::vector<c10::IValue>({x, weight, bias, params.stride, params.padding,
-                                            params.dilation, false, std::vector<int64_t>{0, 0},
-                                            params.groups}));
+  RECORD_FUNCTION(
+      "trainlab::convolution",
+      std::vector<c10::IValue>({x, weight, bias, params.stride, params.padding, params.dilation,
+                                false, std::vector<int64_t>{0, 0}, params.groups}));
   at::Tensor y;
   {
     // The node below is this convolution's graph: nothing inside is recorded by autograd, and
@@ -125,8 +125,8 @@ at::Tensor ConvAutotuner::Convolve(const at::Tensor& x_in, const at::Tensor& wei
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
     y = RunPass(Pass::kForward, x, x, weight, bias, params);
   }
-  const bool needs_grad = x.requires_grad() || weight.requires_grad() ||
-                          (bias.defined() && bias.requires_grad());
+  const bool needs_grad =
+      x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad());
   if (at::GradMode::is_enabled() && needs_grad) {
     auto node = std::shared_ptr<TunedConvolutionBackward>(
         new TunedConvolutionBackward(shared_from_this(), params, bias.defined()),
@@ -148,9 +148,9 @@ at::Tensor ConvAutotuner::RunPass(Pass pass, const at::Tensor& a, const at::Tens
                              p.groups);
     }
     const bool input = pass == Pass::kInputGrad;
-    auto grads = at::convolution_backward(a, x, weight, c10::nullopt, p.stride, p.padding,
-                                          p.dilation, false, no_padding, p.groups,
-                                          {input, !input, false});
+    auto grads =
+        at::convolution_backward(a, x, weight, c10::nullopt, p.stride, p.padding, p.dilation, false,
+                                 no_padding, p.groups, {input, !input, false});
     return input ? std::get<0>(grads) : std::get<1>(grads);
   };
   const std::optional<std::string> unsupported = MatMulUnsupported(x, weight, p.groups);
@@ -179,8 +179,12 @@ at::Tensor ConvAutotuner::RunPass(Pass pass, const at::Tensor& a, const at::Tens
     return algorithm == Algorithm::kMatMul ? matmul() : library();
   };
 
-  Key key = {static_cast<int64_t>(pass), static_cast<int64_t>(x.scalar_type()),
-             ChannelsLastTensor(x), ChannelsLastTensor(weight), p.groups, at::get_num_threads(),
+  Key key = {static_cast<int64_t>(pass),
+             static_cast<int64_t>(x.scalar_type()),
+             ChannelsLastTensor(x),
+             ChannelsLastTensor(weight),
+             p.groups,
+             at::get_num_threads(),
              bias.defined()};
   key.insert(key.end(), x.sizes().begin(), x.sizes().end());
   key.insert(key.end(), weight.sizes().begin(), weight.sizes().end());
@@ -262,9 +266,9 @@ const bool kRegistered = StrategyRegistry::Global().Register(
                     "multiplies (im2col + oneDNN matmul), timed per shape at first use (CPU)",
      .can_run = [](const c10::Device& d) -> absl::Status {
        if (d.is_cpu()) return absl::OkStatus();
-       return absl::FailedPreconditionError(absl::StrCat(
-           "conv_autotune times CPU convolution algorithms; on ", d.str(),
-           " cuDNN chooses its own (use cudnn_autotune)"));
+       return absl::FailedPreconditionError(
+           absl::StrCat("conv_autotune times CPU convolution algorithms; on ", d.str(),
+                        " cuDNN chooses its own (use cudnn_autotune)"));
      },
      .apply = [](StepOptions& o) { o.convolution = std::make_shared<ConvAutotuner>(); }});
 

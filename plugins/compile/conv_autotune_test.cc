@@ -46,8 +46,8 @@ struct Passes {
   at::Tensor y, dx, dw;
 };
 
-Passes Library(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-               const at::Tensor& gy, const Shape& s) {
+Passes Library(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& gy,
+               const Shape& s) {
   Passes p;
   p.y = at::convolution(x, w, b, s.stride, s.padding, s.dilation, false, {0, 0}, 1);
   auto grads = at::convolution_backward(gy, x, w, c10::nullopt, s.stride, s.padding, s.dilation,
@@ -57,8 +57,8 @@ Passes Library(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
   return p;
 }
 
-Passes ByMatMul(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                const at::Tensor& gy, const Shape& s) {
+Passes ByMatMul(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& gy,
+                const Shape& s) {
   const ConvGeometry g = ConvGeometry::Of(x, w, s.stride, s.padding, s.dilation);
   return {MatMulConvolution(x, w, b, g), MatMulInputGrad(gy, w, g), MatMulWeightGrad(gy, x, g)};
 }
@@ -68,7 +68,8 @@ double MaxRelError(const at::Tensor& got, const at::Tensor& want) {
   return (g - r).abs().max().item<double>() / std::max(r.abs().max().item<double>(), 1e-300);
 }
 
-class MatMulConvolution : public ::testing::TestWithParam<std::tuple<Shape, c10::ScalarType, bool>> {};
+class MatMulConvolution
+    : public ::testing::TestWithParam<std::tuple<Shape, c10::ScalarType, bool>> {};
 
 // Every pass against the library's at the same dtype, with a double reference computed from the
 // same (rounded) inputs. Double: equal to 1e-12. float32 and bfloat16: the matrix multiplies'
@@ -100,9 +101,9 @@ TEST_P(MatMulConvolution, MatchesTheLibraryInEveryPass) {
   const double ulp = dtype == at::kDouble     ? 1e-12
                      : dtype == at::kBFloat16 ? 8 * std::pow(2.0, -8)
                                               : 8 * std::pow(2.0, -24);
-  for (auto [name, got, library, want] :
-       {std::tuple{"forward", mm.y, lib.y, ref.y}, std::tuple{"input gradient", mm.dx, lib.dx, ref.dx},
-        std::tuple{"weight gradient", mm.dw, lib.dw, ref.dw}}) {
+  for (auto [name, got, library, want] : {std::tuple{"forward", mm.y, lib.y, ref.y},
+                                          std::tuple{"input gradient", mm.dx, lib.dx, ref.dx},
+                                          std::tuple{"weight gradient", mm.dw, lib.dw, ref.dw}}) {
     const double err = MaxRelError(got, want);
     const double bound = dtype == at::kDouble ? ulp : 4 * MaxRelError(library, want) + ulp;
     EXPECT_LE(err, bound) << s.name << " " << name << " " << c10::toString(dtype)
@@ -111,22 +112,23 @@ TEST_P(MatMulConvolution, MatchesTheLibraryInEveryPass) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, MatMulConvolution,
-    ::testing::Combine(::testing::ValuesIn(kShapes),
-                       ::testing::Values(at::kDouble, at::kFloat, at::kBFloat16),
-                       ::testing::Bool()),
-    [](const auto& info) {
-      return std::string(std::get<0>(info.param).name) + "_" +
-             c10::toString(std::get<1>(info.param)) + (std::get<2>(info.param) ? "_NHWC" : "_NCHW");
-    });
+INSTANTIATE_TEST_SUITE_P(Shapes, MatMulConvolution,
+                         ::testing::Combine(::testing::ValuesIn(kShapes),
+                                            ::testing::Values(at::kDouble, at::kFloat,
+                                                              at::kBFloat16),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param).name) + "_" +
+                                  c10::toString(std::get<1>(info.param)) +
+                                  (std::get<2>(info.param) ? "_NHWC" : "_NCHW");
+                         });
 
 TEST(MatMul, TakesTransposedViewsAndEmptyDepth) {
   torch::manual_seed(3);
   const at::Tensor a = torch::randn({5, 7}), b = torch::randn({9, 7});
   EXPECT_TRUE(torch::allclose(MatMul(a, b.t()), torch::matmul(a, b.t()), 1e-5, 1e-5));
-  EXPECT_TRUE(torch::allclose(MatMul(b.t().contiguous().t(), a.t()),
-                              torch::matmul(b, a.t()), 1e-5, 1e-5));
+  EXPECT_TRUE(
+      torch::allclose(MatMul(b.t().contiguous().t(), a.t()), torch::matmul(b, a.t()), 1e-5, 1e-5));
   EXPECT_TRUE(MatMul(torch::randn({3, 0}), torch::randn({0, 4})).eq(0).all().item<bool>());
 }
 

@@ -124,9 +124,8 @@ void Col2ImImage(const T* cols, T* dx, Acc* acc, const ConvGeometry& g, int64_t 
 
 }  // namespace
 
-ConvGeometry ConvGeometry::Of(const at::Tensor& x, const at::Tensor& weight,
-                              at::IntArrayRef stride, at::IntArrayRef padding,
-                              at::IntArrayRef dilation) {
+ConvGeometry ConvGeometry::Of(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
+                              at::IntArrayRef padding, at::IntArrayRef dilation) {
   ConvGeometry g;
   g.n = x.size(0);
   g.c = x.size(1);
@@ -148,8 +147,8 @@ ConvGeometry ConvGeometry::Of(const at::Tensor& x, const at::Tensor& weight,
 }
 
 std::string ConvGeometry::ToString() const {
-  std::string s = absl::StrCat(n, "x", c, "x", h, "x", w, " k", kh == kw ? absl::StrCat(kh)
-                                                                       : absl::StrCat(kh, "x", kw));
+  std::string s = absl::StrCat(n, "x", c, "x", h, "x", w, " k",
+                               kh == kw ? absl::StrCat(kh) : absl::StrCat(kh, "x", kw));
   absl::StrAppend(&s, " s", sh == sw ? absl::StrCat(sh) : absl::StrCat(sh, "x", sw));
   absl::StrAppend(&s, " p", ph == pw ? absl::StrCat(ph) : absl::StrCat(ph, "x", pw));
   if (dh != 1 || dw != 1) absl::StrAppend(&s, " d", dh, "x", dw);
@@ -164,11 +163,10 @@ std::optional<std::string> MatMulUnsupported(const at::Tensor& x, const at::Tens
   if (groups != 1) return "grouped convolution";
   const c10::ScalarType t = x.scalar_type();
   if (t == at::kDouble) return std::nullopt;  // at::mm: exact, for tests
-  const std::optional<dnnl::memory::data_type> d = OneDnnType(t);
-  if (!d) return absl::StrCat("no matrix multiply for ", c10::toString(t));
-  if (!MatMulCache::Global().Fast(*d)) {
-    return absl::StrCat("oneDNN has only its reference matmul for ", c10::toString(t),
-                        " on this CPU");
+  if (!OneDnnType(t)) return absl::StrCat("no matrix multiply for ", c10::toString(t));
+  if (!FastMatMul(t)) {
+    return absl::StrCat("no fast oneDNN matmul for ", c10::toString(t),
+                        " on this CPU (bfloat16 needs AVX512-BF16 or AMX)");
   }
   return std::nullopt;
 }
@@ -176,7 +174,8 @@ std::optional<std::string> MatMulUnsupported(const at::Tensor& x, const at::Tens
 at::Tensor Im2Col(const at::Tensor& x, const ConvGeometry& g) {
   const at::Tensor in = ChannelsLast(x);
   if (g.pointwise()) return in.permute({0, 2, 3, 1}).reshape({g.rows(), g.c});
-  at::Tensor cols = at::empty({g.rows(), g.depth()}, in.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor cols =
+      at::empty({g.rows(), g.depth()}, in.options().memory_format(at::MemoryFormat::Contiguous));
   const size_t es = in.element_size();
   const size_t tap = static_cast<size_t>(g.c) * es;  // one tap: Cin elements, contiguous
   const char* src = static_cast<const char*>(in.data_ptr());
@@ -238,6 +237,11 @@ at::Tensor Col2Im(const at::Tensor& cols_in, const ConvGeometry& g) {
   return dx.permute({0, 3, 1, 2});
 }
 
+bool FastMatMul(c10::ScalarType dtype) {
+  const std::optional<dnnl::memory::data_type> d = OneDnnType(dtype);
+  return d && MatMulCache::Global().Fast(*d);
+}
+
 at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0),
               "MatMul: (M, K) x (K, N) expected, got ", a.sizes(), " x ", b.sizes());
@@ -264,8 +268,15 @@ at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b) {
   const dnnl::memory::desc da({m, k}, *type, {A.stride(0), A.stride(1)});
   const dnnl::memory::desc db({k, n}, *type, {B.stride(0), B.stride(1)});
   const dnnl::memory::desc dc({m, n}, *type, {n, 1});
-  const std::array<int64_t, 9> key = {m, k, n, A.stride(0), A.stride(1), B.stride(0), B.stride(1),
-                                      static_cast<int64_t>(*type), at::get_num_threads()};
+  const std::array<int64_t, 9> key = {m,
+                                      k,
+                                      n,
+                                      A.stride(0),
+                                      A.stride(1),
+                                      B.stride(0),
+                                      B.stride(1),
+                                      static_cast<int64_t>(*type),
+                                      at::get_num_threads()};
   dnnl::matmul prim = MatMulCache::Global().Get(key, da, db, dc);
   dnnl::stream stream(Engine());
   dnnl::memory ma(da, Engine(), A.data_ptr()), mb(db, Engine(), B.data_ptr()),
@@ -275,8 +286,8 @@ at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b) {
   return c;
 }
 
-at::Tensor MatMulConvolution(const at::Tensor& x, const at::Tensor& weight,
-                             const at::Tensor& bias, const ConvGeometry& g) {
+at::Tensor MatMulConvolution(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                             const ConvGeometry& g) {
   at::Tensor y = MatMul(Im2Col(x, g), WeightMatrix(weight).t());  // (N*oh*ow, Cout)
   if (bias.defined()) y.add_(bias);
   return y.view({g.n, g.oh, g.ow, g.co}).permute({0, 3, 1, 2});

@@ -36,12 +36,10 @@ struct ConvGeometry {
 
   static ConvGeometry Of(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
                          at::IntArrayRef padding, at::IntArrayRef dilation);
-  int64_t rows() const { return n * oh * ow; }  // M of the matrix multiplies
+  int64_t rows() const { return n * oh * ow; }   // M of the matrix multiplies
   int64_t depth() const { return kh * kw * c; }  // K: one row of im2col
   // A 1x1 convolution of stride 1 without padding: its input is its im2col matrix.
-  bool pointwise() const {
-    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
-  }
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
   // "128x512x4x4 k3 s1 p1 -> 512": what the profile and the logs print.
   std::string ToString() const;
 };
@@ -59,16 +57,19 @@ at::Tensor Im2Col(const at::Tensor& x, const ConvGeometry& g);
 // element the sum of every tap that read it (float accumulation for bfloat16).
 at::Tensor Col2Im(const at::Tensor& cols, const ConvGeometry& g);
 
+// Whether MatMul runs `dtype` on a real oneDNN kernel here (float32 always; bfloat16 only with
+// AVX512-BF16 or AMX: oneDNN 2.6 has none before, and MatMul then multiplies in float32).
+bool FastMatMul(c10::ScalarType dtype);
+
 // a (M, K) x b (K, N) -> (M, N) contiguous. Either operand may be a transposed view.
 at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b);
 
 // The three passes of the convolution as matrix multiplies. Results are channels-last.
-at::Tensor MatMulConvolution(const at::Tensor& x, const at::Tensor& weight,
-                             const at::Tensor& bias, const ConvGeometry& g);
+at::Tensor MatMulConvolution(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                             const ConvGeometry& g);
 at::Tensor MatMulInputGrad(const at::Tensor& grad_out, const at::Tensor& weight,
                            const ConvGeometry& g);
-at::Tensor MatMulWeightGrad(const at::Tensor& grad_out, const at::Tensor& x,
-                            const ConvGeometry& g);
+at::Tensor MatMulWeightGrad(const at::Tensor& grad_out, const at::Tensor& x, const ConvGeometry& g);
 
 }  // namespace trainlab::compile
 
