@@ -218,22 +218,23 @@ at::Tensor ConvAutotuner::RunPass(Pass pass, const at::Tensor& a, const at::Tens
     choice.note = "forced";
     out = run(*force_);
   } else {
-    for (Algorithm candidate : {Algorithm::kLibrary, Algorithm::kMatMul}) {
-      at::Tensor result = run(candidate);  // warm-up: primitives, caches, pages
-      double best = -1;
-      for (int i = 0; i < kRuns; ++i) {
+    // Interleaved (library, matmul, library, matmul, ...) after one warm-up run each, so that
+    // a slow moment of a shared machine falls on both candidates, not on one.
+    constexpr std::array<Algorithm, 2> kCandidates = {Algorithm::kLibrary, Algorithm::kMatMul};
+    std::array<at::Tensor, 2> results;
+    for (Algorithm candidate : kCandidates) results[static_cast<int>(candidate)] = run(candidate);
+    for (int i = 0; i < kRuns; ++i) {
+      for (Algorithm candidate : kCandidates) {
+        const int c = static_cast<int>(candidate);
         const auto t0 = std::chrono::steady_clock::now();
-        result = run(candidate);
+        results[c] = run(candidate);
         const double s = Seconds(std::chrono::steady_clock::now() - t0);
-        if (best < 0 || s < best) best = s;
-      }
-      choice.seconds[static_cast<int>(candidate)] = best;
-      const double current = choice.seconds[static_cast<int>(choice.algorithm)];
-      if (!out.defined() || best < current) {
-        choice.algorithm = candidate;
-        out = std::move(result);
+        if (choice.seconds[c] < 0 || s < choice.seconds[c]) choice.seconds[c] = s;
       }
     }
+    choice.algorithm =
+        choice.seconds[1] < choice.seconds[0] ? Algorithm::kMatMul : Algorithm::kLibrary;
+    out = std::move(results[static_cast<int>(choice.algorithm)]);
   }
   std::lock_guard<std::mutex> lock(mu_);
   choices_.emplace(std::move(key), std::move(choice));

@@ -5,11 +5,12 @@
 //     at::convolution_backward);
 //   - "matmul": the convolution as matrix multiplies (conv_matmul.h: im2col + oneDNN's matmul,
 //     col2im for the input gradient; a 1x1 convolution of stride 1 is a plain matrix multiply).
-// Each candidate runs once to warm up and then kRuns times; the fastest of its runs is its time,
-// and the faster candidate is kept for every later call with the same key: the pass, the
-// geometry, the dtype, both tensors' memory formats and the thread count. A candidate that
-// cannot run a shape (a grouped convolution, a dtype with only oneDNN's reference matmul on this
-// CPU: bfloat16 without AVX512-BF16 or AMX) is left out with its reason, and the library runs.
+// Each candidate runs once to warm up, then both kRuns times, interleaved; the fastest of its
+// runs is a candidate's time, and the faster candidate is kept for every later call with the same
+// key: the pass, the geometry, the dtype, both tensors' memory formats and the thread count. A
+// candidate that cannot run a shape (a grouped convolution, a dtype with only oneDNN's reference
+// matmul on this CPU: bfloat16 without AVX512-BF16 or AMX) is left out with its reason, and the
+// library runs.
 //
 // The convolution is one autograd node (`trainlab::TunedConvolutionBackward`) with its own
 // backward; under autocast it casts its inputs as aten::conv2d does (to the autocast dtype,
@@ -44,7 +45,7 @@ class ConvAutotuner final : public ConvolutionOverride,
  public:
   enum class Pass { kForward = 0, kInputGrad = 1, kWeightGrad = 2 };
   enum class Algorithm { kLibrary = 0, kMatMul = 1 };
-  static constexpr int kRuns = 2;  // timed runs per candidate, after one warm-up run
+  static constexpr int kRuns = 3;  // timed runs per candidate, interleaved, after a warm-up run
 
   // `force`: always this algorithm where it can run, no timing (tests, benchmarks).
   explicit ConvAutotuner(std::optional<Algorithm> force = std::nullopt) : force_(force) {}
