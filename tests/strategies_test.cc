@@ -14,10 +14,10 @@
 namespace trainlab {
 namespace {
 
-TEST(StrategyRegistry, HasAllFive) {
+TEST(StrategyRegistry, HasAllSix) {
   EXPECT_EQ(StrategyRegistry::Global().Names(),
-            (std::vector<std::string>{"amp_bf16", "channels_last", "cuda_graph", "cudnn_autotune",
-                                      "eager"}));
+            (std::vector<std::string>{"amp_bf16", "channels_last", "conv_autotune", "cuda_graph",
+                                      "cudnn_autotune", "eager"}));
 }
 
 TEST(StrategyRegistry, CudaStrategiesExplainWhyNotOnTheCpu) {
