@@ -40,6 +40,7 @@
 
 namespace trainlab::compile {
 
+// Owned by a std::shared_ptr (its autograd nodes keep it alive through shared_from_this()).
 class ConvAutotuner final : public ConvolutionOverride,
                             public std::enable_shared_from_this<ConvAutotuner> {
  public:
