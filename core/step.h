@@ -15,11 +15,9 @@
 #define TRAINLAB_CORE_STEP_H_
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/module.h>
-#include <torch/version.h>
 
 #include <functional>
 #include <memory>
@@ -31,6 +29,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/autocast.h"
 #include "core/convolution.h"
 #include "core/module_scope.h"
 #include "core/nvtx.h"
@@ -97,55 +96,6 @@ struct StepOptions {
   RunnerFactory make_runner;
   // Names of the strategies that made these options, in order ("eager" when none).
   std::vector<std::string> names;
-};
-
-// Autocast on `device_type` to `dtype` for the guard's lifetime, as torch.autocast does
-// (including the cast cache being cleared when the outermost autocast region ends).
-class AutocastGuard {
- public:
-  AutocastGuard(c10::DeviceType device_type, c10::ScalarType dtype) : device_type_(device_type) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    prev_enabled_ = at::autocast::is_autocast_enabled(device_type);
-    prev_dtype_ = at::autocast::get_autocast_dtype(device_type);
-    at::autocast::set_autocast_enabled(device_type, true);
-    at::autocast::set_autocast_dtype(device_type, dtype);
-#else
-    if (device_type == c10::DeviceType::CUDA) {
-      prev_enabled_ = at::autocast::is_enabled();
-      prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
-      at::autocast::set_enabled(true);
-      at::autocast::set_autocast_gpu_dtype(dtype);
-    } else {
-      prev_enabled_ = at::autocast::is_cpu_enabled();
-      prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
-      at::autocast::set_cpu_enabled(true);
-      at::autocast::set_autocast_cpu_dtype(dtype);
-    }
-#endif
-    at::autocast::increment_nesting();
-  }
-  ~AutocastGuard() {
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(device_type_, prev_enabled_);
-    at::autocast::set_autocast_dtype(device_type_, prev_dtype_);
-#else
-    if (device_type_ == c10::DeviceType::CUDA) {
-      at::autocast::set_enabled(prev_enabled_);
-      at::autocast::set_autocast_gpu_dtype(prev_dtype_);
-    } else {
-      at::autocast::set_cpu_enabled(prev_enabled_);
-      at::autocast::set_autocast_cpu_dtype(prev_dtype_);
-    }
-#endif
-  }
-  AutocastGuard(const AutocastGuard&) = delete;
-  AutocastGuard& operator=(const AutocastGuard&) = delete;
-
- private:
-  c10::DeviceType device_type_;
-  bool prev_enabled_ = false;
-  c10::ScalarType prev_dtype_ = c10::ScalarType::Float;
 };
 
 // Forward + loss under the options' autocast. Returns {loss, logits}.

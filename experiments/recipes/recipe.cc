@@ -27,7 +27,8 @@ const std::vector<std::string>& RecipeNames() {
 std::string FastStrategies(bool cuda, bool native_bf16) {
   if (cuda) return "channels_last+amp_bf16+cudnn_autotune";
   // Without native bf16, amp_bf16 is many times slower on a CPU (docs/profile.md); there the
-  // float32 step is 17-20% faster with conv_autotune (docs/profile.md, AVX2 EPYC). With native
+  // float32 step is 9-26% faster with conv_autotune (docs/measurements.md, docs/profile.md: AVX2
+  // EPYC). With native
   // bf16 conv_autotune is not measured yet: left out.
   return native_bf16 ? "channels_last+amp_bf16" : "channels_last+conv_autotune";
 }

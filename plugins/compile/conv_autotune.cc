@@ -8,13 +8,13 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/autocast.h"
 #include "core/strategy.h"
 
 namespace trainlab::compile {
@@ -24,19 +24,6 @@ using torch::autograd::variable_list;
 
 bool ChannelsLastTensor(const at::Tensor& t) {
   return t.dim() == 4 && t.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
-}
-
-// The autocast dtype a CPU convolution runs at now, as aten::conv2d's autocast kernel would
-// cast it, or nullopt.
-std::optional<c10::ScalarType> AutocastDtype(const at::Tensor& x) {
-  if (!x.is_cpu()) return std::nullopt;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  if (!at::autocast::is_autocast_enabled(c10::DeviceType::CPU)) return std::nullopt;
-  return at::autocast::get_autocast_dtype(c10::DeviceType::CPU);
-#else
-  if (!at::autocast::is_cpu_enabled()) return std::nullopt;
-  return at::autocast::get_autocast_cpu_dtype();
-#endif
 }
 
 // Backward of one tuned convolution: its input and weight gradients, each through the tuner's
@@ -108,7 +95,9 @@ at::Tensor ConvAutotuner::Convolve(const at::Tensor& x_in, const at::Tensor& wei
   at::Tensor x = x_in, weight = weight_in, bias = bias_in;
   // aten::conv2d's autocast kernel, which this call stands in for: cast to the autocast dtype
   // (the weight through autocast's cache, once per step). Recorded by autograd like theirs.
-  if (std::optional<c10::ScalarType> dtype = AutocastDtype(x)) {
+  const std::optional<c10::ScalarType> dtype =
+      x.is_cpu() ? AutocastDtype(c10::DeviceType::CPU) : std::nullopt;
+  if (dtype) {
     x = at::autocast::cached_cast(*dtype, x, c10::DeviceType::CPU);
     weight = at::autocast::cached_cast(*dtype, weight, c10::DeviceType::CPU);
     if (bias.defined()) bias = at::autocast::cached_cast(*dtype, bias, c10::DeviceType::CPU);
@@ -153,9 +142,7 @@ at::Tensor ConvAutotuner::RunPass(Pass pass, const at::Tensor& a, const at::Tens
                                  no_padding, p.groups, {input, !input, false});
     return input ? std::get<0>(grads) : std::get<1>(grads);
   };
-  const std::optional<std::string> unsupported = MatMulUnsupported(x, weight, p.groups);
-  const ConvGeometry g =
-      unsupported ? ConvGeometry{} : ConvGeometry::Of(x, weight, p.stride, p.padding, p.dilation);
+  ConvGeometry g;  // set before the matrix multiplies run
   auto matmul = [&]() -> at::Tensor {
     // Results in the memory format the library's would have.
     const bool channels_last = ChannelsLastTensor(x) || ChannelsLastTensor(weight);
@@ -198,10 +185,16 @@ at::Tensor ConvAutotuner::RunPass(Pass pass, const at::Tensor& a, const at::Tens
     auto it = choices_.find(key);
     if (it != choices_.end()) known = it->second.algorithm;
   }
-  if (known) return run(*known);  // not under the lock: other threads may run their passes
+  if (known == Algorithm::kLibrary) return library();  // not under the lock: other threads
+  if (known == Algorithm::kMatMul) {                   // may run their passes meanwhile
+    g = ConvGeometry::Of(x, weight, p.stride, p.padding, p.dilation);
+    return matmul();
+  }
 
   // First time this key is met: time the candidates (outside the lock; a thread that meets the
   // same key meanwhile times it too, and the first to finish decides).
+  const std::optional<std::string> unsupported = MatMulUnsupported(x, weight, p.groups);
+  if (!unsupported) g = ConvGeometry::Of(x, weight, p.stride, p.padding, p.dilation);
   Choice choice;
   choice.shape = absl::StrCat(
       unsupported ? absl::StrCat(x.sizes().vec()[0], "x", x.size(1), "... groups ", p.groups)

@@ -36,7 +36,7 @@ class MatMulCache {
     return *cache;
   }
 
-  // The primitive for `key`'s problem; `describe` builds its descriptors on a miss.
+  // The primitive for `key`'s problem, made from the descriptors a, b, c on a miss.
   dnnl::matmul Get(const std::array<int64_t, 9>& key, const dnnl::memory::desc& a,
                    const dnnl::memory::desc& b, const dnnl::memory::desc& c) {
     std::lock_guard<std::mutex> lock(mu_);

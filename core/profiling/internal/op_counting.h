@@ -8,7 +8,6 @@
 #define TRAINLAB_CORE_PROFILING_INTERNAL_OP_COUNTING_H_
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/version.h>
 
@@ -18,7 +17,9 @@
 #include <optional>
 #include <string>
 #include <utility>
+
 #include <vector>
+#include "core/autocast.h"
 
 #include "core/op_costs.h"
 #include "core/profiling/layer_tracer.h"
@@ -54,18 +55,7 @@ inline std::string LayerTracer::NameFor(const at::Tensor* weight, const std::str
 // this level of the dispatch; nullopt otherwise.
 inline std::optional<c10::ScalarType> LayerTracer::AutocastTarget(const at::Tensor& t) {
   if (t.scalar_type() != at::kFloat) return std::nullopt;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  const c10::DeviceType device = t.device().type();
-  if (!at::autocast::is_autocast_enabled(device)) return std::nullopt;
-  return at::autocast::get_autocast_dtype(device);
-#else
-  if (t.is_cuda()) {
-    if (!at::autocast::is_enabled()) return std::nullopt;
-    return at::autocast::get_autocast_gpu_dtype();
-  }
-  if (!t.is_cpu() || !at::autocast::is_cpu_enabled()) return std::nullopt;
-  return at::autocast::get_autocast_cpu_dtype();
-#endif
+  return AutocastDtype(t.device().type());
 }
 
 inline void LayerTracer::Add(const char* aten, std::string op, const at::Tensor& input,
