@@ -186,6 +186,7 @@ absl::Status Setup(int& argc, char** argv) {
       if (s != "eager") strategies.push_back(s);
     }
     strategies.push_back("channels_last+conv_autotune");
+    strategies.push_back("channels_last+amp_bf16+conv_autotune+fused_bn_relu");
     strategies.push_back("cuda_graph+channels_last+amp_bf16");
   } else {
     strategies = std::vector<std::string>(absl::StrSplit(f.strategies, ',', absl::SkipEmpty()));

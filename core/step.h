@@ -32,6 +32,7 @@
 #include "core/autocast.h"
 #include "core/convolution.h"
 #include "core/module_scope.h"
+#include "core/normalization.h"
 #include "core/nvtx.h"
 #include "core/stats.h"
 #include "core/timer.h"
@@ -92,6 +93,9 @@ struct StepOptions {
   // Runs the model's convolutions (those it calls through core/convolution.h's Conv2d) its own
   // way during the forward pass and evaluation (conv_autotune sets it); null: the library's.
   std::shared_ptr<ConvolutionOverride> convolution;
+  // Runs the model's batch norms (those it calls through core/normalization.h's BatchNorm2d, with
+  // the ReLU after one) its own way, as `convolution` does (fused_bn_relu sets it).
+  std::shared_ptr<NormalizationOverride> normalization;
   // Replaces the eager runner (cuda_graph sets it).
   RunnerFactory make_runner;
   // Names of the strategies that made these options, in order ("eager" when none).
@@ -108,6 +112,7 @@ inline std::pair<at::Tensor, at::Tensor> ForwardAndLoss(const StepFunctions& fns
   {
     nvtx::PhaseRange range(nvtx::Phase::kForward);
     ScopedConvolutionOverride convolutions(options.convolution.get());
+    ScopedNormalizationOverride normalizations(options.normalization.get());
     logits = fns.forward(x);
   }
   // Cross-entropy in float32 whatever the autocast dtype (autocast does the same for it).

@@ -286,6 +286,7 @@ class Trainer {
       if (options_.step.autocast_dtype)
         autocast.emplace(options_.device.type(), *options_.step.autocast_dtype);
       ScopedConvolutionOverride convolutions(options_.step.convolution.get());
+      ScopedNormalizationOverride normalizations(options_.step.normalization.get());
       // One pass of the model: with a layers tracer, one recording (its layers named as in a step).
       auto forward = [this](const at::Tensor& images) {
         std::optional<LayerTracer::Recording> layers;

@@ -219,7 +219,7 @@ for i in "${!names[@]}"; do
   grep -qF "known: adadelta, adagrad, adam, adamw, rmsprop, sgd, sgd_nesterov" "$tmp/bad.err" \
     && pass "${names[$i]} offers every optimizer" || fail "${names[$i]} --optimizer=lamb: $(cat "$tmp/bad.err")"
   run bad "${bins[$i]}" "${TINY[@]}" --epochs=1 --strategy=warp
-  grep -qF "known: amp_bf16, channels_last, conv_autotune, cuda_graph, cudnn_autotune, eager" "$tmp/bad.err" \
+  grep -qF "known: amp_bf16, channels_last, conv_autotune, cuda_graph, cudnn_autotune, eager, fused_bn_relu" "$tmp/bad.err" \
     && pass "${names[$i]} offers every strategy" || fail "${names[$i]} --strategy=warp: $(cat "$tmp/bad.err")"
 done
 

@@ -14,10 +14,10 @@
 namespace trainlab {
 namespace {
 
-TEST(StrategyRegistry, HasAllSix) {
+TEST(StrategyRegistry, HasAllSeven) {
   EXPECT_EQ(StrategyRegistry::Global().Names(),
             (std::vector<std::string>{"amp_bf16", "channels_last", "conv_autotune", "cuda_graph",
-                                      "cudnn_autotune", "eager"}));
+                                      "cudnn_autotune", "eager", "fused_bn_relu"}));
 }
 
 TEST(StrategyRegistry, CudaStrategiesExplainWhyNotOnTheCpu) {

@@ -341,6 +341,11 @@ absl::StatusOr<ExperimentResult> RunProfile(Session& session, const ProfileFlags
         summary.convolution_choices.push_back(std::move(row));
       }
     }
+    if (step.normalization) {  // fused_bn_relu: which batch norms it ran, and why not the others
+      for (const std::string& c : step.normalization->Choices()) {
+        std::printf("  %s: %s\n", step.normalization->name().c_str(), c.c_str());
+      }
+    }
   }
   summary.roofs = SummaryRoofs(roofs, peak);
   summary.model = run.model;

@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
@@ -84,9 +85,9 @@ void ExpectTheSummaryChecksAndRenders(const ExperimentResult& result) {
 TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
   const std::string dir = FreshTestDir("profile_resnet");
   ExperimentOptions o = Tiny();
-  const std::vector<std::string> strategies = {"eager",      "channels_last",
-                                               "amp_bf16",   "cudnn_autotune",
-                                               "cuda_graph", "channels_last+conv_autotune"};
+  const std::vector<std::string> strategies = {
+      "eager",          "channels_last", "amp_bf16",
+      "cudnn_autotune", "cuda_graph",    "channels_last+conv_autotune+fused_bn_relu"};
   ASSERT_TRUE(
       SetOwnFlags(o, {{"profile_steps", "1"}, {"strategies", absl::StrJoin(strategies, ",")}})
           .ok());
@@ -109,7 +110,7 @@ TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
     EXPECT_EQ(profiled.count(name) + skipped.count(name), 1u) << name;
   }
   EXPECT_TRUE(profiled.count("eager") && profiled.count("channels_last"));
-  EXPECT_TRUE(profiled.count("channels_last+conv_autotune"));
+  EXPECT_TRUE(profiled.count("channels_last+conv_autotune+fused_bn_relu"));
   EXPECT_TRUE(skipped.count("cuda_graph"));
   // conv_autotune's choices: ResNet-18's 11 convolution shapes, 3 passes each, less the first
   // layer's input gradient; each with the algorithm kept (its convolutions, counted below like
@@ -117,7 +118,7 @@ TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
   ASSERT_TRUE(summary.contains("convolution_choices"));
   EXPECT_EQ(summary["convolution_choices"].size(), 11u * 3 - 1);
   for (const nlohmann::json& c : summary["convolution_choices"]) {
-    EXPECT_EQ(c["strategy"], "channels_last+conv_autotune");
+    EXPECT_EQ(c["strategy"], "channels_last+conv_autotune+fused_bn_relu");
     EXPECT_TRUE(c["algorithm"] == "library" || c["algorithm"] == "matmul") << c;
   }
 
@@ -140,8 +141,9 @@ TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
       EXPECT_EQ(backward.count(m), 1u) << strategy << ": " << m;
     }
     EXPECT_EQ(forward.count("loss") + forward.count("cross_entropy"), 1u) << strategy;
-    // The parameter-free layers: 17 ReLUs, 8 residual adds and the pool, each in its block.
-    int relu = 0, add = 0, pool = 0, optimizer = 0;
+    // The parameter-free layers: 17 ReLUs (9 of them inside their batch norm's row under
+    // fused_bn_relu), 8 residual adds and the pool, each in its block.
+    int relu = 0, fused_relu = 0, add = 0, pool = 0, optimizer = 0;
     double flops = 0, previous = 1e300;
     for (const nlohmann::json& l : layers) {
       if (l["strategy"] != strategy) continue;
@@ -160,10 +162,12 @@ TEST(Profile, EveryLayerOfResNet18ForEveryStrategyThatRunsHere) {
         continue;
       }
       relu += l["op"] == "relu";
+      fused_relu += l["op"] == "batch_norm_relu";
       add += l["op"] == "add";
       pool += l["op"] == "pool";
     }
-    EXPECT_EQ(relu, 17) << strategy;
+    EXPECT_EQ(fused_relu, absl::StrContains(strategy, "fused_bn_relu") ? 9 : 0) << strategy;
+    EXPECT_EQ(relu + fused_relu, 17) << strategy;
     EXPECT_EQ(add, 8) << strategy;
     EXPECT_EQ(pool, 1) << strategy;
     EXPECT_EQ(optimizer, 1) << strategy;

@@ -28,9 +28,11 @@ std::string FastStrategies(bool cuda, bool native_bf16) {
   if (cuda) return "channels_last+amp_bf16+cudnn_autotune";
   // Without native bf16, amp_bf16 is many times slower on a CPU (docs/profile.md); there the
   // float32 step is 9-26% faster with conv_autotune (docs/measurements.md, docs/profile.md: AVX2
-  // EPYC). With native
-  // bf16 conv_autotune is not measured yet: left out.
-  return native_bf16 ? "channels_last+amp_bf16" : "channels_last+conv_autotune";
+  // EPYC). With native bf16 (AMX), conv_autotune takes the bf16 step from 1.70 to 1.12 s and
+  // fused_bn_relu to 1.07 s (tools/lab/side_by_side.sh, docs/measurements.md: 0.61x PyTorch
+  // 2.15's best there); fused_bn_relu is not measured on the AVX2 CPU: left out there.
+  return native_bf16 ? "channels_last+amp_bf16+conv_autotune+fused_bn_relu"
+                     : "channels_last+conv_autotune";
 }
 
 absl::StatusOr<RunConfig> ApplyRecipe(const std::string& name, const ExperimentOptions& options,

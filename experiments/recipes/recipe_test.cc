@@ -63,7 +63,8 @@ TEST_F(Recipe, FastSetsEveryLever) {
 
 TEST_F(Recipe, StrategiesFollowTheDevice) {
   EXPECT_EQ(FastStrategies(/*cuda=*/true, false), "channels_last+amp_bf16+cudnn_autotune");
-  EXPECT_EQ(FastStrategies(false, /*native_bf16=*/true), "channels_last+amp_bf16");
+  EXPECT_EQ(FastStrategies(false, /*native_bf16=*/true),
+            "channels_last+amp_bf16+conv_autotune+fused_bn_relu");
   // amp_bf16 is slower without bf16; conv_autotune is faster in float32.
   EXPECT_EQ(FastStrategies(false, false), "channels_last+conv_autotune");
 }

@@ -6,7 +6,8 @@
 #include "core/strategy.h"
 
 DEFINE_string(strategies,
-              "eager,channels_last,amp_bf16,cudnn_autotune,channels_last+conv_autotune,cuda_graph,"
+              "eager,channels_last,amp_bf16,cudnn_autotune,channels_last+conv_autotune,"
+              "channels_last+amp_bf16+conv_autotune+fused_bn_relu,cuda_graph,"
               "cuda_graph+channels_last+amp_bf16",
               "Strategies (or a+b) to compare with eager, in order.");
 

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/convolution.h"
+#include "core/normalization.h"
 
 namespace trainlab::models {
 namespace {
@@ -41,16 +42,16 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride
 
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
   RECORD_USER_SCOPE(scope_.c_str());
-  // Convolutions through core/convolution.h's Conv2d: a strategy may run them its own way.
+  // Convolutions through core/convolution.h's Conv2d, batch norms (with the ReLU after one)
+  // through core/normalization.h's BatchNorm2d: a strategy may run them its own way.
   at::Tensor out = Conv2d(*conv1_, x);
-  if (bn1_) out = bn1_->forward(out);
-  out = at::relu(out);
+  out = bn1_ ? BatchNorm2d(*bn1_, out, /*relu=*/true) : at::relu(out);
   out = Conv2d(*conv2_, out);
-  if (bn2_) out = bn2_->forward(out);
+  if (bn2_) out = BatchNorm2d(*bn2_, out, /*relu=*/false);
   at::Tensor shortcut = x;
   if (shortcut_conv_) {
     shortcut = Conv2d(*shortcut_conv_, x);
-    if (shortcut_bn_) shortcut = shortcut_bn_->forward(shortcut);
+    if (shortcut_bn_) shortcut = BatchNorm2d(*shortcut_bn_, shortcut, /*relu=*/false);
   }
   out = out + shortcut;
   return at::relu(out);
@@ -82,8 +83,7 @@ torch::nn::Sequential ResNet18Impl::MakeGroup(const std::string& name, int64_t p
 at::Tensor ResNet18Impl::forward(const at::Tensor& x) {
   RECORD_USER_SCOPE(top_scope_.c_str());  // the model's own layers: "relu", "pool"
   at::Tensor out = Conv2d(*conv1_, x);    // (B, 64, 32, 32)
-  if (bn1_) out = bn1_->forward(out);
-  out = at::relu(out);
+  out = bn1_ ? BatchNorm2d(*bn1_, out, /*relu=*/true) : at::relu(out);
   out = layer1_->forward(out);                            // (B, 64, 32, 32)
   out = layer2_->forward(out);                            // (B, 128, 16, 16)
   out = layer3_->forward(out);                            // (B, 256, 8, 8)

@@ -131,6 +131,20 @@ inline bool LayerTracer::Count(const at::RecordFunction& fn) {
     Add(name, "batch_norm", x, w, BatchNormForward(n, es), BatchNormBackward(n, es));
     return true;
   }
+  // trainlab::batch_norm: fused_bn_relu's (plugins/compile/fused_bn_relu.h), recorded with
+  // aten::batch_norm's arguments and a ninth, whether the ReLU is fused: then the ReLU's
+  // arithmetic too, and its mask as one bit per element (written forward, read backward)
+  // instead of the activation it would read and write again.
+  if (is("trainlab::batch_norm") && in.size() >= 9 && in[8].isBool()) {
+    const at::Tensor* w = IsTensor(in[1]) ? &in[1].toTensor() : nullptr;
+    OpCost forward = BatchNormForward(n, es), backward = BatchNormBackward(n, es);
+    if (in[8].toBool()) {
+      forward += {.flops = n, .bytes = n / 8};
+      backward += {.flops = n, .bytes = n / 8};
+    }
+    Add(name, in[8].toBool() ? "batch_norm_relu" : "batch_norm", x, w, forward, backward);
+    return true;
+  }
   if (is("aten::relu") || is("aten::relu_")) {
     Add(name, "relu", x, nullptr, ReluForward(n, es), ReluBackward(n, es));
     return true;
