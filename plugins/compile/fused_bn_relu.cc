@@ -32,7 +32,9 @@ dnnl::engine& Engine() {
 
 // NHWC when x is channels-last and not also plain contiguous (with one channel, or a 1x1 image,
 // the two layouts are the same bytes).
-bool Nhwc(const at::Tensor& x) { return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast); }
+bool Nhwc(const at::Tensor& x) {
+  return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
 
 // The forward and backward primitives for one problem (sizes, dtype, layout, epsilon, ReLU,
 // thread count): creating them costs far more than running a small one.
@@ -42,7 +44,7 @@ struct Primitives {
   dnnl::batch_normalization_backward backward;
   size_t workspace_bytes = 0;
   dnnl::memory::desc workspace;
-  std::string impl;  // oneDNN's implementation names, forward | backward
+  std::string impl;   // oneDNN's implementation names, forward | backward
   bool fast = false;  // both JIT kernels, not oneDNN's reference loops
 
   static std::shared_ptr<const Primitives> For(const at::Tensor& x, double eps, bool relu) {
@@ -63,13 +65,13 @@ struct Primitives {
     auto it = cache->find(key);
     if (it != cache->end()) return it->second;
     auto p = std::make_shared<Primitives>();
-    p->data = dnnl::memory::desc(
-        {x.size(0), x.size(1), x.size(2), x.size(3)},
-        x.scalar_type() == at::kBFloat16 ? dnnl::memory::data_type::bf16
-                                         : dnnl::memory::data_type::f32,
-        nhwc ? dnnl::memory::format_tag::nhwc : dnnl::memory::format_tag::nchw);
-    p->channel = dnnl::memory::desc({x.size(1)}, dnnl::memory::data_type::f32,
-                                    dnnl::memory::format_tag::a);
+    p->data =
+        dnnl::memory::desc({x.size(0), x.size(1), x.size(2), x.size(3)},
+                           x.scalar_type() == at::kBFloat16 ? dnnl::memory::data_type::bf16
+                                                            : dnnl::memory::data_type::f32,
+                           nhwc ? dnnl::memory::format_tag::nhwc : dnnl::memory::format_tag::nchw);
+    p->channel =
+        dnnl::memory::desc({x.size(1)}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a);
     auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
     if (relu) flags = flags | dnnl::normalization_flags::fuse_norm_relu;
     try {
@@ -123,9 +125,9 @@ class FusedBatchNormBackward final : public torch::autograd::Node {
     variable_list out(3);
     if (!grads[0].defined()) return out;
     const at::Tensor x = x_.unpack(), weight = weight_.unpack(), bias = bias_.unpack();
-    const at::Tensor dy = (Nhwc(x) ? grads[0].contiguous(at::MemoryFormat::ChannelsLast)
-                                   : grads[0].contiguous())
-                              .to(x.scalar_type());
+    const at::Tensor dy =
+        (Nhwc(x) ? grads[0].contiguous(at::MemoryFormat::ChannelsLast) : grads[0].contiguous())
+            .to(x.scalar_type());
     at::Tensor dx = at::empty_like(x);
     at::Tensor dscale = at::empty_like(mean_), dshift = at::empty_like(mean_);
     const Primitives& p = *prims_;
@@ -166,7 +168,7 @@ class FusedBatchNormBackward final : public torch::autograd::Node {
 std::string ShapeName(const at::Tensor& x, bool relu) {
   std::string s = absl::StrCat(x.size(0));
   for (int64_t d = 1; d < x.dim(); ++d) absl::StrAppend(&s, "x", x.size(d));
-  const char* layout = x.is_contiguous()                                  ? "contiguous"
+  const char* layout = x.is_contiguous()                                 ? "contiguous"
                        : x.is_contiguous(at::MemoryFormat::ChannelsLast) ? "channels_last"
                                                                          : "strided";
   return absl::StrCat(s, " ", c10::toString(x.scalar_type()), " ", layout, relu ? ", relu" : "");
