@@ -11,11 +11,18 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+// Set by plugins/compile/BUILD.bazel in the default build (Debian's LibTorch 1.13 and oneDNN 2.6).
+#ifndef TRAINLAB_SYSTEM_DNNL
+#define TRAINLAB_SYSTEM_DNNL 0
+#endif
+#if TRAINLAB_SYSTEM_DNNL
 #include "dnnl.hpp"
+#endif
 
 namespace trainlab::compile {
 namespace {
 
+#if TRAINLAB_SYSTEM_DNNL
 dnnl::engine& Engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
@@ -72,6 +79,7 @@ class MatMulCache {
   std::map<std::array<int64_t, 9>, dnnl::matmul> cache_;
   std::map<dnnl::memory::data_type, bool> fast_;
 };
+#endif  // TRAINLAB_SYSTEM_DNNL
 
 // Copies `bytes` or zeroes them.
 inline void CopyOrZero(char* dst, const char* src, size_t bytes, bool valid) {
@@ -163,7 +171,9 @@ std::optional<std::string> MatMulUnsupported(const at::Tensor& x, const at::Tens
   if (groups != 1) return "grouped convolution";
   const c10::ScalarType t = x.scalar_type();
   if (t == at::kDouble) return std::nullopt;  // at::mm: exact, for tests
-  if (!OneDnnType(t)) return absl::StrCat("no matrix multiply for ", c10::toString(t));
+  if (t != at::kFloat && t != at::kBFloat16) {
+    return absl::StrCat("no matrix multiply for ", c10::toString(t));
+  }
   if (!FastMatMul(t)) {
     return absl::StrCat("no fast oneDNN matmul for ", c10::toString(t),
                         " on this CPU (bfloat16 needs AVX512-BF16 or AMX)");
@@ -237,6 +247,24 @@ at::Tensor Col2Im(const at::Tensor& cols_in, const ConvGeometry& g) {
   return dx.permute({0, 3, 1, 2});
 }
 
+#if !TRAINLAB_SYSTEM_DNNL
+// LibTorch 2.x (--config=torch2, --config=cuda): its wheel carries oneDNN 3's headers, which
+// shadow Debian's 2.6 ones, and links oneDNN 3 with its symbols hidden, so Debian's libdnnl
+// cannot be used beside it. at::mm is fast there (MKL for float32; oneDNN inside ATen for
+// bfloat16 where the CPU has AVX512-BF16 or AMX), so the matrix multiplies go to it.
+bool FastMatMul(c10::ScalarType dtype) {
+  if (dtype == at::kFloat) return true;
+  if (dtype != at::kBFloat16) return false;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+}
+
+at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0),
+              "MatMul: (M, K) x (K, N) expected, got ", a.sizes(), " x ", b.sizes());
+  return at::mm(a, b);
+}
+#else
 bool FastMatMul(c10::ScalarType dtype) {
   const std::optional<dnnl::memory::data_type> d = OneDnnType(dtype);
   return d && MatMulCache::Global().Fast(*d);
@@ -285,6 +313,7 @@ at::Tensor MatMul(const at::Tensor& a, const at::Tensor& b) {
   stream.wait();
   return c;
 }
+#endif  // TRAINLAB_SYSTEM_DNNL
 
 at::Tensor MatMulConvolution(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                              const ConvGeometry& g) {

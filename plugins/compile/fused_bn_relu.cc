@@ -18,12 +18,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/strategy.h"
+// Set by plugins/compile/BUILD.bazel in the default build (Debian's LibTorch 1.13 and oneDNN 2.6).
+#ifndef TRAINLAB_SYSTEM_DNNL
+#define TRAINLAB_SYSTEM_DNNL 0
+#endif
+#if TRAINLAB_SYSTEM_DNNL
 #include "dnnl.hpp"
+#endif
 
 namespace trainlab::compile {
 namespace {
 
 using torch::autograd::variable_list;
+
+#if TRAINLAB_SYSTEM_DNNL
 
 dnnl::engine& Engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -165,6 +173,8 @@ class FusedBatchNormBackward final : public torch::autograd::Node {
   torch::autograd::SavedVariable x_, weight_, bias_;
 };
 
+#endif  // TRAINLAB_SYSTEM_DNNL
+
 std::string ShapeName(const at::Tensor& x, bool relu) {
   std::string s = absl::StrCat(x.size(0));
   for (int64_t d = 1; d < x.dim(); ++d) absl::StrAppend(&s, "x", x.size(d));
@@ -179,6 +189,11 @@ std::string ShapeName(const at::Tensor& x, bool relu) {
 std::optional<std::string> FusedBatchNormRelu::Unsupported(const torch::nn::BatchNorm2dImpl& bn,
                                                            const at::Tensor& x) {
   const auto& o = bn.options;
+#if !TRAINLAB_SYSTEM_DNNL
+  // LibTorch 2.x (--config=torch2, --config=cuda) links its own oneDNN 3 with hidden symbols and
+  // its headers shadow Debian's oneDNN 2.6: this build has no oneDNN of its own to call.
+  return "built against LibTorch 2.x, whose oneDNN is internal (the default build has it)";
+#endif
   if (!x.is_cpu()) return "a CPU primitive (oneDNN)";
   if (x.dim() != 4) return "only 4-D inputs";
   if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kBFloat16) {
@@ -196,8 +211,19 @@ std::optional<std::string> FusedBatchNormRelu::Unsupported(const torch::nn::Batc
   return std::nullopt;
 }
 
+bool FusedBatchNormRelu::Built() { return TRAINLAB_SYSTEM_DNNL; }
+
 at::Tensor FusedBatchNormRelu::BatchNorm(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x_in,
                                          bool relu) {
+#if !TRAINLAB_SYSTEM_DNNL
+  const std::string why = *Unsupported(bn, x_in);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    choices_.insert(absl::StrCat(ShapeName(x_in, relu), ": module's own forward: ", why));
+  }
+  at::Tensor y = bn.forward(x_in);
+  return relu ? at::relu(y) : y;
+#else
   std::optional<std::string> why = Unsupported(bn, x_in);
   std::shared_ptr<const Primitives> prims;
   if (!why) {
@@ -265,6 +291,7 @@ at::Tensor FusedBatchNormRelu::BatchNorm(torch::nn::BatchNorm2dImpl& bn, const a
     torch::autograd::set_history(y, node);
   }
   return y;
+#endif  // TRAINLAB_SYSTEM_DNNL
 }
 
 std::vector<std::string> FusedBatchNormRelu::Choices() const {

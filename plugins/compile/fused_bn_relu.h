@@ -39,6 +39,9 @@ namespace trainlab::compile {
 
 class FusedBatchNormRelu final : public NormalizationOverride {
  public:
+  // Whether this build has oneDNN of its own (Debian's, the default build); LibTorch 2.x builds
+  // (--config=torch2, --config=cuda) do not, and every batch norm runs the module's forward.
+  static bool Built();
   // Why oneDNN's primitive cannot run this batch norm, or nullopt when it can.
   static std::optional<std::string> Unsupported(const torch::nn::BatchNorm2dImpl& bn,
                                                 const at::Tensor& x);
